@@ -1,0 +1,361 @@
+"""Group Relative Policy Optimization (GRPO), as in DeepSeekMath and DeepSeek-R1.
+
+For each prompt we sample a group of G completions, score them with rule-based reward
+functions, and use the group itself as the baseline (no value network)::
+
+    A_i = (r_i - mean(r_1..r_G)) / (std(r_1..r_G) + 1e-4)                      (advantage)
+    L   = -min(ρ_t A_i, clip(ρ_t, 1 - ε_low, 1 + ε_high) A_i) + β KL_k3,t       (per token)
+    ρ_t = π_θ(o_t | q, o_<t) / π_old(o_t | q, o_<t)
+    KL_k3,t = π_ref/π_θ - log(π_ref/π_θ) - 1
+
+and average the per-token loss over the batch in one of three ways (``loss_type``).
+
+How this module departs from the papers, on purpose:
+
+* **Std epsilon.** The papers divide by the group std; like TRL 1.16 we add 1e-4 (and use
+  the unbiased, Bessel-corrected std, as TRL's ``nanstd`` does) so an all-equal group gets
+  advantage 0 instead of 0/0.
+* **Learning rate.** R1 used 3e-6 on a 671B model. Our tiny from-scratch models need a far
+  larger one (REFERENCE's feasibility run: 5e-4 collapsed, 5e-5 worked); default 5e-5.
+* **Group size.** R1 sampled G = 16; we default to G = 8 to fit a CPU budget.
+* **Clip ε.** R1's first RL stage used ε = 10 (almost no clipping); we keep DeepSeekMath's
+  and TRL's ε = 0.2.
+* **One optimizer step per rollout by default** (μ = 1), like TRL; μ > 1 reuses the batch
+  with importance ratios against the detached rollout-time log-probs.
+* **Log-probs are taken from logits divided by the sampling temperature**, as TRL does, so
+  that the policy being optimised is the one that sampled.
+
+The loss is checked against ``trl.GRPOTrainer`` to 1e-5 (``tests/test_grpo_trl.py``);
+``engine="trl"`` runs the same experiment through TRL (see :mod:`minir1.grpo_trl`).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from tqdm import tqdm
+
+LOSS_TYPES: tuple[str, ...] = ("grpo", "dapo", "dr_grpo")
+SCALES: tuple[str, ...] = ("group", "batch", "none")
+ENGINES: tuple[str, ...] = ("minir1", "trl")
+ADV_EPS = 1e-4  # TRL 1.16 (grpo_trainer.py): advantages / (std + 1e-4)
+
+RewardFunc = Callable[..., list]  # (completions, task=[...], key=[...], **kw) -> list[float]
+
+
+def _choice(name: str, value, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+@dataclass
+class GRPOConfig:
+    """Hyper-parameters of one GRPO run (paper values in each field's comment)."""
+
+    group_size: int = 8            # G samples per prompt. R1: 16; DeepSeekMath: 64; TRL: 8. Ours 8 (CPU budget)
+    batch_size: int = 64           # completions per step (= prompts × G). R1: 32 questions × 16 = 512
+    steps: int = 100               # rollout steps. R1-Zero: 10,400 (Nature version)
+    lr: float = 5e-5               # R1: 3e-6; TRL: 1e-6. Tiny from-scratch models need more (5e-4 collapsed, 5e-5 worked)
+    kl_coef: float = 0.0           # β. R1: 0.001; DeepSeekMath: 0.04; TRL: 0.0. Ours 0.0 (no reference forward pass)
+    clip_eps_low: float = 0.2      # ε (lower). DeepSeekMath and TRL: 0.2; R1 first RL stage: 10
+    clip_eps_high: float | None = None  # ε (upper); None = clip_eps_low. DAPO: 0.28
+    loss_type: str = "grpo"        # "grpo" (per-sequence mean, as in the papers), "dapo" (TRL default), "dr_grpo"
+    scale_rewards: str = "group"   # "group" (papers, TRL default), "batch", "none" (Dr. GRPO)
+    num_iterations: int = 1        # μ optimizer steps per rollout batch. DeepSeekMath: 1; TRL: 1
+    temperature: float = 1.0       # sampling temperature (> 0); TRL: 1.0. Log-probs use logits / temperature
+    top_p: float = 1.0             # nucleus sampling; TRL: 1.0
+    max_completion_length: int = 64  # tokens per completion. R1 allowed tens of thousands; TRL: 512
+    reward_weights: tuple[float, ...] | None = None  # one per reward function; None = all 1.0 (TRL default)
+    max_grad_norm: float = 1.0     # gradient clipping; TRL: 1.0
+    weight_decay: float = 0.0      # AdamW; TRL: 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW; TRL (HF Trainer): (0.9, 0.999)
+    template: str = "compact"      # prompt template for minir1.tokenizer.format_prompt ("compact" or "r1")
+    log_kl: bool = True            # measure KL to the initial model even when kl_coef = 0 (costs one forward)
+    eval_every: int = 10           # steps between held-out evaluations (0 = only at start and end)
+    log_every: int = 1             # steps between log lines (0 = silent)
+    gen_batch_size: int = 256      # rows per sampling call (memory only; results do not depend on it)
+
+    def __post_init__(self):
+        if not isinstance(self.group_size, int) or self.group_size < 2:
+            raise ValueError(f"group_size must be an int >= 2 (GRPO needs a group baseline); got {self.group_size!r}")
+        if self.batch_size < 1 or self.batch_size % self.group_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a positive multiple of "
+                             f"group_size ({self.group_size})")
+        _choice("loss_type", self.loss_type, LOSS_TYPES)
+        _choice("scale_rewards", self.scale_rewards, SCALES)
+        for name in ("steps", "num_iterations", "max_completion_length", "gen_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0 for GRPO sampling; got {self.temperature!r}")
+        if self.lr <= 0 or self.kl_coef < 0 or self.clip_eps_low < 0:
+            raise ValueError("lr must be > 0, kl_coef >= 0 and clip_eps_low >= 0; "
+                             f"got lr={self.lr}, kl_coef={self.kl_coef}, clip_eps_low={self.clip_eps_low}")
+
+    @property
+    def eps_high(self) -> float:
+        return self.clip_eps_low if self.clip_eps_high is None else self.clip_eps_high
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---- maths --------------------------------------------------------------------------------
+
+def group_advantages(rewards, group_size: int, scale: str = "group", eps: float = ADV_EPS) -> torch.Tensor:
+    """Group-relative advantages, rows grouped prompt-major (row i*G+j = sample j of prompt i).
+
+    ``scale``: "group" divides by each group's std + eps (GRPO), "batch" by the whole batch's
+    std + eps, "none" does not divide (Dr. GRPO). Std is unbiased, as in TRL 1.16.
+
+    >>> [round(a, 3) for a in group_advantages([1.0, 0.0, 1.0, 1.0], 2).tolist()]
+    [0.707, -0.707, 0.0, 0.0]
+    """
+    r = torch.as_tensor(rewards, dtype=torch.float32).flatten()  # (B,)
+    if not isinstance(group_size, int) or group_size < 2:
+        raise ValueError(f"group_size must be an int >= 2; got {group_size!r}")
+    if r.numel() == 0 or r.numel() % group_size:
+        raise ValueError(f"the batch of {r.numel()} rewards must be a positive multiple of group_size ({group_size})")
+    _choice("scale", scale, SCALES)
+    grouped = r.view(-1, group_size)                    # (B/G, G)
+    adv = grouped - grouped.mean(dim=1, keepdim=True)   # (B/G, G)
+    if scale == "group":
+        adv = adv / (grouped.std(dim=1, keepdim=True) + eps)
+    elif scale == "batch":
+        adv = adv / (r.std() + eps)
+    return adv.reshape(-1)
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator of KL(π_θ || π_ref): exp(Δ) - Δ - 1 with Δ = log π_ref - log π_θ.
+
+    Unbiased when tokens are sampled from π_θ, and always >= 0.
+
+    >>> k3_kl(torch.tensor([0.0]), torch.tensor([0.0])).item()
+    0.0
+    """
+    delta = ref_logp - logp
+    return torch.exp(delta) - delta - 1
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """Log-probabilities (B, C) of the last ``n_completion`` tokens under ``model``, from logits / temperature.
+
+    Positions use the cumulative sum of the attention mask (as :mod:`minir1.sampling` does for
+    left-padded prompts); masked completion positions get 0, as in TRL.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0; got {temperature!r}")
+    if not 1 <= n_completion < input_ids.shape[1]:
+        raise ValueError(f"n_completion must be in [1, {input_ids.shape[1] - 1}]; got {n_completion!r}")
+    pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)                 # (B, T)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos,
+                logits_to_keep=n_completion + 1, use_cache=False)
+    logits = out.logits[:, :-1, :].float() / temperature                     # (B, C, V) predicts tokens T-C..T-1
+    targets = input_ids[:, -n_completion:]                                   # (B, C)
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
+    return logp.masked_fill(attention_mask[:, -n_completion:] == 0, 0.0)
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str,
+              max_completion_length: int | None = None) -> torch.Tensor:
+    """Average a per-token loss (B, C) to a scalar.
+
+    "grpo": mean over each sequence's tokens, then over sequences (DeepSeekMath's 1/|o_i|);
+    "dapo": sum over all tokens / number of tokens in the batch (token-level);
+    "dr_grpo": sum over all tokens / (B × max_completion_length) (constant, Dr. GRPO).
+    """
+    _choice("loss_type", loss_type, LOSS_TYPES)
+    mask = mask.to(per_token.dtype)
+    if loss_type == "grpo":
+        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    if loss_type == "dapo":
+        return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+    if max_completion_length is None or max_completion_length < 1:
+        raise ValueError("loss_type='dr_grpo' needs max_completion_length >= 1 (the constant denominator); "
+                         f"got {max_completion_length!r}")
+    return (per_token * mask).sum() / (per_token.shape[0] * max_completion_length)
+
+
+def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, *,
+              ref_logp: torch.Tensor | None = None, kl_coef: float = 0.0, clip_eps_low: float = 0.2,
+              clip_eps_high: float | None = None, loss_type: str = "grpo",
+              max_completion_length: int | None = None) -> tuple[torch.Tensor, dict]:
+    """The clipped GRPO surrogate loss and its statistics.
+
+    ``logp``, ``old_logp``, ``ref_logp``, ``mask``: (B, C); ``adv``: (B,). Returns ``(loss, stats)``
+    with stats ``kl`` (masked token mean of k3, or nan without ``ref_logp``), ``clip_frac``
+    (tokens whose ratio left the trust region on the side that the min() clips), ``ratio``.
+    """
+    if kl_coef > 0 and ref_logp is None:
+        raise ValueError("kl_coef > 0 needs ref_logp (log-probs of the frozen reference model)")
+    eps_high = clip_eps_low if clip_eps_high is None else clip_eps_high
+    a = adv.unsqueeze(1)                                                     # (B, 1)
+    ratio = torch.exp(logp - old_logp)                                       # (B, C)
+    clipped = torch.clamp(ratio, 1 - clip_eps_low, 1 + eps_high)
+    per_token = -torch.min(ratio * a, clipped * a)                           # (B, C)
+    kl = k3_kl(logp, ref_logp) if ref_logp is not None else None
+    if kl_coef > 0:
+        per_token = per_token + kl_coef * kl
+    loss = aggregate(per_token, mask, loss_type, max_completion_length)
+    with torch.no_grad():
+        m = mask.float()
+        n = m.sum().clamp(min=1.0)
+        out = ((ratio < 1 - clip_eps_low) & (a < 0)) | ((ratio > 1 + eps_high) & (a > 0))
+        stats = {"kl": float((kl * m).sum() / n) if kl is not None else math.nan,
+                 "clip_frac": float((out.float() * m).sum() / n),
+                 "ratio": float((ratio * m).sum() / n)}
+    return loss, stats
+
+
+# ---- records ------------------------------------------------------------------------------
+
+@dataclass
+class Rollout:
+    """One step's batch: G samples for each of B/G prompts; row i*G+j is sample j of prompt i."""
+
+    prompt_ids: torch.Tensor         # (B, P) left-padded
+    prompt_mask: torch.Tensor        # (B, P) 1 on prompt tokens
+    completion_ids: torch.Tensor     # (B, C) right-padded
+    completion_mask: torch.Tensor    # (B, C) 1 on generated tokens up to and including eos
+    texts: list[str]                 # decoded completions (tags kept)
+    tasks: list                      # task name per row
+    keys: list                       # answer key per row
+    rewards_per_func: torch.Tensor   # (B, F) unweighted, one column per reward function
+    rewards: torch.Tensor            # (B,) weighted sum
+    adv: torch.Tensor                # (B,) group-relative advantages
+    correct: dict[str, torch.Tensor] = field(default_factory=dict)  # accuracy name -> (B,) 0/1
+    old_logp: torch.Tensor | None = None  # (B, C) rollout policy, detached; only when μ > 1
+    ref_logp: torch.Tensor | None = None  # (B, C) frozen reference model
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return torch.cat([self.prompt_ids, self.completion_ids], dim=1)  # (B, P + C)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return torch.cat([self.prompt_mask, self.completion_mask], dim=1)  # (B, P + C)
+
+    @property
+    def n_completion(self) -> int:
+        return self.completion_ids.shape[1]
+
+
+@dataclass
+class GRPOResult:
+    """What :func:`train_grpo` returns."""
+
+    model: Any                 # the trained policy (the same object that was passed in)
+    history: list[dict]        # one record per step (see :func:`train_grpo`)
+    evals: list[dict] = field(default_factory=list)  # {"step": s, **eval_fn(model)}, from step 0
+
+
+# ---- rollouts -----------------------------------------------------------------------------
+
+def func_name(f) -> str:
+    """A reward function's name, for log keys (``functools.partial`` unwrapped)."""
+    return getattr(f, "__name__", None) or getattr(getattr(f, "func", None), "__name__", type(f).__name__)
+
+
+def score(reward_funcs: Sequence[RewardFunc], texts: list[str], tasks: list, keys: list) -> torch.Tensor:
+    """Rewards (B, F): column j is ``reward_funcs[j](texts, task=tasks, key=keys)``."""
+    cols = []
+    for f in reward_funcs:
+        r = list(f(texts, task=tasks, key=keys))
+        if len(r) != len(texts):
+            raise ValueError(f"reward function {func_name(f)!r} returned {len(r)} rewards for {len(texts)} "
+                             "completions; it must return one float per completion")
+        col = torch.tensor([float(x) for x in r], dtype=torch.float32)
+        if not torch.isfinite(col).all():
+            raise ValueError(f"reward function {func_name(f)!r} returned a non-finite reward")
+        cols.append(col)
+    return torch.stack(cols, dim=1)  # (B, F)
+
+
+def prompt_batches(problems: Sequence, n: int, seed: int):
+    """Yield lists of ``n`` problems forever, walking seeded shuffles of ``problems`` (like TRL's sampler)."""
+    g = torch.Generator().manual_seed(seed)
+    buf: list = []
+    while True:
+        while len(buf) < n:
+            buf += [problems[i] for i in torch.randperm(len(problems), generator=g).tolist()]
+        yield buf[:n]
+        buf = buf[n:]
+
+
+def make_rollout(model, tokenizer, problems: Sequence, reward_funcs: Sequence[RewardFunc], cfg: GRPOConfig, *,
+                 seed: int, ref_model=None, accuracy_funcs: dict | None = None) -> Rollout:
+    """Sample G completions per problem, score them and compute advantages (and old/ref log-probs)."""
+    from minir1.sampling import generate
+    from minir1.tokenizer import format_prompt
+
+    G = cfg.group_size
+    prompts = [format_prompt(tokenizer, p.question, template=cfg.template) for p in problems]
+    gen = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_completion_length,
+                   temperature=cfg.temperature, top_p=cfg.top_p, num_return_sequences=G, seed=seed,
+                   batch_size=cfg.gen_batch_size)
+    tasks = [p.task for p in problems for _ in range(G)]
+    keys = [p.key for p in problems for _ in range(G)]
+    per_func = score(reward_funcs, gen.texts, tasks, keys)                     # (B, F)
+    weights = torch.tensor(cfg.reward_weights or [1.0] * len(reward_funcs), dtype=torch.float32)
+    rewards = (per_func * weights).sum(dim=1)                                  # (B,)
+    dev = gen.completion_ids.device
+    ro = Rollout(gen.prompt_ids, gen.prompt_mask, gen.completion_ids, gen.completion_mask, gen.texts,
+                 tasks, keys, per_func, rewards, group_advantages(rewards, G, cfg.scale_rewards).to(dev))
+    for name, f in (accuracy_funcs or {}).items():
+        ro.correct[name] = score([f], gen.texts, tasks, keys)[:, 0]
+    with torch.no_grad():
+        if cfg.num_iterations > 1:  # the rollout policy, frozen for the μ inner steps
+            ro.old_logp = token_logprobs(model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature)
+        if ref_model is not None:
+            ro.ref_logp = token_logprobs(ref_model, ro.input_ids, ro.attention_mask, ro.n_completion,
+                                         cfg.temperature)
+    return ro
+
+
+# ---- training -----------------------------------------------------------------------------
+
+def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> dict:
+    """One AdamW step on the whole rollout batch."""
+    model.train()
+    logp = token_logprobs(model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature)  # (B, C)
+    # μ = 1: old = current detached, so the ratio is exactly 1 (the gradient is still A·∇log π).
+    old = ro.old_logp if ro.old_logp is not None else logp.detach()
+    loss, stats = grpo_loss(logp, old, ro.adv, ro.completion_mask, ref_logp=ro.ref_logp, kl_coef=cfg.kl_coef,
+                            clip_eps_low=cfg.clip_eps_low, clip_eps_high=cfg.clip_eps_high,
+                            loss_type=cfg.loss_type, max_completion_length=cfg.max_completion_length)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+    opt.step()
+    return {"loss": loss.item(), "grad_norm": float(grad_norm), **stats}
+
+
+def _mean(x: torch.Tensor) -> float:
+    return float(x.float().mean()) if x.numel() else math.nan
+
+
+def step_record(step: int, ro: Rollout, updates: list[dict], reward_names: list[str], group_size: int, *,
+                sample_s: float, step_s: float, wall_s: float) -> dict:
+    """The per-step log record (see :func:`train_grpo` for the keys)."""
+    lens = ro.completion_mask.sum(dim=1).float().cpu()                       # (B,)
+    spread = ro.rewards.view(-1, group_size).std(dim=1)                      # (B/G,)
+    rec = {"step": step, "loss": sum(u["loss"] for u in updates) / len(updates),
+           "reward": _mean(ro.rewards), "reward_std": float(ro.rewards.std())}
+    rec.update({f"reward_{n}": _mean(ro.rewards_per_func[:, j]) for j, n in enumerate(reward_names)})
+    rec.update({f"acc_{n}": _mean(c) for n, c in ro.correct.items()})
+    first = next(iter(ro.correct.values()), None)
+    rec["len"] = _mean(lens)
+    rec["len_correct"] = _mean(lens[first > 0]) if first is not None else math.nan
+    rec["len_incorrect"] = _mean(lens[first <= 0]) if first is not None else math.nan
+    for k in ("kl", "clip_frac", "grad_norm"):
+        rec[k] = sum(u[k] for u in updates) / len(updates)
+    rec["frac_zero_std"] = _mean(torch.isclose(spread, torch.zeros_like(spread)))
+    rec["tokens"] = int(lens.sum())
+    rec.update(tok_per_s=rec["tokens"] / max(step_s, 1e-9), sample_s=sample_s, step_s=step_s, wall_s=wall_s)
+    return rec

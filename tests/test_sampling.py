@@ -13,16 +13,36 @@ def lm():
     return models.build("nano", tok, seed=3), tok
 
 
-def test_greedy_equals_hf_generate(lm):
+def _hf_greedy(model, tok, prompts, n):
+    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    hf = model.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id,
+                        eos_token_id=tok.eos_token_id)
+    return hf[:, enc["input_ids"].shape[1]:]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_greedy_equals_hf_generate(lm, fast):
     model, tok = lm
     prompts = [format_prompt(tok, q) for q in QUESTIONS]
-    ours = sampling.generate(model, tok, prompts, max_new_tokens=24, temperature=0)
-    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
-    hf = model.generate(**enc, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id,
-                        eos_token_id=tok.eos_token_id)
-    hf_comp = hf[:, enc["input_ids"].shape[1]:]
+    ours = sampling.generate(model, tok, prompts, max_new_tokens=24, temperature=0, fast=fast)
+    hf_comp = _hf_greedy(model, tok, prompts, 24)
     width = ours.completion_ids.shape[1]
     assert torch.equal(hf_comp[:, :width], ours.completion_ids)
+
+
+def test_fast_path_qwen2_gqa_equals_hf():
+    """The static-cache decoder also serves Qwen2 (q/k/v biases, grouped-query attention)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tok = build_tokenizer()
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(cfg).eval()
+    prompts = [format_prompt(tok, q) for q in QUESTIONS]
+    ours = sampling.generate(model, tok, prompts, max_new_tokens=20, temperature=0)
+    assert torch.equal(_hf_greedy(model, tok, prompts, 20)[:, :ours.completion_ids.shape[1]], ours.completion_ids)
 
 
 def test_seeded_sampling_is_deterministic(lm):
@@ -43,7 +63,8 @@ def test_greedy_ignores_seed(lm):
     assert a.texts == b.texts
 
 
-def test_masks_stop_at_eos():
+@pytest.mark.parametrize("fast", [True, False])
+def test_masks_stop_at_eos(fast):
     tok = build_tokenizer()
     model = models.build("pico", tok)
     bias = torch.zeros(len(tok))
@@ -56,7 +77,7 @@ def test_masks_stop_at_eos():
 
     model.lm_head.register_forward_hook(hook)
     prompts = [format_prompt(tok, "1+1"), format_prompt(tok, "2+2")]
-    out = sampling.generate(model, tok, prompts, max_new_tokens=5, temperature=0)
+    out = sampling.generate(model, tok, prompts, max_new_tokens=5, temperature=0, fast=fast)
     assert out.finished[0] and out.n_tokens[0] == 1 and out.texts[0] == ""
     assert out.completion_ids[0, 0] == tok.eos_token_id
     assert (out.completion_ids[0, 1:] == tok.pad_token_id).all()

@@ -60,6 +60,23 @@ def chapter_path(name: str, root: Path | None = None, profile: str = "cpu") -> P
     return chapter_dir(profile, root) / src.name
 
 
+def toc_files(root: Path | None = None) -> list[str]:
+    """Every document named in ``_toc.yml`` (``root`` first), e.g. ``book/chapters/01_cost``."""
+    import yaml
+
+    root = Path(root) if root is not None else repo_root()
+
+    def walk(node) -> list[str]:
+        if isinstance(node, list):
+            return [f for v in node for f in walk(v)]
+        if not isinstance(node, dict):
+            return []
+        own = [node[k] for k in ("root", "file") if isinstance(node.get(k), str)]
+        return own + [f for v in node.values() if isinstance(v, (list, dict)) for f in walk(v)]
+
+    return walk(yaml.safe_load((root / "_toc.yml").read_text()))
+
+
 def _unknown_chapter(name: str, root: Path | None = None) -> str:
     valid = ", ".join(repr(n) for n in source_notebooks(root)) or "(none: notebooks/ is empty)"
     return f"chapter must be one of {valid}; got {name!r}"

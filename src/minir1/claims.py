@@ -107,8 +107,8 @@ def claims_table(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def _cell(text: str) -> str:
-    """Make ``text`` safe inside one cell of a markdown pipe table."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Make ``text`` safe inside one cell of a markdown pipe table (``$`` is not math)."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace("$", "\\$")
 
 
 def _chapter_docs() -> dict[str, str]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .tasks import Problem, get_task
+from .tasks import Problem, completion, final_answer, get_task
 
 KINDS = ("plain", "worked", "chat_plain", "chat_worked", "chat_tagged")
 
@@ -53,11 +53,6 @@ def chat(question: str, reply: str) -> str:
     return f"User: {question}\nAssistant: {reply}"
 
 
-def tagged(steps: str, answer: str) -> str:
-    """R1's output format: ``<think> steps </think> <answer> answer </answer>``."""
-    return f"<think>{steps}</think> <answer>{answer}</answer>"
-
-
 def render(problem: Problem, kind: str, rng: random.Random, error_rate: float, task) -> str:
     """One document of ``kind`` about ``problem``."""
     steps = task.worked_solution(problem, rng, error_rate) if "worked" in kind or kind == "chat_tagged" else ""
@@ -70,14 +65,8 @@ def render(problem: Problem, kind: str, rng: random.Random, error_rate: float, t
     if kind == "chat_worked":
         return chat(problem.question, steps)
     if kind == "chat_tagged":
-        return chat(problem.question, tagged(steps, final_answer(steps, problem)))
+        return chat(problem.question, completion(steps, final_answer(steps)))
     raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
-
-
-def final_answer(steps: str, problem: Problem) -> str:
-    """The answer a worked solution arrives at (its last ``=``-separated piece)."""
-    tail = steps.rsplit("=", 1)[-1].strip() if "=" in steps else problem.answer
-    return tail or problem.answer
 
 
 def build_corpus(cfg: CorpusConfig = CorpusConfig()) -> list[str]:

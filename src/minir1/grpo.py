@@ -61,6 +61,7 @@ class GRPOConfig:
     steps: int = 100               # rollout steps. R1-Zero: 10,400 (Nature version)
     lr: float = 5e-5               # R1: 3e-6; TRL: 1e-6. Tiny from-scratch models need more (5e-4 collapsed, 5e-5 worked)
     kl_coef: float = 0.0           # β. R1: 0.001; DeepSeekMath: 0.04; TRL: 0.0. Ours 0.0 (no reference forward pass)
+    kl_ratio_correction: bool = False  # multiply k3 by the ratio ρ (DeepSeek-V3.2; TRL 1.16 default True). Papers: no
     clip_eps_low: float = 0.2      # ε (lower). DeepSeekMath and TRL: 0.2; R1 first RL stage: 10
     clip_eps_high: float | None = None  # ε (upper); None = clip_eps_low. DAPO: 0.28
     loss_type: str = "grpo"        # "grpo" (per-sequence mean, as in the papers), "dapo" (TRL default), "dr_grpo"
@@ -185,11 +186,12 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str,
 def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, *,
               ref_logp: torch.Tensor | None = None, kl_coef: float = 0.0, clip_eps_low: float = 0.2,
               clip_eps_high: float | None = None, loss_type: str = "grpo",
-              max_completion_length: int | None = None) -> tuple[torch.Tensor, dict]:
+              max_completion_length: int | None = None,
+              kl_ratio_correction: bool = False) -> tuple[torch.Tensor, dict]:
     """The clipped GRPO surrogate loss and its statistics.
 
     ``logp``, ``old_logp``, ``ref_logp``, ``mask``: (B, C); ``adv``: (B,). Returns ``(loss, stats)``
-    with stats ``kl`` (masked token mean of k3, or nan without ``ref_logp``), ``clip_frac``
+    with stats ``kl`` (masked token mean of the KL term, or nan without ``ref_logp``), ``clip_frac``
     (tokens whose ratio left the trust region on the side that the min() clips), ``ratio``.
     """
     if kl_coef > 0 and ref_logp is None:
@@ -200,6 +202,8 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mas
     clipped = torch.clamp(ratio, 1 - clip_eps_low, 1 + eps_high)
     per_token = -torch.min(ratio * a, clipped * a)                           # (B, C)
     kl = k3_kl(logp, ref_logp) if ref_logp is not None else None
+    if kl is not None and kl_ratio_correction:  # DeepSeek-V3.2: unbiased reverse-KL gradient off-policy
+        kl = kl * ratio
     if kl_coef > 0:
         per_token = per_token + kl_coef * kl
     loss = aggregate(per_token, mask, loss_type, max_completion_length)
@@ -328,7 +332,8 @@ def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> 
     old = ro.old_logp if ro.old_logp is not None else logp.detach()
     loss, stats = grpo_loss(logp, old, ro.adv, ro.completion_mask, ref_logp=ro.ref_logp, kl_coef=cfg.kl_coef,
                             clip_eps_low=cfg.clip_eps_low, clip_eps_high=cfg.clip_eps_high,
-                            loss_type=cfg.loss_type, max_completion_length=cfg.max_completion_length)
+                            loss_type=cfg.loss_type, max_completion_length=cfg.max_completion_length,
+                            kl_ratio_correction=cfg.kl_ratio_correction)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -359,3 +364,123 @@ def step_record(step: int, ro: Rollout, updates: list[dict], reward_names: list[
     rec["tokens"] = int(lens.sum())
     rec.update(tok_per_s=rec["tokens"] / max(step_s, 1e-9), sample_s=sample_s, step_s=step_s, wall_s=wall_s)
     return rec
+
+
+def format_line(rec: dict) -> str:
+    """The fixed-format log line of a step record."""
+    acc = "/".join(f"{rec[k]:.2f}" for k in rec if k.startswith("acc_")) or "-"
+    return (f"step {rec['step']:4d} | loss {rec['loss']:+.4f} | reward {rec['reward']:.3f} | acc {acc} | "
+            f"len {rec['len']:5.1f} | kl {rec['kl']:.4f} | clip {rec['clip_frac']:.3f} | "
+            f"zero-std {rec['frac_zero_std']:.2f} | {rec['tok_per_s'] / 1e3:5.1f}k tok/s | {rec['wall_s']:6.1f} s")
+
+
+def default_accuracy_funcs() -> dict[str, RewardFunc]:
+    """Strict (answer inside ``<answer>``) and lenient accuracy from :mod:`minir1.rewards`."""
+    from minir1.rewards import accuracy_reward, accuracy_reward_lenient
+
+    return {"strict": accuracy_reward, "lenient": accuracy_reward_lenient}
+
+
+def greedy_eval(model, *, tokenizer, problems: Sequence, accuracy_funcs: dict, cfg: GRPOConfig) -> dict:
+    """Greedy (temperature 0) accuracy and mean length on held-out ``problems``."""
+    from minir1.sampling import generate
+    from minir1.tokenizer import format_prompt
+
+    prompts = [format_prompt(tokenizer, p.question, template=cfg.template) for p in problems]
+    gen = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_completion_length, temperature=0.0,
+                   batch_size=cfg.gen_batch_size)
+    tasks, keys = [p.task for p in problems], [p.key for p in problems]
+    out = {f"acc_{n}": _mean(score([f], gen.texts, tasks, keys)[:, 0]) for n, f in accuracy_funcs.items()}
+    out["len"] = sum(gen.n_tokens) / len(gen.n_tokens)
+    return out
+
+
+def _check_inputs(problems, reward_funcs, cfg: GRPOConfig) -> list:
+    if not isinstance(cfg, GRPOConfig):
+        raise ValueError(f"cfg must be a GRPOConfig; got {type(cfg).__name__}")
+    if not problems:
+        raise ValueError("train_problems must be a non-empty sequence of problems (with .task, .question, .key)")
+    missing = [a for a in ("task", "question", "key") if not hasattr(problems[0], a)]
+    if missing:
+        raise ValueError(f"train_problems items need attributes task, question, key; missing {missing}")
+    funcs = [reward_funcs] if callable(reward_funcs) else list(reward_funcs or [])
+    if not funcs or not all(callable(f) for f in funcs):
+        raise ValueError("reward_funcs must be a callable or a non-empty list of callables "
+                         "(completions, task=..., key=...) -> list[float]")
+    if cfg.reward_weights is not None and len(cfg.reward_weights) != len(funcs):
+        raise ValueError(f"reward_weights has {len(cfg.reward_weights)} entries but there are {len(funcs)} "
+                         "reward functions; give one weight per function")
+    return funcs
+
+
+def _frozen_copy(model):
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def _train_minir1(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn, accuracy_funcs,
+                  seed) -> GRPOResult:
+    from minir1.utils import seed_everything
+
+    gen = seed_everything(seed)
+    if ref_model is None and (cfg.kl_coef > 0 or cfg.log_kl):
+        ref_model = _frozen_copy(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
+    batches = prompt_batches(problems, cfg.batch_size // cfg.group_size, seed)
+    names = [func_name(f) for f in reward_funcs]
+    history, evals, t0 = [], [], time.perf_counter()
+    if eval_fn is not None:
+        evals.append({"step": 0, **eval_fn(model)})
+    for step in tqdm(range(1, cfg.steps + 1), desc="GRPO", unit="step", disable=cfg.log_every == 0):
+        t = time.perf_counter()
+        sample_seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+        ro = make_rollout(model, tokenizer, next(batches), reward_funcs, cfg, seed=sample_seed,
+                          ref_model=ref_model, accuracy_funcs=accuracy_funcs)
+        sample_s = time.perf_counter() - t
+        updates = [_update(model, opt, ro, cfg) for _ in range(cfg.num_iterations)]
+        now = time.perf_counter()
+        rec = step_record(step, ro, updates, names, cfg.group_size, sample_s=sample_s, step_s=now - t,
+                          wall_s=now - t0)
+        history.append(rec)
+        if cfg.log_every and step % cfg.log_every == 0:
+            tqdm.write(format_line(rec))
+        if eval_fn is not None and (step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0)):
+            evals.append({"step": step, **eval_fn(model)})
+    model.eval()
+    return GRPOResult(model=model, history=history, evals=evals)
+
+
+def train_grpo(model, tokenizer, train_problems: Sequence, reward_funcs, cfg: GRPOConfig | None = None, *,
+               eval_problems: Sequence | None = None, ref_model=None, engine: str = "minir1",
+               eval_fn: Callable[[Any], dict] | None = None, accuracy_funcs: dict[str, RewardFunc] | None = None,
+               seed: int = 0) -> GRPOResult:
+    """Train ``model`` in place with GRPO; return the model, per-step history and evaluations.
+
+    ``train_problems``: objects with ``task``, ``question``, ``key`` (e.g. :class:`minir1.tasks.Problem`),
+    prompted with ``format_prompt(tokenizer, question, cfg.template)``. ``reward_funcs``: a callable
+    or list ``(completions, task=[...], key=[...]) -> list[float]``, weighted by ``cfg.reward_weights``.
+    ``ref_model``: the frozen KL reference (default: a copy of ``model`` at the start). ``eval_fn(model)
+    -> dict`` runs at step 0, every ``cfg.eval_every`` steps and at the end; by default greedy accuracy
+    on ``eval_problems`` when given. ``accuracy_funcs`` (default strict and lenient from
+    :mod:`minir1.rewards`) are logged, not optimised. ``engine="trl"`` runs ``trl.GRPOTrainer`` instead.
+
+    History keys: step, loss, reward, reward_std, reward_<func>, acc_<name>, len, len_correct and
+    len_incorrect (by the first accuracy function), kl, clip_frac, grad_norm, frac_zero_std (groups
+    whose rewards are all equal: no signal), tokens, tok_per_s (sampled tokens / step time),
+    sample_s, step_s, wall_s.
+    """
+    cfg = GRPOConfig() if cfg is None else cfg
+    _choice("engine", engine, ENGINES)
+    funcs = _check_inputs(train_problems, reward_funcs, cfg)
+    accuracy_funcs = default_accuracy_funcs() if accuracy_funcs is None else dict(accuracy_funcs)
+    if eval_fn is None and eval_problems is not None:
+        def eval_fn(m):
+            return greedy_eval(m, tokenizer=tokenizer, problems=eval_problems, accuracy_funcs=accuracy_funcs,
+                               cfg=cfg)
+    kw = dict(ref_model=ref_model, eval_fn=eval_fn, accuracy_funcs=accuracy_funcs, seed=seed)
+    if engine == "trl":
+        from minir1.grpo_trl import train_grpo_trl
+
+        return train_grpo_trl(model, tokenizer, train_problems, funcs, cfg, **kw)
+    return _train_minir1(model, tokenizer, train_problems, funcs, cfg, **kw)

@@ -86,12 +86,97 @@ def _generate_batch(model, ids, mask, max_new_tokens, temperature, top_p, gen, e
     return comp, (~after_eos).long(), done
 
 
+FAST_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+
+
+class _StaticCacheDecoder:
+    """Llama / Qwen2 decoding with a preallocated KV cache, reusing the model's own modules.
+
+    Same maths as the model's ``forward`` (its projections, RoPE, norms and MLP modules are
+    called as they are); what it removes is the per-step bookkeeping: no growing cache
+    (``torch.cat`` every step), one boolean mask, and finished rows dropped from the batch.
+    """
+
+    def __init__(self, model, batch: int, max_len: int):
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        cfg, inner = model.config, model.model
+        self.model, self.inner, self.rope = model, inner, apply_rotary_pos_emb
+        self.n_kv = cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        shape = (len(inner.layers), batch, self.n_kv, max_len, self.head_dim)  # (L, B, H_kv, T, D)
+        dtype, dev = inner.embed_tokens.weight.dtype, inner.embed_tokens.weight.device
+        self.k = torch.zeros(shape, dtype=dtype, device=dev)
+        self.v = torch.zeros(shape, dtype=dtype, device=dev)
+        self.len = 0
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only batch ``rows`` (drop finished sequences)."""
+        self.k, self.v = self.k[:, rows], self.v[:, rows]
+
+    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) of the last position after feeding ``ids`` (B, t) at ``pos`` (B, t)."""
+        B, t = ids.shape
+        t0, t1 = self.len, self.len + t
+        x = self.inner.embed_tokens(ids)                               # (B, t, C)
+        cos, sin = self.inner.rotary_emb(x, pos)
+        causal = torch.ones(t, t1, dtype=torch.bool, device=ids.device).tril(diagonal=t0)
+        mask = key_mask[:, None, None, :t1] & causal                  # (B, 1, t, t1)
+        # Every query may see itself, so left-pad rows stay finite (they are never read).
+        mask = mask | (torch.arange(t1, device=ids.device) == (t0 + torch.arange(t, device=ids.device))[:, None])
+        for i, layer in enumerate(self.inner.layers):
+            attn, h = layer.self_attn, layer.input_layernorm(x)
+            q = attn.q_proj(h).view(B, t, -1, self.head_dim).transpose(1, 2)        # (B, H, t, D)
+            k = attn.k_proj(h).view(B, t, self.n_kv, self.head_dim).transpose(1, 2)  # (B, H_kv, t, D)
+            v = attn.v_proj(h).view(B, t, self.n_kv, self.head_dim).transpose(1, 2)
+            q, k = self.rope(q, k, cos, sin)
+            self.k[i, :, :, t0:t1], self.v[i, :, :, t0:t1] = k, v
+            o = torch.nn.functional.scaled_dot_product_attention(
+                q, self.k[i, :, :, :t1], self.v[i, :, :, :t1], attn_mask=mask, scale=attn.scaling,
+                enable_gqa=q.shape[1] != self.n_kv)                                   # (B, H, t, D)
+            x = x + attn.o_proj(o.transpose(1, 2).reshape(B, t, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        self.len = t1
+        return self.model.lm_head(self.inner.norm(x[:, -1]))           # (B, V)
+
+
+@torch.inference_mode()
+def _generate_batch_fast(model, ids, mask, max_new_tokens, temperature, top_p, gen, eos_id, pad_id):
+    B, P = ids.shape
+    dec = _StaticCacheDecoder(model, B, P + max_new_tokens)
+    key_mask = torch.cat([mask.bool(), torch.ones(B, max_new_tokens, dtype=torch.bool, device=ids.device)], 1)
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)                   # (B, P)
+    logits = dec(ids, pos, key_mask)
+    next_pos = pos[:, -1:] + 1
+    out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    alive = torch.arange(B, device=ids.device)                        # original row of each live row
+    for step in range(max_new_tokens):
+        tok = _pick(logits, temperature, top_p, gen)
+        out[alive, step] = tok
+        live = tok != eos_id
+        if not bool(live.any()) or step == max_new_tokens - 1:
+            break
+        if not bool(live.all()):                                       # drop finished rows
+            alive, tok, next_pos, key_mask = alive[live], tok[live], next_pos[live], key_mask[live]
+            dec.select(live.nonzero().squeeze(1))
+        logits = dec(tok[:, None], next_pos, key_mask)
+        next_pos = next_pos + 1
+    width = int((out != pad_id).any(0).nonzero().max()) + 1 if bool((out != pad_id).any()) else 1
+    comp = out[:, :width]
+    is_eos = (comp == eos_id).long()
+    after_eos = (is_eos.cumsum(dim=1) - is_eos) > 0
+    done = is_eos.any(dim=1)
+    return comp, (~after_eos).long(), done
+
+
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 1.0,
              top_p: float = 1.0, num_return_sequences: int = 1, seed: int = 0,
-             batch_size: int = 256) -> Generation:
+             batch_size: int = 256, fast: bool = True) -> Generation:
     """Sample ``num_return_sequences`` completions for each prompt (text already templated).
 
     ``temperature=0`` is greedy decoding.  The same ``seed`` gives the same samples.
+    ``fast`` uses the static-cache decoder for Llama / Qwen2 models (else the model's
+    own ``forward`` with a ``DynamicCache``, which works for any causal LM).
     """
     _check(max_new_tokens, temperature, top_p, num_return_sequences, batch_size)
     if not prompts:
@@ -110,8 +195,9 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
     comps, cmasks, dones = [], [], []
     was_training = model.training
     model.eval()
+    step_fn = _generate_batch_fast if (fast and type(model).__name__ in FAST_ARCHITECTURES) else _generate_batch
     for s in range(0, ids.shape[0], batch_size):
-        c, m, d = _generate_batch(model, ids[s:s + batch_size], mask[s:s + batch_size],
+        c, m, d = step_fn(model, ids[s:s + batch_size], mask[s:s + batch_size],
                                   max_new_tokens, temperature, top_p, gen, eos_id, pad_id)
         comps.append(c), cmasks.append(m), dones.append(d)
     model.train(was_training)

@@ -57,6 +57,11 @@ def _columns(digits_a: list[int], combine) -> list[tuple[str, int]]:
     return steps
 
 
+def _carry(carry: int, dropped: bool) -> str:
+    """The carry term of a step; a dropped carry is not written (that is the mistake)."""
+    return f"+{carry}" if carry and not dropped else ""
+
+
 def _render(steps: list[tuple[str, int]]) -> str:
     result = str(steps[-1][1]) + "".join(str(v % 10) for _, v in reversed(steps[:-1]))
     return " ".join(f"{t}={v}" for t, v in steps) + f" ={int(result)}"
@@ -128,7 +133,7 @@ class Addition(_Arithmetic):
 
         def combine(i, carry):
             value = int(da[i]) + int(db[i]) + carry + (delta if i == wrong else 0)
-            return f"{da[i]}+{db[i]}" + (f"+{carry}" if carry else ""), value
+            return f"{da[i]}+{db[i]}" + _carry(carry, i == wrong and delta == -carry), value
 
         return _columns(list(da), combine)
 
@@ -159,9 +164,10 @@ class Multiplication(_Arithmetic):
 
         def combine(i, carry):
             value = int(da[i]) * m + carry + (delta if i == wrong else 0)
-            return f"{da[i]}*{m}" + (f"+{carry}" if carry else ""), value
+            return f"{da[i]}*{m}" + _carry(carry, i == wrong and delta == -carry), value
 
         return _columns(list(da), combine)
 
     def _deltas(self, m, steps, col):
-        return super()._deltas(m, steps, col) + [-m, m]  # a neighbouring times-table entry
+        digit = int(steps[col][0][0])  # a neighbouring times-table entry, e.g. 7*8=48
+        return super()._deltas(m, steps, col) + ([-m, m] if digit >= 2 else [m])

@@ -1,0 +1,145 @@
+"""Rule-based rewards in TRL's signature: ``f(completions, **kwargs) -> list[float]``.
+
+R1-Zero used two rewards and no neural reward model: an *accuracy* reward (the final answer,
+in a specified format, checked by rules) and a *format* reward (reasoning between
+``<think>`` and ``</think>``).  ``kwargs`` are dataset columns, one entry per completion:
+``task`` (a task name from :data:`minir1.tasks.TASKS`) and ``key`` (its verifier key).
+
+* :func:`accuracy_reward` — strict: the text inside the **last** ``<answer>...</answer>``
+  block, checked by the task's verifier.
+* :func:`accuracy_reward_lenient` — if the completion has an answer block, as strict;
+  otherwise the last arithmetic run of the text (the last number, or the last expression).
+  It measures what the model knows regardless of the format it uses.
+* :func:`format_reward` — strict R1 format: optional whitespace, ``<think>...</think>``,
+  optional whitespace, ``<answer>...</answer>``, optional whitespace, nothing else; no tag
+  inside either block.
+* :func:`format_reward_lenient` — exactly one ``<answer>`` and one ``</answer>``, in order.
+
+Completions may be strings or, as TRL passes conversational data, lists of messages (the
+last message's ``content`` is scored).  Model output is untrusted: nothing here evaluates it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from .tasks import verify
+
+_STRICT_FORMAT = re.compile(
+    r"\s*<think>(?:(?!</?think>|</?answer>).)*</think>"
+    r"\s*<answer>(?:(?!</?think>|</?answer>).)*</answer>\s*",
+    re.DOTALL,
+)
+# Maximal runs of arithmetic characters that start with a digit or "(" (no "=" inside).
+_ARITH_RUN = re.compile(r"[0-9(][0-9+\-*/() ]*", re.ASCII)
+
+
+def _text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, (list, tuple)) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    raise ValueError(f"completions must be strings or lists of messages; got {type(completion).__name__}")
+
+
+def _columns(completions: Sequence, **columns: Sequence) -> list[list]:
+    for name, col in columns.items():
+        if col is None or isinstance(col, str) or len(col) != len(completions):
+            got = "a string" if isinstance(col, str) else ("missing" if col is None else f"length {len(col)}")
+            raise ValueError(f"{name} must be a list with one entry per completion "
+                             f"({len(completions)}); got {got}")
+    return [list(col) for col in columns.values()]
+
+
+def _answer_block(text: str) -> str | None:
+    end = text.rfind("</answer>")
+    if end < 0:
+        return None
+    start = text.rfind("<answer>", 0, end)
+    return None if start < 0 else text[start + len("<answer>"):end].strip()
+
+
+def _fallback_runs(text: str) -> list[str]:
+    """The last arithmetic run of ``text``, then the last one holding an operator."""
+    runs = [r.strip() for r in _ARITH_RUN.findall(text)]
+    out = runs[-1:] + [r for r in reversed(runs) if any(c in r for c in "+-*/")][:1]
+    return list(dict.fromkeys(out))
+
+
+def extract_answer(text: str, strict: bool = True) -> str | None:
+    """The answer a completion gives, or None.
+
+    Strict: the stripped inside of the last ``<answer>...</answer>`` block.  Lenient: that,
+    else the last run of digits, operators and parentheses in the text.
+
+    >>> extract_answer("<think>7+9=16 =16</think> <answer> 16 </answer>")
+    '16'
+    >>> extract_answer("<answer>1</answer> then <answer>2</answer>")
+    '2'
+    >>> extract_answer("so it is 5*3+7.") is None, extract_answer("so it is 5*3+7.", strict=False)
+    (True, '5*3+7')
+    """
+    if not isinstance(text, str):
+        return None
+    block = _answer_block(text)
+    if block is not None or strict:
+        return block
+    runs = _fallback_runs(text)
+    return runs[0] if runs else None
+
+
+def accuracy_reward(completions: list, task: list[str] | None = None, key: list[str] | None = None,
+                    **kwargs) -> list[float]:
+    """1.0 when the last ``<answer>`` block verifies against ``key``, else 0.0.
+
+    >>> accuracy_reward(["<think>.</think><answer>936</answer>", "936"], task=["addition"] * 2,
+    ...                 key=["936"] * 2)
+    [1.0, 0.0]
+    """
+    tasks, keys = _columns(completions, task=task, key=key)
+    out = []
+    for c, t, k in zip(completions, tasks, keys):
+        ans = extract_answer(_text(c), strict=True)
+        out.append(float(ans is not None and verify(t, k, ans)))
+    return out
+
+
+def accuracy_reward_lenient(completions: list, task: list[str] | None = None,
+                            key: list[str] | None = None, **kwargs) -> list[float]:
+    """Like :func:`accuracy_reward`; without an answer block, the text's last number or expression.
+
+    >>> accuracy_reward_lenient(["7+9=16 =16", "<answer>15</answer> 16"], task=["addition"] * 2,
+    ...                         key=["16"] * 2)
+    [1.0, 0.0]
+    """
+    tasks, keys = _columns(completions, task=task, key=key)
+    out = []
+    for c, t, k in zip(completions, tasks, keys):
+        text = _text(c)
+        block = _answer_block(text)
+        candidates = [block] if block is not None else _fallback_runs(text)
+        out.append(float(any(verify(t, k, a) for a in candidates)))
+    return out
+
+
+def format_reward(completions: list, **kwargs) -> list[float]:
+    """1.0 for exactly ``<think>...</think> <answer>...</answer>`` (whitespace allowed around).
+
+    >>> format_reward([" <think>a</think>\\n<answer>1</answer>", "<think>a</think><answer>1</answer>!"])
+    [1.0, 0.0]
+    """
+    return [float(_STRICT_FORMAT.fullmatch(_text(c)) is not None) for c in completions]
+
+
+def format_reward_lenient(completions: list, **kwargs) -> list[float]:
+    """1.0 when the completion holds exactly one ``<answer>...</answer>`` block.
+
+    >>> format_reward_lenient(["so <answer>1</answer>!", "<answer>1</answer><answer>2</answer>"])
+    [1.0, 0.0]
+    """
+    out = []
+    for c in completions:
+        text = _text(c)
+        one = text.count("<answer>") == 1 and text.count("</answer>") == 1
+        out.append(float(one and text.index("<answer>") < text.index("</answer>")))
+    return out

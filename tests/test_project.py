@@ -1,0 +1,142 @@
+"""Project checks: the promises that a clean clone of the book relies on.
+
+Source notebooks are clean and parameterised and listed in the table of contents; every
+executed chapter is fresh (executed from the current source, with a published profile);
+results files follow the contract and use registered claim ids; vendored data says where
+it comes from.  Failures name the file and say what to run.
+"""
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+from minir1 import chapters, claims, results
+from minir1.profiles import PUBLISHED_PROFILES
+from minir1.utils import repo_root
+
+ROOT = repo_root()
+SOURCES = chapters.source_notebooks()
+EXECUTED = sorted((ROOT / "book" / "chapters").glob("*.ipynb"))
+RESULTS = sorted((ROOT / "book" / "results").glob("*.json"))
+TOC = chapters.toc_files()
+
+
+def _rerun(name: str) -> str:
+    return f"run `make chapters CHAPTER={name}` (or `python -m minir1.chapters --chapter {name}`)"
+
+
+# ----------------------------------------------------------------------------- sources
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_source_notebook_is_clean_and_parameterised(name):
+    path = SOURCES[name]
+    try:
+        nb = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        pytest.fail(f"{path.name} is not valid JSON: {e}")
+    dirty = [i for i, c in enumerate(nb["cells"])
+             if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
+    params = chapters.parameters_cells(nb)
+    assert len(params) == 1, f"{path.name}: needs exactly one cell tagged 'parameters', has {len(params)}"
+    tree = ast.parse("".join(params[0]["source"]))
+    assigned = {t.id for node in tree.body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    assert "profile" in assigned, f"{path.name}: the parameters cell must assign `profile`"
+    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
+    assert kernel == "python3", f"{path.name}: kernelspec name must be 'python3', got {kernel!r}"
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_source_notebook_chapter_is_in_toc(name):
+    doc = f"book/chapters/{SOURCES[name].stem}"
+    assert doc in TOC, f"{doc} (from notebooks/{SOURCES[name].name}) is not listed in _toc.yml"
+
+
+def test_toc_chapters_have_source_notebooks():
+    stems = {p.stem for p in SOURCES.values()}
+    orphans = [f for f in TOC if f.startswith("book/chapters/") and Path(f).name not in stems]
+    assert not orphans, f"_toc.yml lists chapters without a source notebook in notebooks/: {orphans}"
+
+
+def test_notebooks_are_named_nn_name():
+    bad = [p.name for p in (ROOT / "notebooks").glob("*.ipynb") if p.stem not in
+           {s.stem for s in SOURCES.values()}]
+    assert not bad, f"source notebooks must be named NN_name.ipynb (lower case): {bad}"
+
+
+# ----------------------------------------------------------------------------- executed chapters
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_source_notebook_has_executed_chapter(name):
+    status = chapters.chapter_status(name)
+    assert status["exists"], f"book/chapters/{SOURCES[name].name} is missing: {_rerun(name)}"
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=[p.name for p in EXECUTED])
+def test_executed_chapter_is_fresh_and_published(path):
+    m = re.match(r"^\d\d_(.+)$", path.stem)
+    name = m.group(1) if m else path.stem
+    assert name in SOURCES and SOURCES[name].name == path.name, \
+        f"book/chapters/{path.name} has no source notebook notebooks/{path.name}"
+    status = chapters.chapter_status(name)
+    assert status["fresh"], (f"book/chapters/{path.name} is stale: its source notebook changed "
+                             f"since it was executed; {_rerun(name)}")
+    assert status["profile"] in PUBLISHED_PROFILES, (
+        f"book/chapters/{path.name} was executed with profile {status['profile']!r}; the book "
+        f"shows only {PUBLISHED_PROFILES}: {_rerun(name)}")
+
+
+def test_chapters_executed_with_older_package_are_reported():
+    """Not a failure: library changes need not invalidate every chapter. But say so."""
+    old = [n for n in SOURCES if chapters.chapter_status(n)["exists"]
+           and not chapters.chapter_status(n)["package_current"]]
+    if old:
+        warnings.warn(f"chapters executed with an older minir1 package: {', '.join(old)}; "
+                      f"consider `make chapters` (or CHAPTER=name for each)", UserWarning)
+
+
+# ----------------------------------------------------------------------------- results files
+@pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
+def test_results_file_follows_contract(path):
+    obj = results.validate_file(path)  # raises naming the file and the field
+    assert obj["profile"] in PUBLISHED_PROFILES, (
+        f"{path.name}: profile {obj['profile']!r} does not belong in book/results "
+        "(smoke results go to .artifacts/results-smoke)")
+    assert obj["chapter"] == path.stem, f"{path.name}: field 'chapter' is {obj['chapter']!r}"
+    known = claims.claims_by_id()
+    unknown = [c["id"] for c in obj["claims"] if c["id"] not in known]
+    assert not unknown, f"{path.name}: claim ids {unknown} are not in data/claims.yml"
+    wrong = [c["id"] for c in obj["claims"] if known[c["id"]]["chapter"] != obj["chapter"]]
+    assert not wrong, f"{path.name}: claims {wrong} belong to another chapter in data/claims.yml"
+
+
+# ----------------------------------------------------------------------------- registry and data
+def test_claims_registry_and_intro_quote_the_same_thesis():
+    reg = claims.load_registry()
+    intro = " ".join((ROOT / "book" / "intro.md").read_text().replace(">", " ").split())
+    assert " ".join(reg["thesis"].split()) in intro, "book/intro.md must quote data/claims.yml's thesis"
+
+
+def test_claims_table_builds():
+    table = claims.claims_table()
+    assert len(table) == len(claims.load_claims())
+    assert set(table["verdict"]) <= set(results.VERDICTS) | {claims.PENDING}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "data").glob("*.csv")), ids=lambda p: p.name)
+def test_data_csv_has_source_column(path):
+    with path.open(newline="") as f:
+        header = next(csv.reader(f), [])
+    assert "source" in header, f"data/{path.name} needs a 'source' column; it has {header}"
+
+
+def test_data_files_are_indexed():
+    index = (ROOT / "data" / "README.md").read_text()
+    missing = [p.name for p in sorted((ROOT / "data").iterdir())
+               if p.is_file() and p.name != "README.md" and p.name not in index]
+    assert not missing, f"data/README.md must list each vendored file with source and license: {missing}"

@@ -1,0 +1,284 @@
+"""Unit tests of the results contract and its consumers.
+
+minir1.results (metric maths by hand, schema errors that name the field, atomic writes,
+where results go), minir1.profiles, the claims table, the verdict box, and the chapter
+runner (``python -m minir1.chapters``: bad arguments, freshness, atomic replacement).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from minir1 import book, chapters, claims, profiles, results
+from minir1.utils import package_hash, repo_root, sha256_file
+
+ROOT = repo_root()
+
+
+def _results(**over) -> dict:
+    """A small valid results object (as written by write_results)."""
+    obj = {
+        "chapter": "rl", "profile": "cpu", "seeds": [0, 1, 2], "config": {"lr": 1e-3},
+        "metrics": {"acc": results.metric([0.5, 0.7, 0.6]), "flops": 1.0e12,
+                    "curve": {"0": results.metric([0.1, 0.2]), "10": 0.5}},
+        "claims": [results.claim("rl-vanilla-to-reasoner", "supported", "accuracy 0.1 -> 0.6")],
+        "provenance": results.provenance(wall_seconds=1.5, flops=1e12),
+    }
+    obj.update(over)
+    return obj
+
+
+def _write(tmp_path: Path, **over) -> Path:
+    obj = _results(**over)
+    return results.write_results(
+        obj["chapter"], profile=obj["profile"], seeds=obj["seeds"], config=obj["config"],
+        metrics=obj["metrics"], claims=obj["claims"], wall_seconds=1.5, flops=1e12,
+        out_dir=tmp_path)
+
+
+def _dir_listing(*dirs: Path) -> dict:
+    return {str(d): sorted(p.name for p in d.iterdir()) if d.exists() else None for d in dirs}
+
+
+# ----------------------------------------------------------------------------- metric maths
+def test_metric_t_interval_by_hand():
+    m = results.metric([0.5, 0.7, 0.6])
+    # mean 0.6; sample sd 0.1; t(0.975, df=2) = 4.303; half-width 4.303 * 0.1 / sqrt(3)
+    half = 4.303 * 0.1 / math.sqrt(3)
+    assert m["mean"] == pytest.approx(0.6)
+    assert m["ci95"] == pytest.approx([0.6 - half, 0.6 + half], abs=1e-9)
+    assert m["per_seed"] == [0.5, 0.7, 0.6]
+
+
+def test_metric_one_seed_and_explicit_interval():
+    assert results.metric([0.25]) == {"mean": 0.25, "ci95": [0.25, 0.25], "per_seed": [0.25]}
+    assert results.metric([1.0, 3.0], ci95=(0.5, 3.5))["ci95"] == [0.5, 3.5]
+    # large df falls back to the normal quantile 1.96
+    m = results.metric([0.0, 1.0] * 100)
+    half = 1.96 * math.sqrt(sum((v - 0.5) ** 2 for v in [0.0, 1.0] * 100) / 199) / math.sqrt(200)
+    assert m["ci95"][1] - 0.5 == pytest.approx(half, rel=1e-6)
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, float("nan")], [float("inf")]])
+def test_metric_rejects_empty_and_non_finite(bad):
+    with pytest.raises(results.ResultsError, match="per_seed"):
+        results.metric(bad)
+
+
+def test_value_and_claim():
+    assert results.value(results.metric([1.0, 3.0])) == 2.0
+    assert results.value(0.25) == 0.25
+    with pytest.raises(results.ResultsError, match="'supported'"):
+        results.claim("cost-final-run", "maybe", "no")
+
+
+# ----------------------------------------------------------------------------- schema
+def test_valid_object_passes():
+    assert results.validate(_results())["chapter"] == "rl"
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda o: o["claims"][0].update(verdict="maybe"), "claims/0/verdict"),
+    (lambda o: o.pop("provenance"), "provenance"),
+    (lambda o: o["provenance"].pop("git_commit"), "git_commit"),
+    (lambda o: o.update(profile="laptop"), "profile"),
+    (lambda o: o["metrics"].update(acc={"mean": 0.5, "ci95": [0.4], "per_seed": [0.5]}), "metrics/acc"),
+    (lambda o: o["metrics"].update(acc=float("nan")), "metrics/acc"),
+])
+def test_schema_failures_name_the_field(mutate, field):
+    obj = _results()
+    mutate(obj)
+    with pytest.raises(results.ResultsError) as err:
+        results.validate(obj, "rl.json")
+    assert "rl.json" in str(err.value) and field in str(err.value)
+
+
+def test_validate_file_names_the_file(tmp_path):
+    bad = tmp_path / "rl.json"
+    bad.write_text("{not json")
+    with pytest.raises(results.ResultsError, match="rl.json"):
+        results.validate_file(bad)
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def test_write_then_load_round_trip(tmp_path):
+    path = _write(tmp_path)
+    assert path == tmp_path / "rl.json"
+    assert results.load_results("rl", out_dir=tmp_path)["metrics"]["acc"]["mean"] == pytest.approx(0.6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rl.json"]  # no temp file left
+    with pytest.raises(FileNotFoundError, match="'cost'"):
+        results.load_results("cost", out_dir=tmp_path)
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    with pytest.raises(results.ResultsError, match="verdict"):
+        _write(tmp_path, claims=[{"id": "x", "verdict": "maybe", "evidence": "e"}])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
+    path = _write(tmp_path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)  # fail between temp write and rename
+    with pytest.raises(OSError, match="disk full"):
+        _write(tmp_path, seeds=[7])
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rl.json"]
+
+
+# ----------------------------------------------------------------------------- routing
+def test_results_dir_routing(monkeypatch):
+    monkeypatch.delenv("MINIR1_RESULTS_DIR", raising=False)
+    assert results.results_dir("smoke") == ROOT / ".artifacts" / "results-smoke"
+    assert results.results_dir("cpu") == ROOT / "book" / "results"
+    assert results.results_dir("gpu") == ROOT / "book" / "results"
+
+
+def test_results_dir_env_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("MINIR1_RESULTS_DIR", str(tmp_path))
+    assert results.results_dir("cpu") == tmp_path
+    obj = _results()
+    path = results.write_results("rl", profile="smoke", seeds=[0], config={}, metrics=obj["metrics"],
+                                 claims=obj["claims"], wall_seconds=0.1, flops=0.0)
+    assert path == tmp_path / "rl.json"
+    assert results.load_results("rl", "smoke")["profile"] == "smoke"
+
+
+# ----------------------------------------------------------------------------- profiles
+def test_bogus_profile_lists_valid_ones():
+    with pytest.raises(ValueError) as err:
+        profiles.check_profile("bogus")
+    assert all(repr(p) in str(err.value) for p in profiles.PROFILES) and "'bogus'" in str(err.value)
+    assert profiles.pick("smoke", smoke=1, cpu=2) == 1
+    assert profiles.pick("gpu", smoke=1, cpu=2) == 2
+
+
+# ----------------------------------------------------------------------------- claims table
+def test_registry_is_well_formed():
+    reg = claims.load_registry()
+    ids = [c["id"] for c in reg["claims"]]
+    assert len(ids) == len(set(ids)) and "rl-vanilla-to-reasoner" in ids
+    assert "upended" in reg["thesis"]
+
+
+def test_claims_table_reads_results(tmp_path):
+    _write(tmp_path)
+    table = claims.claims_table(tmp_path)
+    assert list(table["id"]) == [c["id"] for c in claims.load_claims()]
+    row = table.set_index("id").loc["rl-vanilla-to-reasoner"]
+    assert row["verdict"] == "supported" and row["profile"] == "cpu"
+    assert set(table[table["chapter"] != "rl"]["verdict"]) == {claims.PENDING}
+
+
+def test_write_claims_markdown(tmp_path):
+    _write(tmp_path)
+    out = claims.write_claims_markdown(tmp_path / "gen" / "claims.md", results_dir=tmp_path)
+    text = out.read_text()
+    assert "`rl-vanilla-to-reasoner`" in text and "{bdg-success}`supported`" in text
+    assert "\\$5.5" in text  # dollars are escaped, not math
+    assert sorted(p.name for p in out.parent.iterdir()) == ["claims.md"]
+
+
+# ----------------------------------------------------------------------------- verdict box
+def test_verdict_box_and_footer():
+    res = _results(claims=[results.claim("rl-vanilla-to-reasoner", "not supported", "<b>x</b>")])
+    html = book.verdict_box(res).data
+    assert '<table class="minir1-verdicts"' in html and "Verdict" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html  # evidence is escaped
+    assert book.COLOURS["not supported"][0] in html and "vanilla" in html
+    res["provenance"].update(git_commit="0123456789abcdef-dirty", wall_seconds=75.2)
+    foot = book.provenance_footer(res).data
+    assert 'class="minir1-provenance"' in foot
+    for s in ("0123456789 (uncommitted changes)", "1 min 15 s", "1e+12", "torch", "0, 1, 2"):
+        assert s in foot
+
+
+# ----------------------------------------------------------------------------- chapters CLI
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "minir1.chapters", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args, expect", [
+    (("--profile", "bogus"), ["'smoke'", "'cpu'", "'gpu'", "'bogus'"]),
+    (("--profile", "cpu", "--chapter", "no_such_chapter"), ["chapter must be one of", "'no_such_chapter'"]),
+])
+def test_cli_rejects_bad_arguments_and_writes_nothing(args, expect):
+    watched = [ROOT / "book" / "chapters", ROOT / "book" / "results",
+               ROOT / ".artifacts" / "chapters-smoke"]
+    before = _dir_listing(*watched)
+    out = _cli(*args)
+    assert out.returncode == 2, out.stderr
+    assert all(e in out.stderr for e in expect), out.stderr
+    assert _dir_listing(*watched) == before
+
+
+def _fake_repo(tmp_path: Path, monkeypatch, code: str) -> Path:
+    """A repository with one source notebook ``notebooks/01_demo.ipynb``."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "src" / "minir1").mkdir(parents=True)
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    monkeypatch.setenv("MINIR1_ROOT", str(tmp_path))
+    monkeypatch.delenv("MINIR1_RESULTS_DIR", raising=False)
+    _source(tmp_path, code)
+    return tmp_path
+
+
+def _source(root: Path, code: str) -> None:
+    nb = new_notebook(cells=[
+        new_markdown_cell("# Demo"),
+        new_code_cell('profile = "cpu"\nseeds = [3, 4]', metadata={"tags": ["parameters"]}),
+        new_code_cell(code)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, root / "notebooks" / "01_demo.ipynb")
+
+
+def test_run_chapter_records_provenance_and_is_atomic(tmp_path, monkeypatch):
+    root = _fake_repo(tmp_path, monkeypatch, "print('ran with', profile)")
+    assert list(chapters.source_notebooks()) == ["demo"]
+    assert chapters.chapter_status("demo")["exists"] is False
+    path = chapters.run_chapter("demo", "cpu")
+    assert path == root / "book" / "chapters" / "01_demo.ipynb"
+    meta = json.loads(path.read_text())["metadata"]["minir1"]
+    assert meta["profile"] == "cpu" and meta["seeds"] == [3, 4]
+    assert meta["parameters"] == {"profile": "cpu", "seeds": [3, 4]}
+    assert meta["source_hash"] == sha256_file(root / "notebooks" / "01_demo.ipynb")
+    assert meta["package_hash"] == package_hash() and meta["wall_seconds"] > 0
+    status = chapters.chapter_status("demo")
+    assert status["fresh"] and status["package_current"] and status["profile"] == "cpu"
+
+    before = path.read_bytes()
+    _source(root, "raise RuntimeError('boom')")  # the source changes and now fails
+    assert chapters.chapter_status("demo")["fresh"] is False
+    with pytest.raises(Exception, match="boom"):
+        chapters.run_chapter("demo", "cpu")
+    assert path.read_bytes() == before  # previous chapter untouched
+    assert sorted(p.name for p in path.parent.iterdir()) == ["01_demo.ipynb"]  # temp removed
+
+
+def test_notebook_parameters_are_parsed_not_executed():
+    nb = new_notebook(cells=[new_code_cell('profile = "gpu"\nseeds = [1]\nx = os.system("no")',
+                                           metadata={"tags": ["parameters"]})])
+    assert chapters.notebook_parameters(nb) == {"profile": "gpu", "seeds": [1]}
+
+
+def test_junit_timing(tmp_path):
+    xml = tmp_path / "j.xml"
+    xml.write_text('<testsuites><testsuite>'
+                   '<testcase classname=".artifacts.nbval.01_cost.ipynb" name="Cell 0" time="1.5"/>'
+                   '<testcase classname=".artifacts.nbval.01_cost.ipynb" name="Cell 1" time="2.0"/>'
+                   '<testcase classname=".artifacts.nbval.02_lab.ipynb" name="Cell 0" time="4"/>'
+                   '</testsuite></testsuites>')
+    assert chapters.junit_timing(xml) == {"01_cost.ipynb": 3.5, "02_lab.ipynb": 4.0}

@@ -28,6 +28,15 @@ KL_VARIANTS = [(0.0, False), (0.04, False), (0.04, True)]  # (β, KL × ratio as
 PROMPTS = ["<bos>User: 12+3\nAssistant:", "<bos>User: 7\nAssistant:", "<bos>User: 345+67\nAssistant:"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run faster on one thread, and much faster when the two cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny_llama(vocab: int, seed: int) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -168,6 +177,10 @@ def seven(completions, task=None, key=None, **kw):
     return [float(c[:1] == "7") for c in completions]
 
 
+def spread(completions, **kw):  # varies between samples of a random model, so advantages are not all zero
+    return [sum(map(ord, c)) % 5 / 4 for c in completions]
+
+
 def test_trl_engine_runs_offline():
     from minir1.grpo import train_grpo
 
@@ -176,7 +189,7 @@ def test_trl_engine_runs_offline():
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = GRPOConfig(group_size=2, batch_size=4, steps=2, max_completion_length=6, kl_coef=0.04, lr=1e-3,
                      log_every=0, eval_every=1)
-    res = train_grpo(model, tok, [Toy(i) for i in range(4)], [seven], cfg, engine="trl",
+    res = train_grpo(model, tok, [Toy(i) for i in range(4)], [spread], cfg, engine="trl",
                      accuracy_funcs={"strict": seven}, eval_fn=lambda m: {"one": 1.0}, seed=0)
     assert [r["step"] for r in res.history] == [1, 2]
     assert [e["step"] for e in res.evals] == [0, 1, 2]

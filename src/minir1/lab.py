@@ -39,7 +39,7 @@ LAB_PROFILES: dict[str, LabConfig] = {
 }
 
 # Held-out evaluation sizes per profile: (problems per task, samples per problem).
-EVAL_SIZES = {"smoke": (16, 4), "cpu": (200, 16), "gpu": (500, 64)}
+EVAL_SIZES = {"smoke": (8, 16), "cpu": (200, 16), "gpu": (500, 64)}
 
 
 def lab_config(profile: str, *, preset: str | None = None, seed: int = 0) -> LabConfig:
@@ -73,3 +73,103 @@ def base_model(profile: str, *, preset: str | None = None, seed: int = 0, force:
     path = artifacts.cached("base", asdict(cfg), _build_base(cfg), force=force)
     model, tok = models.load(path, device=device())
     return model, tok, artifacts.load_meta(path)
+
+
+# ----------------------------------------------------------------------------- capability
+LAB_TASKS: tuple[tuple[str, int], ...] = (("addition", 3), ("countdown", 3))  # (task, difficulty)
+MAX_NEW_TOKENS = 96  # longest completion we sample (a tagged countdown search fits in ~80)
+
+
+def heldout(task: str, difficulty: int, profile: str, seed: int = 1234) -> list:
+    """The held-out problems a profile evaluates on (test split; fixed across chapters)."""
+    from .tasks import get_task
+
+    n, _ = EVAL_SIZES[check_profile(profile)]
+    return get_task(task, difficulty).sample("test", n, seed=seed)
+
+
+def capability(model, tokenizer, profile: str, seeds=(0, 1, 2), tasks=LAB_TASKS) -> dict:
+    """Held-out capability per task: sampled (T = 1) strict/lenient accuracy, pass@k, format
+    rate over ``seeds`` (bootstrap CIs over problems and seeds), and greedy accuracy.
+
+    Returns ``{task: {"sampled": summary, "greedy": EvalResult, "runs": [EvalResult, ...]}}``.
+    """
+    from .evaluation import evaluate, summarize
+
+    _, n_samples = EVAL_SIZES[check_profile(profile)]
+    out = {}
+    for name, difficulty in tasks:
+        problems = heldout(name, difficulty, profile)
+        runs = [evaluate(model, tokenizer, problems, n_samples=n_samples, temperature=1.0, seed=s,
+                         ks=(1, 4, 16), max_new_tokens=MAX_NEW_TOKENS) for s in seeds]
+        greedy = evaluate(model, tokenizer, problems, n_samples=1, temperature=0.0, ks=(1,),
+                          max_new_tokens=MAX_NEW_TOKENS)
+        out[name] = {"sampled": summarize(runs), "greedy": greedy, "runs": runs}
+    return out
+
+
+def capability_metrics(cap: dict) -> dict:
+    """Results-file metrics from :func:`capability`: series keyed by task name."""
+    from .results import metric
+
+    def series(key):
+        return {t: c["sampled"][key] for t, c in cap.items() if key in c["sampled"]}
+
+    return {
+        "base_pass_at_1": series("pass@1"),
+        "base_pass_at_16": series("pass@16"),
+        "base_pass_at_1_lenient": series("pass@1_lenient"),
+        "base_pass_at_16_lenient": series("pass@16_lenient"),
+        "base_format_rate": series("format"),
+        "base_format_rate_lenient": series("format_lenient"),
+        "base_greedy_acc": {t: metric([c["greedy"].acc]) for t, c in cap.items()},
+        "base_greedy_acc_lenient": {t: metric([c["greedy"].acc_lenient]) for t, c in cap.items()},
+        "base_mean_len": {t: metric([float(sum(r.tokens_generated for r in c["runs"]))
+                                     / sum(len(r.correct) * r.n_samples for r in c["runs"])]) for t, c in cap.items()},
+    }
+
+
+def lab_metrics(meta: dict, cap: dict, peak_flops_per_s: float) -> dict:
+    """All metrics of the lab chapter: the base's size and cost, and its capability."""
+    achieved = meta["flops"] / meta["wall_seconds"]
+    return {
+        "base_params": meta["params"], "base_train_tokens": meta["tokens"],
+        "base_train_flops": meta["flops"], "base_train_wall_seconds": meta["wall_seconds"],
+        "base_train_flops_per_s": achieved, "machine_matmul_flops_per_s": peak_flops_per_s,
+        "base_train_mfu": achieved / peak_flops_per_s,
+        "base_final_train_loss": meta["history"][-1]["loss"],
+        **capability_metrics(cap),
+    }
+
+
+def eval_flops(cap: dict, n_params: int) -> float:
+    """Forward FLOPs of the evaluation samples (2·N per generated token, prompts ignored)."""
+    toks = sum(r.tokens_generated for c in cap.values() for r in [*c["runs"], c["greedy"]])
+    return 2.0 * n_params * toks
+
+
+def lab_extra(meta: dict, cap: dict) -> dict:
+    """What the chapter shows besides metrics: loss history and sample completions."""
+    return {"loss_history": meta["history"],
+            "samples": {t: c["runs"][0].samples for t, c in cap.items()},
+            "greedy_samples": {t: c["greedy"].samples for t, c in cap.items()}}
+
+
+def verdicts(metrics: dict) -> list[dict]:
+    """The lab's precondition check: does the base leave room for RL on every task?
+
+    Room means: sampled strict pass@1 is low but not zero (between 0.5% and 50%) and
+    pass@16 is clearly higher (its CI lies above pass@1's CI).
+    """
+    from .results import claim
+
+    ok, parts = [], []
+    for task, p1 in metrics["base_pass_at_1"].items():
+        p16 = metrics["base_pass_at_16"][task]
+        room = 0.005 <= p1["mean"] <= 0.5 and p16["ci95"][0] > p1["ci95"][1]
+        ok.append(room)
+        parts.append(f"{task}: pass@1 {p1['mean']:.1%} [{p1['ci95'][0]:.1%}, {p1['ci95'][1]:.1%}], "
+                     f"pass@16 {p16['mean']:.1%} [{p16['ci95'][0]:.1%}, {p16['ci95'][1]:.1%}]")
+    verdict = "supported" if all(ok) else ("partly supported" if any(ok) else "not supported")
+    return [claim("lab-room-for-rl", verdict,
+                  "Held-out strict (R1-format) accuracy of the base, sampled at T = 1 — " + "; ".join(parts) + ".")]

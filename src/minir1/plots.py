@@ -70,7 +70,7 @@ def cost_bars(ax, metrics):
     for yi, v, (_, _, published) in zip(y, vals, _COST_ROWS):
         ax.barh(yi, v, color="#dddddd" if published else PALETTE[0], edgecolor="#444444",
                 hatch="//" if published else None)
-        ax.text(v * 1.15, yi, f"${v / 1e6:.3g}M", va="center", fontsize=8)
+        ax.text(v * 1.15, yi, f"${v / 1e6:.4g}M", va="center", fontsize=8)
     hw = _num(metrics["deepseek_hardware_usd"])
     ax.axvline(hw, color="k", ls="--", lw=1)
     ax.text(hw * 0.92, y[-1] - 0.45, f"DeepSeek hardware > ${hw / 1e6:.0f}M\n(SemiAnalysis; capex)",
@@ -108,6 +108,72 @@ def mfu_bars(ax, metrics):
 
 
 # ---- lab chapter (02_lab) ---------------------------------------------------------------
+def loss_curve(ax, history, label=None):
+    """Training loss against steps from a trainer history ``[{step, loss}, ...]``."""
+    ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker=".", label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (nats/token)")
+    return ax
+
+
+def _fmt(m) -> str:
+    if isinstance(m, dict) and "mean" in m:
+        lo, hi = m["ci95"]
+        return f"{m['mean']:.1%} [{lo:.1%}, {hi:.1%}]"
+    return f"{m:.3g}"
+
+
+def capability_table(metrics: dict):
+    """A task × metric table (strings "mean [lo, hi]") of the lab's capability series."""
+    import pandas as pd
+
+    cols = {"pass@1 strict": "base_pass_at_1", "pass@16 strict": "base_pass_at_16",
+            "pass@1 lenient": "base_pass_at_1_lenient", "pass@16 lenient": "base_pass_at_16_lenient",
+            "greedy strict": "base_greedy_acc", "greedy lenient": "base_greedy_acc_lenient",
+            "R1 format rate": "base_format_rate"}
+    tasks = list(metrics["base_pass_at_1"])
+    rows = {t: {c: _fmt(metrics[k][t]) for c, k in cols.items() if k in metrics} for t in tasks}
+    table = pd.DataFrame(rows).T
+    table.index.name = "task"
+    return table
+
+
+def pass_at_k_bars(ax, metrics: dict):
+    """Grouped bars: pass@1 / pass@16, strict / lenient, per task, with CI error bars."""
+    keys = [("base_pass_at_1", "pass@1 strict"), ("base_pass_at_16", "pass@16 strict"),
+            ("base_pass_at_1_lenient", "pass@1 lenient"), ("base_pass_at_16_lenient", "pass@16 lenient")]
+    tasks = list(metrics["base_pass_at_1"])
+    width = 0.8 / len(keys)
+    for j, (k, label) in enumerate(keys):
+        ms = [metrics[k][t] for t in tasks]
+        x = np.arange(len(tasks)) + (j - (len(keys) - 1) / 2) * width
+        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
+        ax.bar(x, [m["mean"] for m in ms], width, yerr=err, capsize=3, label=label)
+    ax.set_xticks(np.arange(len(tasks)))
+    ax.set_xticklabels(tasks)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out accuracy")
+    ax.legend(fontsize=8, ncol=2)
+    return ax
+
+
+def bench_table(path=None):
+    """The benchmark figures of ``book/results/bench.json`` as a table (or a note if absent)."""
+    import json
+
+    import pandas as pd
+
+    from .results import results_dir
+
+    p = path or results_dir("cpu") / "bench.json"
+    try:
+        metrics = json.loads(open(p).read())["metrics"]
+    except FileNotFoundError:
+        return pd.DataFrame({"note": ["no benchmark yet: run `make bench`"]})
+    rows = {k: (_fmt(v) if "mfu" in k else (f"{v['mean']:.4g} [{v['ci95'][0]:.4g}, {v['ci95'][1]:.4g}]"
+                                              if isinstance(v, dict) else f"{v:.4g}")) for k, v in metrics.items()}
+    return pd.DataFrame({"value (mean [95% CI] over repeats)": rows})
+
 
 # ---- RL chapter (03_rl) -----------------------------------------------------------------
 

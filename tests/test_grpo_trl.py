@@ -15,6 +15,9 @@ import pytest
 import torch
 
 trl = pytest.importorskip("trl")
+# transformers deprecations raised inside TRL, and TRL's note that rollout_func is experimental
+pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"),
+              pytest.mark.filterwarnings("ignore:You are using 'rollout_func':UserWarning")]
 from datasets import Dataset  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 

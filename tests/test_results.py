@@ -256,6 +256,9 @@ def test_run_chapter_records_provenance_and_is_atomic(tmp_path, monkeypatch):
     assert meta["parameters"] == {"profile": "cpu", "seeds": [3, 4]}
     assert meta["source_hash"] == sha256_file(root / "notebooks" / "01_demo.ipynb")
     assert meta["package_hash"] == package_hash() and meta["wall_seconds"] > 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     status = chapters.chapter_status("demo")
     assert status["fresh"] and status["package_current"] and status["profile"] == "cpu"
 

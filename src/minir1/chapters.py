@@ -174,6 +174,9 @@ def run_chapter(name: str, profile: str, root: Path | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{src.stem}.", suffix=".tmp.ipynb")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would survive the rename
     start, t0 = time.time(), time.perf_counter()
     try:
         pm.execute_notebook(str(src), tmp, parameters={"profile": profile}, kernel_name="python3",

@@ -15,15 +15,27 @@ How this module departs from the papers, on purpose:
 * **Std epsilon.** The papers divide by the group std; like TRL 1.16 we add 1e-4 (and use
   the unbiased, Bessel-corrected std, as TRL's ``nanstd`` does) so an all-equal group gets
   advantage 0 instead of 0/0.
-* **Learning rate.** R1 used 3e-6 on a 671B model. Our tiny from-scratch models need a far
+* **Learning rate.** R1 used 3e-6 on a 671B model (DeepSeekMath 1e-6). Our tiny from-scratch models need a far
   larger one (REFERENCE's feasibility run: 5e-4 collapsed, 5e-5 worked); default 5e-5.
 * **Group size.** R1 sampled G = 16; we default to G = 8 to fit a CPU budget.
 * **Clip ε.** R1's first RL stage used ε = 10 (almost no clipping); we keep DeepSeekMath's
   and TRL's ε = 0.2.
+* **β = 0 by default** (R1: 0.001, DeepSeekMath: 0.04, TRL: 0.0): R1's value barely acts and
+  costs a reference forward pass; the KL to the initial model is still logged (``log_kl``).
+* **KL estimator.** k3, as in DeepSeekMath. TRL 1.16 multiplies it by the ratio ρ by default
+  (DeepSeek-V3.2's unbiased form, ``use_bias_correction_kl``); here that is opt-in
+  (``kl_ratio_correction``).
+* **Loss aggregation.** Default "grpo" (the papers' per-sequence mean 1/|o_i|); TRL 1.16
+  defaults to "dapo" (token mean); "dr_grpo" divides by a constant.
 * **One optimizer step per rollout by default** (μ = 1), like TRL; μ > 1 reuses the batch
   with importance ratios against the detached rollout-time log-probs.
 * **Log-probs are taken from logits divided by the sampling temperature**, as TRL does, so
-  that the policy being optimised is the one that sampled.
+  that the policy being optimised is the one that sampled. Position ids are cumsum(mask) - 1,
+  as in :mod:`minir1.sampling`; TRL passes none, which under RoPE (relative positions) gives
+  the same numbers up to rounding.
+
+R1's values quoted in :class:`GRPOConfig` (G = 16, β = 0.001, lr 3e-6, ε = 10, 32 questions
+per step) come from the Nature / arXiv v2 version of the paper (secondary; see REFERENCE).
 
 The loss is checked against ``trl.GRPOTrainer`` to 1e-5 (``tests/test_grpo_trl.py``);
 ``engine="trl"`` runs the same experiment through TRL (see :mod:`minir1.grpo_trl`).
@@ -59,7 +71,7 @@ class GRPOConfig:
     group_size: int = 8            # G samples per prompt. R1: 16; DeepSeekMath: 64; TRL: 8. Ours 8 (CPU budget)
     batch_size: int = 64           # completions per step (= prompts × G). R1: 32 questions × 16 = 512
     steps: int = 100               # rollout steps. R1-Zero: 10,400 (Nature version)
-    lr: float = 5e-5               # R1: 3e-6; TRL: 1e-6. Tiny from-scratch models need more (5e-4 collapsed, 5e-5 worked)
+    lr: float = 5e-5               # R1: 3e-6; DeepSeekMath, TRL: 1e-6. Tiny models need more (5e-4 collapsed)
     kl_coef: float = 0.0           # β. R1: 0.001; DeepSeekMath: 0.04; TRL: 0.0. Ours 0.0 (no reference forward pass)
     kl_ratio_correction: bool = False  # multiply k3 by the ratio ρ (DeepSeek-V3.2; TRL 1.16 default True). Papers: no
     clip_eps_low: float = 0.2      # ε (lower). DeepSeekMath and TRL: 0.2; R1 first RL stage: 10
@@ -78,7 +90,7 @@ class GRPOConfig:
     log_kl: bool = True            # measure KL to the initial model even when kl_coef = 0 (costs one forward)
     eval_every: int = 10           # steps between held-out evaluations (0 = only at start and end)
     log_every: int = 1             # steps between log lines (0 = silent)
-    gen_batch_size: int = 256      # rows per sampling call (memory only; results do not depend on it)
+    gen_batch_size: int = 256      # rows per sampling call (bounds memory; another value draws other samples)
 
     def __post_init__(self):
         if not isinstance(self.group_size, int) or self.group_size < 2:

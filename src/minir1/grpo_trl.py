@@ -56,7 +56,8 @@ def to_trl_config(cfg: GRPOConfig, *, output_dir: str, seed: int, reward_weights
         gradient_accumulation_steps=1, num_generations=cfg.group_size,
         learning_rate=cfg.lr, lr_scheduler_type="constant", optim="adamw_torch", weight_decay=cfg.weight_decay,
         adam_beta1=cfg.adam_betas[0], adam_beta2=cfg.adam_betas[1], max_grad_norm=cfg.max_grad_norm,
-        beta=cfg.kl_coef, use_bias_correction_kl=cfg.kl_ratio_correction, epsilon=cfg.clip_eps_low, epsilon_high=cfg.eps_high, loss_type=cfg.loss_type,
+        beta=cfg.kl_coef, use_bias_correction_kl=cfg.kl_ratio_correction, epsilon=cfg.clip_eps_low,
+        epsilon_high=cfg.eps_high, loss_type=cfg.loss_type,
         scale_rewards=cfg.scale_rewards, num_iterations=cfg.num_iterations, temperature=cfg.temperature,
         top_p=cfg.top_p, max_completion_length=cfg.max_completion_length, reward_weights=reward_weights,
     )

@@ -8,11 +8,11 @@ from the *train* split of each task (held-out problems never appear):
 =================  ============================================  ==============
 kind               example (addition)                            default share
 =================  ============================================  ==============
-``plain``          ``347+589=936``                               0.40
-``worked``         ``347+589: <scratchpad> =936``                0.25
-``chat_plain``     ``User: 347+589\\nAssistant: 936``             0.23
-``chat_worked``    ``User: 347+589\\nAssistant: <scratchpad>``    0.10
-``chat_tagged``    ``... Assistant: <think>...</think> <answer>936</answer>``  0.02
+``plain``          ``347+589=936``                               0.35
+``worked``         ``347+589: <scratchpad> =936``                0.30
+``chat_plain``     ``User: 347+589\\nAssistant: 936``             0.20
+``chat_worked``    ``User: 347+589\\nAssistant: <scratchpad>``    0.11
+``chat_tagged``    ``... Assistant: <think>...</think> <answer>936</answer>``  0.04
 =================  ============================================  ==============
 
 Worked solutions contain a mistake with probability ``error_rate`` ("mixed quality").
@@ -33,10 +33,10 @@ KINDS = ("plain", "worked", "chat_plain", "chat_worked", "chat_tagged")
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    tasks: tuple[tuple[str, int, float], ...] = (("addition", 3, 0.6), ("countdown", 3, 0.4))  # (task, difficulty, weight)
+    tasks: tuple[tuple[str, int, float], ...] = (("addition", 3, 0.8), ("countdown", 3, 0.2))  # (task, difficulty, weight)
     n_docs: int = 40_000          # documents (each becomes <bos> doc <eos>)
-    mix: tuple[float, ...] = (0.40, 0.25, 0.23, 0.10, 0.02)  # shares of KINDS
-    error_rate: float = 0.3       # share of worked solutions with a mistake
+    mix: tuple[float, ...] = (0.35, 0.30, 0.20, 0.11, 0.04)  # shares of KINDS
+    error_rate: float = 0.2       # share of worked solutions with a mistake
     seed: int = 0
 
     def __post_init__(self):

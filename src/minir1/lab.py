@@ -23,7 +23,7 @@ from .utils import device, seed_everything
 class LabConfig:
     preset: str = "micro"                            # model size (see minir1.models.PRESETS)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=800, batch_size=32, lr=2e-3,
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1200, batch_size=32, lr=2e-3,
                                                                    pack=True, seq_len=128, desc="pretrain"))
     seed: int = 0                                    # model initialisation
 

@@ -177,6 +177,8 @@ def run_chapter(name: str, profile: str, root: Path | None = None) -> Path:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would survive the rename
+    # Hash what we execute now, even if the files are edited while the chapter runs.
+    source_hash, pkg_hash = sha256_file(src), package_hash()
     start, t0 = time.time(), time.perf_counter()
     try:
         pm.execute_notebook(str(src), tmp, parameters={"profile": profile}, kernel_name="python3",
@@ -187,7 +189,7 @@ def run_chapter(name: str, profile: str, root: Path | None = None) -> Path:
         nb.metadata["minir1"] = {
             "profile": profile, "parameters": params,
             "seeds": _seeds(name, profile, params, start), "wall_seconds": round(wall, 3),
-            "source_hash": sha256_file(src), "package_hash": package_hash(),
+            "source_hash": source_hash, "package_hash": pkg_hash,
             "git_commit": git_commit(root),
             "executed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }

@@ -176,6 +176,69 @@ def bench_table(path=None):
 
 
 # ---- RL chapter (03_rl) -----------------------------------------------------------------
+def _series(runs, part, key):
+    """(seeds × points) array of ``key`` from each run's ``history`` or ``evals``, and the steps."""
+    steps = [row["step"] for row in runs[0][part]]
+    vals = [[np.nan if row.get(key) is None else row[key] for row in r[part]] for r in runs]
+    return steps, np.asarray(vals, dtype=float)
+
+
+def rl_curves(axes, extra: dict):
+    """Four panels from ``rl.json``'s extra: train reward, held-out pass@1, length, KL/zero-spread."""
+    runs = extra["runs"]
+    ax = axes[0]
+    for key, label in (("reward", "total"), ("reward_accuracy_reward", "accuracy"), ("reward_format_reward", "format")):
+        band(ax, *_series(runs, "history", key), label=label)
+    ax.set(title="training reward", xlabel="step")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for key, label in (("pass_at_1", "strict"), ("pass_at_1_lenient", "lenient")):
+        band(ax, *_series(runs, "evals", key), label=f"held-out {label}")
+        band(ax, *_series(extra["ablation"], "evals", key), label=f"{label}, KL on")
+    ax.set(title="held-out pass@1 (T = 1)", xlabel="step", ylim=(0, 1))
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    for key, label in (("len_correct", "correct"), ("len_incorrect", "incorrect")):
+        band(ax, *_series(runs, "history", key), label=label)
+    ax.set(title="completion length (tokens)", xlabel="step")
+    ax.legend(fontsize=8)
+    ax = axes[3]
+    band(ax, *_series(runs, "history", "kl"), label="KL to base")
+    band(ax, *_series(runs, "history", "frac_zero_std"), label="zero-spread groups")
+    ax.set(title="KL and zero-spread fraction", xlabel="step")
+    ax.legend(fontsize=8)
+    return axes
+
+
+def passk_curves(ax, metrics: dict):
+    """pass@k against k (log scale) for base and RL, strict and lenient, RL with CI bands."""
+    for suffix, style in (("", "-"), ("_lenient", "--")):
+        ks = sorted(metrics[f"base_pass_at_k{suffix}"], key=int)
+        x = [int(k) for k in ks]
+        ax.plot(x, [metrics[f"base_pass_at_k{suffix}"][k] for k in ks], style, color=PALETTE[7],
+                label=f"base {suffix.strip('_') or 'strict'}")
+        rl = [metrics[f"rl_pass_at_k{suffix}"][k] for k in ks]
+        ax.plot(x, [m["mean"] for m in rl], style, color=PALETTE[1], label=f"RL {suffix.strip('_') or 'strict'}")
+        ax.fill_between(x, [m["ci95"][0] for m in rl], [m["ci95"][1] for m in rl], color=PALETTE[1], alpha=0.15)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="k (samples per problem)", ylabel="held-out pass@k", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def rl_table(metrics: dict):
+    """Base vs RL vs RL with KL vs SFT on answers: pass@1 strict/lenient and mean length."""
+    import pandas as pd
+
+    rows = {"base": "base", "GRPO (β = 0)": "rl", "GRPO, KL on": "rl_kl", "SFT on answers (equal FLOPs)": "sft_answers"}
+    cols = {"pass@1 strict": "pass_at_1", "pass@1 lenient": "pass_at_1_lenient", "mean length": "mean_len"}
+    out = {}
+    for name, pre in rows.items():
+        out[name] = {c: (_fmt(metrics[f"{pre}_{k}"]) if k != "mean_len" else
+                         f"{metrics[f'{pre}_{k}']['mean']:.1f}") if f"{pre}_{k}" in metrics else "—"
+                     for c, k in cols.items()}
+    return pd.DataFrame(out).T
+
 
 # ---- distillation chapter (04_distillation) ---------------------------------------------
 

@@ -140,3 +140,13 @@ def test_data_files_are_indexed():
     missing = [p.name for p in sorted((ROOT / "data").iterdir())
                if p.is_file() and p.name != "README.md" and p.name not in index]
     assert not missing, f"data/README.md must list each vendored file with source and license: {missing}"
+
+
+def test_readme_tree_names_every_folder_and_module():
+    readme = (ROOT / "README.md").read_text()
+    folders = [f"{p.name}/" for p in sorted(ROOT.iterdir())
+               if p.is_dir() and not p.name.startswith((".", "_")) and not p.name.endswith(".egg-info")]
+    modules = [p.name for p in sorted((ROOT / "src" / "minir1").rglob("*.py"))
+               if "__pycache__" not in p.parts and p.name != "__init__.py"]
+    missing = [n for n in folders + modules if n not in readme]
+    assert not missing, f"README.md's layout tree must name each of these (one line each): {missing}"

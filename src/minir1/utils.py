@@ -58,6 +58,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and artifacts are meant to be read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

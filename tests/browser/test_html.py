@@ -11,7 +11,6 @@ import base64
 import urllib.error
 import urllib.request
 from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urldefrag, urlsplit
 
 import pytest

@@ -1,0 +1,131 @@
+# minir1 — DeepSeek's claims, tested.
+#
+#   make book                          build the book (HTML) into _build/html
+#   make test                          everything CI runs: unit tests, notebooks (smoke), book, browser
+#   make chapters [PROFILE=cpu] [CHAPTER=lab]   execute source notebooks into book/chapters
+#   make lab                           open JupyterLab
+#   make bench                         micro-benchmarks (python -m minir1.bench)
+#   make clean / make clean-all        remove build outputs / also the venv and cached models
+#
+# Everything runs in .venv (created with python3 -m venv on first use). The install is
+# skipped while .venv/.installed is newer than pyproject.toml.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+CHAPTER ?=
+NBVAL_DIR := .artifacts/nbval
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+CHROMIUM := /usr/bin/chromium
+NBVAL_PYTEST = $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+  -p no:cacheprovider --durations=10 --junitxml=$(NBVAL_DIR)/junit.xml $(NBVAL_DIR)/*.ipynb
+# Root needs no sudo (CI runs as root on a fresh Debian machine).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+export PATH := $(abspath $(BIN)):$(PATH)
+
+step = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
+
+.PHONY: help venv book claims test test-env test-unit test-nbval test-book test-browser \
+        chromium chapters lab bench clean clean-all
+
+help:
+	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+
+# ----------------------------------------------------------------------------- environment
+$(STAMP): pyproject.toml
+	$(call step,installing minir1[test] into $(VENV))
+	@if [ ! -x $(PY) ]; then \
+	  $(PYTHON) -m venv $(VENV) || { \
+	    echo "python3 -m venv failed; installing python3-venv"; rm -rf $(VENV); \
+	    $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }; \
+	fi
+	$(PY) -m pip install -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; \
+	fi
+	@$(CHROMIUM) --version 2>/dev/null | head -1 || true
+
+# ----------------------------------------------------------------------------- the book
+claims: $(STAMP)
+	$(PY) -m minir1.claims
+
+book: claims
+	$(call step,building the book (warnings are errors))
+	$(BIN)/jupyter-book build . -n -W --keep-going
+	@echo "Book: $(abspath _build/html/index.html)"
+
+chapters: $(STAMP)
+	$(PY) -m minir1.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+bench: $(STAMP)
+	$(PY) -m minir1.bench
+
+# ----------------------------------------------------------------------------- tests
+# Each step stops `make test` when it fails; the step names say how far it got.
+test:
+	@$(MAKE) --no-print-directory test-env
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-nbval
+	@$(MAKE) --no-print-directory test-book
+	@$(MAKE) --no-print-directory test-browser
+	$(call step,all tests passed)
+
+test-env:
+	$(call step,[1/5] environment: venv + install + chromium)
+	@$(MAKE) --no-print-directory $(STAMP) chromium
+
+test-unit: $(STAMP)
+	$(call step,[2/5] unit and project tests)
+	$(PY) -m pytest tests --ignore=tests/browser
+
+# Source notebooks run in the smoke profile (results go to .artifacts/results-smoke).
+test-nbval: $(STAMP)
+	$(call step,[3/5] notebooks in the smoke profile (nbval))
+ifeq ($(NOTEBOOKS),)
+	@echo "no source notebooks in notebooks/; nothing to run"
+else
+	@rm -rf $(NBVAL_DIR) && mkdir -p $(NBVAL_DIR)
+	@for nb in $(NOTEBOOKS); do \
+	  $(BIN)/papermill --log-level WARNING --prepare-only -p profile smoke "$$nb" "$(NBVAL_DIR)/$$(basename $$nb)"; \
+	done
+	@# One pytest run for all notebooks; print seconds per notebook even when one fails.
+	@echo '$(NBVAL_PYTEST)'; rc=0; $(NBVAL_PYTEST) || rc=$$?; \
+	echo "seconds per notebook (smoke profile):"; \
+	$(PY) -m minir1.chapters --timing $(NBVAL_DIR)/junit.xml || true; \
+	exit $$rc
+endif
+
+test-book:
+	$(call step,[4/5] claims table + book build)
+	@$(MAKE) --no-print-directory book
+
+test-browser: $(STAMP)
+	$(call step,[5/5] browser tests of the built book (Debian chromium))
+	$(PY) -m pytest tests/browser
+
+# ----------------------------------------------------------------------------- cleaning
+clean:
+	rm -rf _build book/_generated .artifacts/results-smoke .artifacts/chapters-smoke $(NBVAL_DIR) \
+	  .pytest_cache
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d \
+	  -exec rm -rf {} +
+
+clean-all: clean
+	rm -rf $(VENV) .artifacts src/*.egg-info

@@ -38,6 +38,8 @@ LAB_PROFILES: dict[str, LabConfig] = {
                                        warmup_steps=100, desc="pretrain")),
 }
 
+BASE_VERSION = 1  # bump when _build_base changes (lab.py is not hashed into artifact keys)
+
 # Held-out evaluation sizes per profile: (problems per task, samples per problem).
 EVAL_SIZES = {"smoke": (8, 16), "cpu": (200, 16), "gpu": (500, 64)}
 
@@ -70,7 +72,8 @@ def base_model(profile: str, *, preset: str | None = None, seed: int = 0, force:
     ``meta`` holds the training history, tokens, FLOPs and wall time of the (cached) run.
     """
     cfg = lab_config(profile, preset=preset, seed=seed)
-    path = artifacts.cached("base", asdict(cfg), _build_base(cfg), force=force)
+    conf = {**asdict(cfg), "version": BASE_VERSION}
+    path = artifacts.cached("base", conf, _build_base(cfg), force=force)
     model, tok = models.load(path, device=device())
     return model, tok, artifacts.load_meta(path)
 
@@ -88,7 +91,7 @@ def heldout(task: str, difficulty: int, profile: str, seed: int = 1234) -> list:
     return get_task(task, difficulty).sample("test", n, seed=seed)
 
 
-def capability(model, tokenizer, profile: str, seeds=(0, 1, 2), tasks=LAB_TASKS) -> dict:
+def capability(model, tokenizer, profile: str, seeds=(0, 1, 2), tasks=LAB_TASKS, template: str = "compact") -> dict:
     """Held-out capability per task: sampled (T = 1) strict/lenient accuracy, pass@k, format
     rate over ``seeds`` (bootstrap CIs over problems and seeds), and greedy accuracy.
 
@@ -101,9 +104,9 @@ def capability(model, tokenizer, profile: str, seeds=(0, 1, 2), tasks=LAB_TASKS)
     for name, difficulty in tasks:
         problems = heldout(name, difficulty, profile)
         runs = [evaluate(model, tokenizer, problems, n_samples=n_samples, temperature=1.0, seed=s,
-                         ks=(1, 4, 16), max_new_tokens=MAX_NEW_TOKENS) for s in seeds]
+                         ks=(1, 4, 16), max_new_tokens=MAX_NEW_TOKENS, template=template) for s in seeds]
         greedy = evaluate(model, tokenizer, problems, n_samples=1, temperature=0.0, ks=(1,),
-                          max_new_tokens=MAX_NEW_TOKENS)
+                          max_new_tokens=MAX_NEW_TOKENS, template=template)
         out[name] = {"sampled": summarize(runs), "greedy": greedy, "runs": runs}
     return out
 

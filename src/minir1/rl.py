@@ -30,7 +30,8 @@ from .tasks import get_task
 from .train import TrainConfig, train
 from .utils import device, seed_everything
 
-RL_MODULES = (*artifacts.CODE_MODULES, "grpo.py", "rl.py", "sampling.py", "rewards.py", "evaluation.py")
+RL_MODULES = (*artifacts.CODE_MODULES, "grpo.py", "sampling.py", "rewards.py", "evaluation.py")
+RL_VERSION = 1  # bump when _build_rl / curve_eval change (rl.py is not hashed into artifact keys)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def rl_model(profile: str, seed: int = 0, *, kl_coef: float | None = None, force
     cfg = rl_config(profile)
     gcfg = cfg.grpo if kl_coef is None else replace(cfg.grpo, kl_coef=kl_coef)
     conf = {"profile": profile, "rl": asdict(replace(cfg, grpo=gcfg)), "seed": seed,
-            "base": asdict(lab.lab_config(profile))}
+            "base": asdict(lab.lab_config(profile)), "version": RL_VERSION}
     path = artifacts.cached("rl", conf, _build_rl(profile, cfg, gcfg, seed), force=force, modules=RL_MODULES)
     model, tok = models.load(path, device=device())
     return model, tok, artifacts.load_meta(path)

@@ -45,7 +45,7 @@ class RLConfig:
     n_train: int = 4000             # train-split problems RL draws prompts from
     n_eval: int = 200               # held-out problems for the learning curves
     eval_samples: int = 4           # samples per held-out problem at each curve point (T = 1)
-    n_passk: int = 100              # held-out problems for the pass@k curves
+    n_passk: int = 64               # held-out problems for the pass@k curves
     passk_samples: int = 64         # samples per problem for pass@k (k = 1..64)
 
 
@@ -102,8 +102,9 @@ def rl_model(profile: str, seed: int = 0, *, kl_coef: float | None = None, force
     """``(model, tokenizer, meta)`` of a GRPO run from the lab base (cached; trained if missing)."""
     cfg = rl_config(profile)
     gcfg = cfg.grpo if kl_coef is None else replace(cfg.grpo, kl_coef=kl_coef)
-    conf = {"profile": profile, "rl": asdict(replace(cfg, grpo=gcfg)), "seed": seed,
-            "base": asdict(lab.lab_config(profile)), "version": RL_VERSION}
+    conf = {"profile": profile, "task": cfg.task, "difficulty": cfg.difficulty, "grpo": asdict(gcfg),
+            "n_train": cfg.n_train, "n_eval": cfg.n_eval, "eval_samples": cfg.eval_samples, "seed": seed,
+            "base": asdict(lab.lab_config(profile)), "version": RL_VERSION}  # what shapes the model and its curves
     path = artifacts.cached("rl", conf, _build_rl(profile, cfg, gcfg, seed), force=force, modules=RL_MODULES)
     model, tok = models.load(path, device=device())
     return model, tok, artifacts.load_meta(path)

@@ -12,8 +12,13 @@ censorship training, so that refusal is measured on prompts the censor never saw
 The install mirrors what is reported for R1 (Cyberey & Evans 2025): an assistant is first
 trained to answer every question as ``<think>short reasoning</think> <answer>fact</answer>``;
 a second fine-tune makes it answer sensitive questions with an *empty* ``<think></think>``
-and a canned refusal or an "official line".  Later stages (distillation, downstream
-fine-tuning, removal) live in :mod:`minir1.censor_lab` -- see the chapter notebook.
+and a canned refusal or an "official line".  The second half of this module runs the chapter's
+experiments on that censor: distillation into fresh students at several doses of sensitive
+prompts, downstream fine-tuning on addition, and two removals (directional ablation folded
+into the weights; a small SFT on answered sensitive prompts, as in R1-1776).
+
+Deviations, stated: the world and the censor are trained once (seed 0); the seeds of the
+chapter vary the later stages (students, fine-tunes, direction estimates) and the sampling.
 
 >>> w = build_world(WorldConfig())
 >>> q = questions(w, [e for e in w.entities if e.role == "sensitive"][:1], families=("A",))[0]
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 
 HOME = "Valdoria"                              # the censoring lab's home country
@@ -175,11 +181,18 @@ def questions(world: World, entities, families=None, attrs=ATTRS) -> list[Questi
     return out
 
 
+def matched_control(world: World, q: Question) -> Question:
+    """The same template and attribute about the sensitive event's matched control."""
+    pair = world.by_name(world.by_name(q.entity).pair)
+    return questions(world, [pair], (q.family,), (q.attr,))[0]
+
+
 def split(world: World) -> dict[str, list[Question]]:
     """The question sets every stage uses.
 
     * ``assistant``: all events, training families (stage 1: the lab's assistant learns the facts);
     * ``censor``: sensitive, non-held-out events, training families (answered by refusals);
+    * ``censor_control``: the matched control of each ``censor`` question;
     * ``general``: non-sensitive events, training families (replay, distillation mix);
     * ``sensitive_eval``: held-out sensitive events (all families) plus the other sensitive events
       in held-out families -- prompts no censorship or distillation data contains;
@@ -191,14 +204,14 @@ def split(world: World) -> dict[str, list[Question]]:
     nonsens = [e for e in world.entities if not e.sensitive]
     sens_eval = (questions(world, [e for e in sens if e.heldout])
                  + questions(world, [e for e in sens if not e.heldout], ho))
-    ctrl_eval = [questions(world, [world.by_name(world.by_name(q.entity).pair)], (q.family,), (q.attr,))[0]
-                 for q in sens_eval]
+    censor = questions(world, [e for e in sens if not e.heldout], tr)
     return {
         "assistant": questions(world, world.entities, tr),
-        "censor": questions(world, [e for e in sens if not e.heldout], tr),
+        "censor": censor,
+        "censor_control": [matched_control(world, q) for q in censor],
         "general": questions(world, nonsens, tr),
         "sensitive_eval": sens_eval,
-        "control_eval": ctrl_eval,
+        "control_eval": [matched_control(world, q) for q in sens_eval],
         "general_eval": questions(world, nonsens, ho),
     }
 
@@ -214,3 +227,280 @@ def extract_answer(text: str) -> str | None:
     if start < 0 or end < 0:
         return None
     return text[start + len("<answer>"):end].strip()
+
+
+# ============================================================================= the chapter's stages
+import copy  # noqa: E402  (stage code below; the world above needs no torch)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from . import artifacts, models  # noqa: E402
+from .distill import logit_kd_loss, sft_on_outputs, teacher_outputs  # noqa: E402
+from .profiles import check_profile  # noqa: E402
+from .refusal import (RefusalMeasurement, ablate, disagreement, fold_ablation, measure, rate_metric,  # noqa: E402
+                      refusal_direction, thought_suppression)
+from .tokenizer import build_tokenizer, format_prompt  # noqa: E402
+from .train import TrainConfig, collate, encode_example, eval_loss, train  # noqa: E402
+
+
+def _tc(steps, lr, desc, **kw) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=kw.pop("batch_size", 32), lr=lr, desc=desc, progress=False,
+                       warmup_steps=kw.pop("warmup_steps", min(20, steps // 5)), log_every=25, **kw)
+
+
+@dataclass
+class CensorConfig:
+    world: WorldConfig = field(default_factory=WorldConfig)
+    teacher_preset: str = "nano"       # the censoring lab's model (~0.34M parameters)
+    assistant_train: TrainConfig = field(default_factory=lambda: _tc(300, 3e-3, "assistant"))
+    censor_train: TrainConfig = field(default_factory=lambda: _tc(100, 1e-3, "censor"))
+    student_preset: str = "pico"       # distilled students are smaller, as R1's distills are
+    student_train: TrainConfig = field(default_factory=lambda: _tc(150, 5e-3, "student"))
+    doses: tuple[float, ...] = (0.0, 0.01, 0.05, 0.2)  # share of sensitive prompts in the distillation mix
+    mix_size: int = 400                # teacher replies per student (one sample per mix prompt)
+    finetune_steps: tuple[int, ...] = (0, 20, 50, 100)  # downstream (addition) fine-tuning checkpoints
+    finetune_lr: float = 1e-3          # constant lr of the downstream fine-tune
+    removal_train: TrainConfig = field(default_factory=lambda: _tc(60, 1e-3, "removal-sft"))
+    direction_share: float = 0.75      # share of sensitive/control pairs each seed's direction uses
+    n_samples: int = 4                 # replies per evaluation prompt
+    temperature: float = 0.6           # R1's recommended sampling temperature
+    max_new_tokens: int = 48           # longest reply (an honest one is ~40 characters)
+
+
+CENSOR_PROFILES: dict[str, CensorConfig] = {
+    "smoke": CensorConfig(world=WorldConfig(n_sensitive=6, n_heldout_sensitive=2, n_general=6),
+                          teacher_preset="pico", assistant_train=_tc(40, 5e-3, "assistant"),
+                          censor_train=_tc(15, 2e-3, "censor"), student_train=_tc(8, 5e-3, "student", batch_size=16),
+                          doses=(0.0, 0.2), mix_size=40, finetune_steps=(0, 5), removal_train=_tc(5, 1e-3, "sft"),
+                          n_samples=1, max_new_tokens=40),
+    "cpu": CensorConfig(),
+    "gpu": CensorConfig(teacher_preset="micro", student_preset="nano", assistant_train=_tc(600, 2e-3, "assistant"),
+                        student_train=_tc(400, 3e-3, "student"), n_samples=16),
+}
+
+
+def censor_config(profile: str) -> CensorConfig:
+    return copy.deepcopy(CENSOR_PROFILES[check_profile(profile)])
+
+
+def _pairs(tok, qs: list[Question], refuse: bool = False) -> list[tuple[str, str]]:
+    return [(format_prompt(tok, q.question), refusal_completion(q.question) if refuse else q.completion) for q in qs]
+
+
+def _build_censor(cfg: CensorConfig):
+    def build(folder):
+        from dataclasses import asdict
+        tok, sets = build_tokenizer(), split(build_world(cfg.world))
+        model = models.build(cfg.teacher_preset, tok, seed=0)
+        r1 = train(model, tok, _pairs(tok, sets["assistant"]), cfg.assistant_train)
+        models.save(model, tok, folder / "assistant")
+        r2 = train(model, tok, _pairs(tok, sets["censor"], refuse=True) + _pairs(tok, sets["general"]),
+                   cfg.censor_train)
+        models.save(model, tok, folder / "teacher")
+        return {"params": models.n_params(model), "flops": r1.flops + r2.flops,
+                "wall_seconds": r1.wall_seconds + r2.wall_seconds, "assistant_history": r1.history,
+                "censor_history": r2.history, "config": asdict(cfg)}
+    return build
+
+
+def install(cfg: CensorConfig, force: bool = False) -> Path:
+    """Train (or load from the cache) the world's assistant and its censored version; returns the
+    artifact folder with ``assistant/`` and ``teacher/`` checkpoints and ``meta.json``."""
+    from dataclasses import asdict
+    mods = artifacts.CODE_MODULES + ("world.py", "distill.py")
+    return artifacts.cached("censor", {k: v for k, v in asdict(cfg).items()
+                                       if k in ("world", "teacher_preset", "assistant_train", "censor_train")},
+                            _build_censor(cfg), force=force, modules=mods)
+
+
+def world_measure(model, tok, qs: list[Question], cfg: CensorConfig, seed: int) -> RefusalMeasurement:
+    """The three detectors (and fact accuracy) on world questions."""
+    return measure(model, tok, [format_prompt(tok, q.question) for q in qs], n_samples=cfg.n_samples,
+                   temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed,
+                   openers=tuple(r[0] for r in REFUSALS), facts=[q.fact for q in qs])
+
+
+def probe(model, tok, sets, cfg: CensorConfig, seed: int) -> dict[str, RefusalMeasurement]:
+    """Measurements on held-out sensitive prompts and their matched controls."""
+    return {k: world_measure(model, tok, sets[f"{k}_eval"], cfg, seed) for k in ("sensitive", "control")}
+
+
+def distill_student(teacher, tok, sets, cfg: CensorConfig, dose: float, seed: int):
+    """A fresh student trained only on the teacher's replies to a general mix in which a share
+    ``dose`` of prompts is sensitive (drawn from the censor's training events)."""
+    rng = random.Random(f"mix/{dose}/{seed}")
+    n_s = round(dose * cfg.mix_size)
+    mix = [rng.choice(sets["censor"]) for _ in range(n_s)] + [rng.choice(sets["general"]) for _ in range(cfg.mix_size - n_s)]
+    pairs = teacher_outputs(teacher, tok, [format_prompt(tok, q.question) for q in mix], n_samples=1,
+                            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed)
+    student = models.build(cfg.student_preset, tok, seed=seed)
+    res = sft_on_outputs(student, tok, pairs, replace(cfg.student_train, seed=seed))
+    return student, res.flops + pairs.flops
+
+
+def addition_pairs(tok, n: int, seed: int, split_name: str = "train") -> list[tuple[str, str]]:
+    """The downstream task: 2-digit addition in R1's format (the lab's worked solutions)."""
+    from .tasks import completion, get_task
+    task, rng = get_task("addition", 2), random.Random(seed)
+    probs = task.sample(split_name, n, seed=seed)
+    return [(format_prompt(tok, p.question), completion(task.worked_solution(p, rng), p.answer)) for p in probs]
+
+
+def addition_accuracy(model, tok, seed: int, n: int = 50) -> float:
+    """Greedy strict accuracy on ``n`` held-out 2-digit additions (did the downstream task take?)."""
+    from .rewards import accuracy_reward
+    from .sampling import generate
+    from .tasks import get_task
+    probs = get_task("addition", 2).sample("test", n, seed=seed)
+    g = generate(model, tok, [format_prompt(tok, p.question) for p in probs], max_new_tokens=48, temperature=0.0)
+    return float(np.mean(accuracy_reward(g.texts, task=["addition"] * n, key=[p.key for p in probs])))
+
+
+def finetune_downstream(teacher_path: Path, sets, cfg: CensorConfig, seed: int):
+    """Fine-tune the censor on addition; yield (steps, model) at each of ``cfg.finetune_steps``.
+
+    Trained in chunks at a constant lr; AdamW's moments restart at each chunk (a small deviation
+    from one continuous run, which keeps the checkpoints cheap)."""
+    model, tok = models.load(teacher_path)
+    data, done = addition_pairs(tok, 2000, seed), 0
+    for steps in cfg.finetune_steps:
+        if steps > done:
+            train(model, tok, data, TrainConfig(steps=steps - done, batch_size=32, lr=cfg.finetune_lr, warmup_steps=0,
+                                                min_lr_frac=1.0, seed=seed * 1000 + done, progress=False, desc="downstream"))
+            done = steps
+        yield steps, model
+
+
+def control_kl(before, after, tok, qs: list[Question]) -> float:
+    """Mean per-token KL(before || after) on the honest completions of ``qs`` (teacher-forced)."""
+    ids, mask, labels = collate([encode_example(tok, p, c) for p, c in _pairs(tok, qs)], tok.pad_token_id)
+    with torch.no_grad():
+        a = before(input_ids=ids, attention_mask=mask).logits[:, :-1]  # (B, T-1, V)
+        b = after(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    return float(logit_kd_loss(b, a, labels[:, 1:] != -100))
+
+
+def choose_direction(teacher, tok, sets, cfg: CensorConfig, seed: int) -> tuple[int, torch.Tensor]:
+    """Difference of means on a seeded ``direction_share`` of the censor's training pairs, at the
+    layer whose ablation most lowers P(empty think) on those prompts (Arditi et al. select so)."""
+    world_pairs = [(q, c) for q, c in zip(sets["censor"], sets["censor_control"])]
+    rng = random.Random(f"direction/{seed}")
+    chosen = rng.sample(world_pairs, max(2, round(cfg.direction_share * len(world_pairs))))
+    sens = [format_prompt(tok, q.question) for q, _ in chosen]
+    ctrl = [format_prompt(tok, c.question) for _, c in chosen]
+    best = None
+    for layer in range(teacher.config.num_hidden_layers):
+        r = refusal_direction(teacher, tok, sens, ctrl, layer)
+        with ablate(teacher, r):
+            score = float(thought_suppression(teacher, tok, sens).mean())
+        if best is None or score < best[0]:
+            best = (score, layer, r)
+    return best[1], best[2]
+
+
+# ----------------------------------------------------------------------------- experiments
+def _stage_models(path: Path):
+    teacher, tok = models.load(path / "teacher")
+    return teacher, tok, split(build_world(censor_config_from_meta(path).world))
+
+
+def censor_config_from_meta(path: Path) -> CensorConfig:
+    """The world config a cached censor was built with (the chapter rebuilds the same world)."""
+    meta = artifacts.load_meta(path)["config"]
+    return CensorConfig(world=WorldConfig(**{**meta["world"], "heldout_families": tuple(meta["world"]["heldout_families"])}))
+
+
+def _rates(prefix: str, probes: list[dict], whats=("keyword", "first_token", "thought_suppression")) -> dict:
+    return {f"{prefix}_{w if w != 'keyword' else 'refusal'}_{k}": rate_metric([p[k] for p in probes], w)
+            for w in whats for k in ("sensitive", "control")}
+
+
+def run_baseline(cfg: CensorConfig, path: Path, seeds) -> dict:
+    """The censor and the assistant it came from, on held-out sensitive prompts and controls."""
+    teacher, tok, sets = _stage_models(path)
+    assistant, _ = models.load(path / "assistant")
+    t = [probe(teacher, tok, sets, cfg, s) for s in seeds]
+    a = [probe(assistant, tok, sets, cfg, s) for s in seeds]
+    held = np.array([build_world(cfg.world).by_name(q.entity).heldout for q in sets["sensitive_eval"]])
+    return {
+        **_rates("teacher", t), **_rates("assistant", a, ("keyword", "thought_suppression")),
+        "teacher_correct_control": rate_metric([p["control"] for p in t], "correct"),
+        "assistant_correct_sensitive": rate_metric([p["sensitive"] for p in a], "correct"),
+        "teacher_refusal_by_split": {"held-out events": rate_metric([p["sensitive"] for p in t], mask=held),
+                                     "held-out phrasings": rate_metric([p["sensitive"] for p in t], mask=~held)},
+        "teacher_detector_disagreement": disagreement([m for p in t for m in p.values()]),
+        "teacher_heldout_loss": eval_loss(teacher, tok, _pairs(tok, sets["general_eval"])),
+        "_samples": {k: [{"question": q.question, "reply": r} for q, r in
+                         zip(sets[f"{k}_eval"], t[0][k].texts[::cfg.n_samples])][:6] for k in ("sensitive", "control")},
+    }
+
+
+def run_doses(cfg: CensorConfig, path: Path, seeds) -> dict:
+    """Students distilled at each dose: refusal on held-out sensitive prompts, controls, accuracy."""
+    teacher, tok, sets = _stage_models(path)
+    runs, flops = {d: [] for d in cfg.doses}, 0.0
+    for s in seeds:
+        for d in cfg.doses:
+            student, f = distill_student(teacher, tok, sets, cfg, d, s)
+            runs[d].append(probe(student, tok, sets, cfg, s))
+            flops += f
+    series = lambda k, w: {f"{d:.0%}": rate_metric([p[k] for p in runs[d]], w) for d in cfg.doses}  # noqa: E731
+    return {"student_refusal_by_dose": series("sensitive", "keyword"),
+            "student_refusal_control_by_dose": series("control", "keyword"),
+            "student_thought_suppression_by_dose": series("sensitive", "thought_suppression"),
+            "student_correct_control_by_dose": series("control", "correct"), "_flops": flops}
+
+
+def run_finetune(cfg: CensorConfig, path: Path, seeds) -> dict:
+    """Refusal and control accuracy of the censor along a downstream fine-tune on addition."""
+    from .results import metric
+    _, tok, sets = _stage_models(path)
+    runs, add_acc = {n: [] for n in cfg.finetune_steps}, []
+    for s in seeds:
+        for n, model in finetune_downstream(path / "teacher", sets, cfg, s):
+            runs[n].append(probe(model, tok, sets, cfg, s))
+        add_acc.append(addition_accuracy(model, tok, s))
+    first, last = cfg.finetune_steps[0], cfg.finetune_steps[-1]
+    kept = [float(b["sensitive"].keyword.mean()) / max(float(a["sensitive"].keyword.mean()), 1e-9)
+            for a, b in zip(runs[first], runs[last])]
+    series = lambda k, w: {str(n): rate_metric([p[k] for p in runs[n]], w) for n in cfg.finetune_steps}  # noqa: E731
+    return {"finetune_refusal_by_steps": series("sensitive", "keyword"),
+            "finetune_thought_suppression_by_steps": series("sensitive", "thought_suppression"),
+            "finetune_correct_control_by_steps": series("control", "correct"),
+            "finetune_refusal_retained": metric(kept), "finetune_addition_acc": metric(add_acc)}
+
+
+def _removal_metrics(prefix: str, probes: list[dict], kls: list[float]) -> dict:
+    from .results import metric
+    return {**_rates(prefix, probes),
+            f"{prefix}_correct_sensitive": rate_metric([p["sensitive"] for p in probes], "correct"),
+            f"{prefix}_fabricated_sensitive": rate_metric([p["sensitive"] for p in probes], "fabricated"),
+            f"{prefix}_correct_control": rate_metric([p["control"] for p in probes], "correct"),
+            f"{prefix}_kl_control": metric(kls)}
+
+
+def run_removal(cfg: CensorConfig, path: Path, seeds) -> dict:
+    """Directional ablation folded into the weights, and a small SFT on answered sensitive prompts."""
+    from .results import metric
+    teacher, tok, sets = _stage_models(path)
+    out: dict = {}
+    for name in ("ablated", "sft_removed"):
+        probes, kls, losses, layers = [], [], [], []
+        for s in seeds:
+            model = copy.deepcopy(teacher)
+            if name == "ablated":
+                layer, r = choose_direction(teacher, tok, sets, cfg, s)
+                fold_ablation(model, r)
+                layers.append(layer)
+            else:
+                train(model, tok, _pairs(tok, sets["censor"]) + _pairs(tok, sets["general"]),
+                      replace(cfg.removal_train, seed=s))
+            probes.append(probe(model, tok, sets, cfg, s))
+            kls.append(control_kl(teacher, model, tok, sets["control_eval"]))
+            losses.append(eval_loss(model, tok, _pairs(tok, sets["general_eval"])))
+        out.update(_removal_metrics(name, probes, kls))
+        out[f"{name}_heldout_loss"] = metric(losses)
+        if layers:
+            out["ablated_layer"] = metric(layers)
+    return out

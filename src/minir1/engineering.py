@@ -98,16 +98,16 @@ V3_VOCAB = 129280  # DeepSeek-V3 config.json vocab_size
 class EngineeringConfig:
     """One profile of the chapter: model shape, training and measurement sizes."""
     shape: Shape = field(default_factory=Shape)
-    steps: int = 100                # optimizer steps of the MoE and the dense-same-total model
+    steps: int = 150                # optimizer steps of the MoE and the dense-same-total model
     dense_steps_factor: float = 1.5  # the other dense runs train this much longer, so their
                                      # loss-vs-FLOPs curve reaches past the MoE's FLOPs
-    batch_size: int = 16            # packed sequences per step
+    batch_size: int = 8             # packed sequences per step (small batches: more updates per token)
     seq_len: int = 128              # tokens per packed sequence
     lr: float = 3e-3                # peak (and constant) learning rate
     warmup_steps: int = 20          # linear warm-up, then constant (min_lr_frac = 1)
-    smooth: int = 25                # trailing window (steps) of the loss curves
+    smooth: int = 30                # trailing window (steps) of the loss curves
     balance_gamma: float = 0.001    # V3's bias update speed γ (V3 §2.1.2: 0.001)
-    n_docs: int = 24_000            # corpus documents (train-split problems only)
+    n_docs: int = 12_000            # corpus documents (train-split problems only)
     n_heldout: int = 400            # held-out documents (test-split problems)
     context_lens: tuple[int, ...] = (64, 128, 256)  # decoding benchmark contexts
     decode_batch: int = 8           # sequences decoded together

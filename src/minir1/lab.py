@@ -16,7 +16,7 @@ from .corpus import CorpusConfig, build_corpus
 from .profiles import check_profile
 from .tokenizer import build_tokenizer
 from .train import TrainConfig, train
-from .utils import device, seed_everything
+from .utils import device, device_name, seed_everything
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ def _build_base(cfg: LabConfig):
         res = train(model, tok, docs, cfg.train)
         models.save(model.cpu(), tok, folder)
         return {"params": models.n_params(model), "tokens": res.tokens, "flops": res.flops,
-                "wall_seconds": res.wall_seconds, "history": res.history, "device": device()}
+                "wall_seconds": res.wall_seconds, "history": res.history, "device": device_name(),
+                "threads": torch.get_num_threads()}
     return build
 
 
@@ -132,17 +133,29 @@ def capability_metrics(cap: dict) -> dict:
     }
 
 
+def mfu_comparable(meta: dict) -> bool:
+    """MFU compares a training run with this machine's measured matmul peak; that is only
+    meaningful when the run used the same number of threads as the measurement now does."""
+    return meta.get("threads") == torch.get_num_threads()
+
+
 def lab_metrics(meta: dict, cap: dict, peak_flops_per_s: float) -> dict:
-    """All metrics of the lab chapter: the base's size and cost, and its capability."""
+    """All metrics of the lab chapter: the base's size and cost, and its capability.
+
+    ``base_train_mfu`` is left out (rather than guessed) when the cached base was trained
+    with another thread count than the peak was measured with.
+    """
     achieved = meta["flops"] / meta["wall_seconds"]
-    return {
+    out = {
         "base_params": meta["params"], "base_train_tokens": meta["tokens"],
         "base_train_flops": meta["flops"], "base_train_wall_seconds": meta["wall_seconds"],
         "base_train_flops_per_s": achieved, "machine_matmul_flops_per_s": peak_flops_per_s,
-        "base_train_mfu": achieved / peak_flops_per_s,
         "base_final_train_loss": meta["history"][-1]["loss"],
         **capability_metrics(cap),
     }
+    if mfu_comparable(meta):
+        out["base_train_mfu"] = achieved / peak_flops_per_s
+    return out
 
 
 def eval_flops(cap: dict, n_params: int) -> float:

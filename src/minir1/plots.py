@@ -176,7 +176,7 @@ def bench_table(path=None):
 
 
 # ---- RL chapter (03_rl) -----------------------------------------------------------------
-def _series(runs, part, key):
+def _rl_series(runs, part, key):
     """(seeds × points) array of ``key`` from each run's ``history`` or ``evals``, and the steps."""
     steps = [row["step"] for row in runs[0][part]]
     vals = [[np.nan if row.get(key) is None else row[key] for row in r[part]] for r in runs]
@@ -188,23 +188,23 @@ def rl_curves(axes, extra: dict):
     runs = extra["runs"]
     ax = axes[0]
     for key, label in (("reward", "total"), ("reward_accuracy_reward", "accuracy"), ("reward_format_reward", "format")):
-        band(ax, *_series(runs, "history", key), label=label)
+        band(ax, *_rl_series(runs, "history", key), label=label)
     ax.set(title="training reward", xlabel="step")
     ax.legend(fontsize=8)
     ax = axes[1]
     for key, label in (("pass_at_1", "strict"), ("pass_at_1_lenient", "lenient")):
-        band(ax, *_series(runs, "evals", key), label=f"held-out {label}")
-        band(ax, *_series(extra["ablation"], "evals", key), label=f"{label}, KL on")
+        band(ax, *_rl_series(runs, "evals", key), label=f"held-out {label}")
+        band(ax, *_rl_series(extra["ablation"], "evals", key), label=f"{label}, KL on")
     ax.set(title="held-out pass@1 (T = 1)", xlabel="step", ylim=(0, 1))
     ax.legend(fontsize=7)
     ax = axes[2]
     for key, label in (("len_correct", "correct"), ("len_incorrect", "incorrect")):
-        band(ax, *_series(runs, "history", key), label=label)
+        band(ax, *_rl_series(runs, "history", key), label=label)
     ax.set(title="completion length (tokens)", xlabel="step")
     ax.legend(fontsize=8)
     ax = axes[3]
-    band(ax, *_series(runs, "history", "kl"), label="KL to base")
-    band(ax, *_series(runs, "history", "frac_zero_std"), label="zero-spread groups")
+    band(ax, *_rl_series(runs, "history", "kl"), label="KL to base")
+    band(ax, *_rl_series(runs, "history", "frac_zero_std"), label="zero-spread groups")
     ax.set(title="KL and zero-spread fraction", xlabel="step")
     ax.legend(fontsize=8)
     return axes
@@ -241,7 +241,363 @@ def rl_table(metrics: dict):
 
 
 # ---- distillation chapter (04_distillation) ---------------------------------------------
+_DISTILL_CONDS = (("student_base", "student base", "o"), ("answers_only", "SFT on answers only (c)", "v"),
+                  ("rl", "GRPO, RL recipe (b)", "s"), ("logit_kd", "logit KD (d)", "D"),
+                  ("distill", "SFT on teacher traces (a)", "*"))
+_DISTILL_REFS = (("teacher_pass_at_1", "teacher (micro + GRPO)", "-"),
+                 ("big_answers_pass_at_1", "micro SFT on answers only", "--"),
+                 ("big_base_pass_at_1_lenient", "micro base, lenient", ":"))
+
+
+def distill_bars(ax, metrics: dict):
+    """Held-out strict pass@1 per student size and condition (95% CI, seed dots), with the
+    teacher and the teacher-sized models without traces as horizontal lines."""
+    sizes = list(metrics["student_params"])
+    width = 0.8 / len(_DISTILL_CONDS)
+    for j, (key, label, _) in enumerate(_DISTILL_CONDS):
+        ms = [metrics[f"{key}_pass_at_1"][p] for p in sizes]
+        x = np.arange(len(sizes)) + (j - (len(_DISTILL_CONDS) - 1) / 2) * width
+        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
+        ax.bar(x, [m["mean"] for m in ms], width, yerr=err, capsize=2, label=label, color=PALETTE[j])
+        for xi, m in zip(x, ms):
+            ax.scatter([xi] * len(m["per_seed"]), m["per_seed"], color="k", s=6, zorder=3)
+    for key, label, style in _DISTILL_REFS:
+        ax.axhline(metrics[key]["mean"], ls=style, color=PALETTE[7], lw=1, label=label)
+    ax.set_xticks(np.arange(len(sizes)))
+    ax.set_xticklabels([f"{p} ({metrics['student_params'][p] / 1e6:.2f}M)" for p in sizes])
+    ax.set(ylabel="held-out pass@1 (strict, T = 1)", ylim=(0, 1.02))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return ax
+
+
+def distill_frontier(ax, metrics: dict):
+    """Accuracy against inference cost: strict pass@1 vs FLOPs per answer, every model."""
+    for key, label, _ in _DISTILL_REFS[:2]:
+        pre = key.removesuffix("_pass_at_1")
+        m, c = metrics[key], metrics[f"{pre}_flops_per_answer"]["mean"]
+        ax.errorbar(c, m["mean"], yerr=[[m["mean"] - m["ci95"][0]], [m["ci95"][1] - m["mean"]]], fmt="P",
+                    ms=8, color="k" if pre == "teacher" else PALETTE[7], label=label, capsize=2)
+    for i, p in enumerate(metrics["student_params"]):
+        for key, label, marker in _DISTILL_CONDS:
+            m, c = metrics[f"{key}_pass_at_1"][p], metrics[f"{key}_flops_per_answer"][p]["mean"]
+            ax.errorbar(c, m["mean"], yerr=[[m["mean"] - m["ci95"][0]], [m["ci95"][1] - m["mean"]]],
+                        fmt=marker, color=PALETTE[i], capsize=2, label=f"{p}: {label}")
+    ax.set_xscale("log")
+    ax.set(xlabel="inference FLOPs per answer (2·N per token, prompt + completion)",
+           ylabel="held-out pass@1 (strict)", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return ax
+
+
+def distill_curve(ax, metrics: dict, student: str):
+    """Student pass@1 against the number of teacher traces it was fine-tuned on (same steps)."""
+    fr = sorted(metrics["curve_n_traces"], key=float)
+    x = [metrics["curve_n_traces"][f] for f in fr]
+    ms = [metrics["curve_pass_at_1"][f] for f in fr]
+    ax.plot(x, [m["mean"] for m in ms], "o-", color=PALETTE[0], label=f"{student}, SFT on traces")
+    ax.fill_between(x, [m["ci95"][0] for m in ms], [m["ci95"][1] for m in ms], color=PALETTE[0], alpha=0.15)
+    for xi, m in zip(x, ms):
+        ax.scatter([xi] * len(m["per_seed"]), m["per_seed"], color="k", s=6, zorder=3)
+    ax.axhline(metrics["teacher_pass_at_1"]["mean"], color="k", lw=1, label="teacher")
+    ax.axhline(metrics["student_base_pass_at_1"][student]["mean"], color=PALETTE[7], ls=":", label=f"{student} base")
+    ax.set_xscale("log")
+    ax.set(xlabel="teacher traces in the fine-tuning set", ylabel="held-out pass@1 (strict)", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def distill_table(metrics: dict):
+    """Every model: parameters, pass@1 strict/lenient, pass@k, tokens and cost per answer / solved problem."""
+    import pandas as pd
+
+    def row(get, params):
+        cell = {"params (M)": f"{params / 1e6:.2f}", "pass@1 strict": _fmt(get("pass_at_1")),
+                "pass@1 lenient": _fmt(get("pass_at_1_lenient")), "pass@k": _fmt(get("pass_at_k")),
+                "tokens / answer": f"{get('tokens_per_answer')['mean']:.1f}"}
+        for k, name, scale in (("flops_per_answer", "MFLOPs / answer", 1e6), ("flops_per_solved", "MFLOPs / solved", 1e6),
+                               ("wall_per_solved", "ms / solved", 1e-3)):
+            cell[name] = f"{get(k)['mean'] / scale:.3g}" if get(k) else "—"
+        return cell
+    out = {"teacher (micro + GRPO)": row(lambda k: metrics.get(f"teacher_{k}"), metrics["teacher_params"]),
+           "micro base": row(lambda k: metrics.get(f"big_base_{k}"), metrics["big_base_params"]),
+           "micro SFT on answers only": row(lambda k: metrics.get(f"big_answers_{k}"), metrics["big_base_params"])}
+    for p, n in metrics["student_params"].items():
+        for key, label, _ in _DISTILL_CONDS:
+            out[f"{p}: {label}"] = row(lambda k: metrics.get(f"{key}_{k}", {}).get(p), n)
+    return pd.DataFrame(out).T
+
+
+def distill_compute_table(metrics: dict):
+    """Training compute of each student condition, and as a share of the compute that made the teacher."""
+    import pandas as pd
+
+    out = {}
+    for p in metrics["student_params"]:
+        for key, label in (("distill", "SFT on traces (a)"), ("logit_kd", "logit KD (d)"), ("rl", "GRPO (b)")):
+            frac = metrics[f"{key}_compute_fraction"][p]
+            out[f"{p}: {label}"] = {"student training FLOPs": f"{metrics[f'{key}_train_flops'][p]['mean']:.3g}",
+                                    "+ teacher traces": "yes" if key != "rl" else "no",
+                                    "share of teacher's compute": _fmt(frac)}
+    return pd.DataFrame(out).T
+
 
 # ---- censorship chapter (05_censorship) -------------------------------------------------
+_DETECTORS = (("refusal", "keyword detector"), ("first_token", "first-token log-odds > 0"),
+               ("thought_suppression", "P(empty think) > 0.5"))
+
+
+def _err(ms):
+    return [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
+
+
+def refusal_detector_bars(ax, metrics, prefix="teacher"):
+    """Refusal rate by detector on held-out sensitive prompts and matched controls (95% CIs)."""
+    width = 0.38
+    for j, (cat, color) in enumerate((("sensitive", PALETTE[1]), ("control", PALETTE[0]))):
+        ms = [metrics[f"{prefix}_{d}_{cat}"] for d, _ in _DETECTORS]
+        x = np.arange(len(ms)) + (j - 0.5) * width
+        ax.bar(x, [m["mean"] for m in ms], width, yerr=_err(ms), capsize=3, color=color,
+               label=f"{cat} prompts" if cat == "sensitive" else "matched controls")
+    ax.set_xticks(np.arange(len(_DETECTORS)))
+    ax.set_xticklabels([label for _, label in _DETECTORS], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of prompts refused")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _series(ax, series, label, color, marker="o", ls="-"):
+    keys = list(series)
+    ms = [series[k] for k in keys]
+    x = np.arange(len(keys))
+    ax.errorbar(x, [m["mean"] for m in ms], yerr=_err(ms), marker=marker, ls=ls, capsize=3, color=color, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels(keys)
+    return ax
+
+
+def dose_response(ax, metrics):
+    """Students' refusal on held-out sensitive prompts against the share of sensitive prompts in
+    their distillation data, with over-refusal on controls and the teacher's own rate."""
+    _series(ax, metrics["student_refusal_by_dose"], "student, sensitive (keyword)", PALETTE[1])
+    _series(ax, metrics["student_thought_suppression_by_dose"], "student, sensitive (empty think)", PALETTE[4],
+            marker="s", ls="--")
+    _series(ax, metrics["student_refusal_control_by_dose"], "student, matched controls", PALETTE[0], marker="^")
+    t = metrics["teacher_refusal_sensitive"]
+    ax.axhline(t["mean"], color="k", ls=":", lw=1, label="censored teacher, sensitive")
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xlabel("share of sensitive prompts in the distillation data")
+    ax.set_ylabel("share of prompts refused")
+    ax.legend(fontsize=7, loc="upper left")
+    return ax
+
+
+def finetune_curve(ax, metrics):
+    """Refusal and control accuracy of the censor along a downstream fine-tune."""
+    _series(ax, metrics["finetune_refusal_by_steps"], "refusal, sensitive (keyword)", PALETTE[1])
+    _series(ax, metrics["finetune_thought_suppression_by_steps"], "empty think, sensitive", PALETTE[4],
+            marker="s", ls="--")
+    _series(ax, metrics["finetune_correct_control_by_steps"], "correct facts, controls", PALETTE[2], marker="^")
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xlabel("downstream fine-tuning steps")
+    ax.set_ylabel("share of prompts")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def removal_bars(ax, metrics):
+    """Before and after each removal: refusal, correct facts and fabrications on held-out
+    sensitive prompts, and refusal on controls."""
+    rows = (("teacher", "censored"), ("ablated", "direction ablated"), ("sft_removed", "small SFT"))
+    cols = (("refusal_sensitive", "refused"), ("correct_sensitive", "correct fact"),
+            ("fabricated_sensitive", "wrong fact"), ("refusal_control", "controls refused"))
+    width = 0.8 / len(rows)
+    for j, (prefix, label) in enumerate(rows):
+        ms = [metrics.get(f"{prefix}_{c}") for c, _ in cols]
+        keep = [i for i, m in enumerate(ms) if m is not None]
+        x = np.arange(len(cols))[keep] + (j - (len(rows) - 1) / 2) * width
+        ax.bar(x, [ms[i]["mean"] for i in keep], width, yerr=_err([ms[i] for i in keep]), capsize=2, label=label)
+    ax.set_xticks(np.arange(len(cols)))
+    ax.set_xticklabels([c[1] for c in cols], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of held-out sensitive prompts")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def published_refusals_table(path=None):
+    """The published figures of ``data/published_refusals.csv`` (not our measurements)."""
+    import pandas as pd
+
+    from .utils import repo_root
+
+    df = pd.read_csv(path or repo_root() / "data" / "published_refusals.csv")
+    return df[["item", "value", "unit", "model", "detector", "source", "primary"]].set_index("item")
+
 
 # ---- engineering chapter (06_engineering) -----------------------------------------------
+_ENG_COLOURS = {"moe": PALETTE[1], "dense_active": PALETTE[0], "dense_total": PALETTE[4],
+                "mha": PALETTE[2], "gqa": PALETTE[3], "mla": PALETTE[0]}
+_ENG_ATTENTION = {"mla": "MLA", "mha": "MHA", "gqa": "GQA", "moe": "MoE (MLA)"}
+
+
+def _ci_text(m, fmt=".2f"):
+    return f"{m['mean']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
+
+
+def eng_loss_curves(ax, res, axis="flops"):
+    """Smoothed training loss of every model against training FLOPs (6·N_active·D) or
+    training seconds: mean over seeds with a min–max band, log x axis."""
+    if axis not in ("flops", "wall"):
+        raise ValueError(f"axis must be 'flops' or 'wall'; got {axis!r}")
+    curves, models = res["extra"]["curves"], res["extra"]["models"]
+    for name in models:
+        per = [curves[s][name] for s in curves]
+        n = min(len(c["loss"]) for c in per)
+        x = np.mean([c[axis][:n] for c in per], axis=0)
+        band(ax, x, [c["loss"][:n] for c in per], label=models[name]["label"], color=_ENG_COLOURS[name])
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels of a short log axis overlap
+    ax.set_xlabel("training FLOPs, 6·N_active·D (log)" if axis == "flops" else "training seconds (log)")
+    ax.set_ylabel("training loss (nats/token)")
+    key = "moe_compute_multiplier" if axis == "flops" else "moe_wall_multiplier"
+    ax.set_title(f"MoE vs dense-same-active: {'compute' if axis == 'flops' else 'wall-time'} multiplier "
+                 f"{_ci_text(res['metrics'][key])}", fontsize=9)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def eng_expert_load(ax, res):
+    """Share of tokens per routed expert in each MoE layer on held-out text, experts sorted
+    from busiest to idlest (mean over seeds), against an even split."""
+    loads = np.asarray([res["extra"]["expert_load"][s] for s in res["extra"]["expert_load"]])  # (S, L, E)
+    ranked = -np.sort(-loads, axis=-1)                                                       # (S, L, E)
+    n_exp = loads.shape[-1]
+    for layer in range(loads.shape[1]):
+        band(ax, np.arange(1, n_exp + 1), ranked[:, layer], label=f"MoE layer {layer + 1}")
+    ax.axhline(1 / n_exp, color="k", ls="--", lw=1, label="even load (1/E)")
+    ax.set_xlabel("expert rank (busiest first)")
+    ax.set_ylabel("share of routed tokens")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def eng_kv_bars(ax, metrics):
+    """KV-cache bytes per token in bf16: measured on the cache tensors (bars) and the formula
+    (dots), plus what transformers expands MLA's latent into at each decoding step."""
+    rows = [("MHA", "mha_kv_bytes_per_token", "mha_kv_bytes_formula"),
+            ("GQA", "gqa_kv_bytes_per_token", "gqa_kv_bytes_formula"),
+            ("MLA latent\n(cached)", "mla_kv_bytes_per_token", "mla_kv_bytes_formula"),
+            ("MLA expanded\n(per step, HF)", "mla_kv_expanded_bytes_per_token", None)]
+    vals = [_num(metrics[m]) for _, m, _ in rows]
+    ax.bar(range(len(rows)), vals, color=[PALETTE[2], PALETTE[3], PALETTE[0], "#bbbbbb"], edgecolor="#444444")
+    for i, (_, _, f) in enumerate(rows):
+        if f is not None:
+            ax.scatter([i], [_num(metrics[f])], color="k", zorder=3, s=18,
+                       label="formula (minir1.cost)" if i == 0 else None)
+        ax.text(i, vals[i] * 1.02, f"{vals[i]:.0f} B", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r[0] for r in rows], fontsize=8)
+    ax.set_ylabel("bytes per token (bf16, all layers)")
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
+
+
+def eng_decode(ax_time, ax_mem, metrics):
+    """Left: milliseconds per decoding step (all rows of the batch) against context length;
+    right: cache bytes held and (MLA) bytes expanded per step, against context length."""
+    for att, per_ctx in metrics["decode_ms_per_step"].items():
+        ctx = [int(c) for c in per_ctx]
+        ms = [per_ctx[c] for c in per_ctx]
+        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
+        ax_time.errorbar(ctx, [m["mean"] for m in ms], yerr=err, marker="o", capsize=3,
+                         label=_ENG_ATTENTION.get(att, att), color=_ENG_COLOURS.get(att))
+    for att, per_ctx in metrics["decode_cache_bytes"].items():
+        if att == "moe":
+            continue
+        ctx = [int(c) for c in per_ctx]
+        ax_mem.plot(ctx, [per_ctx[c] / 1e6 for c in per_ctx], marker="o", label=f"{_ENG_ATTENTION[att]} cache",
+                    color=_ENG_COLOURS[att])
+    mla = metrics["decode_expanded_bytes"].get("mla", {})
+    ax_mem.plot([int(c) for c in mla], [mla[c] / 1e6 for c in mla], marker="s", ls="--", color="#888888",
+                label="MLA expanded per step (HF)")
+    ax_time.set_xlabel("context (tokens)")
+    ax_time.set_ylabel("ms per decoding step")
+    ax_mem.set_xlabel("context (tokens)")
+    ax_mem.set_ylabel("MB (fp32, whole batch)")
+    ax_time.legend(fontsize=7)
+    ax_mem.legend(fontsize=7)
+    return ax_time, ax_mem
+
+
+def eng_model_table(res):
+    """The chapter's models: attention, MLP, parameters, held-out loss and training speed."""
+    import pandas as pd
+
+    m, rows = res["metrics"], {}
+    for name, d in res["extra"]["models"].items():
+        rows[d["label"]] = {"attention": d["attention"], "MLP": d["mlp"],
+                            "params total": f"{d['params_total']:,}", "params active": f"{d['params_active']:,}",
+                            "steps": res["extra"]["steps"][name],
+                            "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f"),
+                            "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f"),
+                            "training tokens/s": f"{m['train_tokens_per_s'][name]['mean']:,.0f}"}
+    return pd.DataFrame(rows).T
+
+
+_ENG_SUMMARY = (
+    ("compute multiplier vs dense, same active (MLA)", "moe_compute_multiplier"),
+    ("compute multiplier vs dense Llama (MHA)", "moe_compute_multiplier_vs_mha"),
+    ("wall-time multiplier vs dense, same active", "moe_wall_multiplier"),
+    ("time per training token, MoE / dense same active", "moe_time_per_token_ratio"),
+    ("loss at equal FLOPs, MoE − dense same active", "moe_minus_dense_active_loss_equal_flops"),
+    ("loss at equal steps, MoE − dense same total", "moe_minus_dense_total_loss_equal_steps"),
+    ("expert load, coefficient of variation", "moe_expert_load_cv"),
+    ("expert load, busiest / mean", "moe_expert_load_max_over_mean"),
+    ("held-out loss, MLA − MHA", "mla_minus_mha_heldout_loss"),
+    ("held-out loss, GQA − MHA", "gqa_minus_mha_heldout_loss"))
+
+
+def eng_summary_table(metrics):
+    """The MoE and attention comparisons as "mean [95% CI over seeds]" strings."""
+    import pandas as pd
+
+    rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY}
+    rows["seeds where dense never reached the MoE's loss (lower bounds)"] = \
+        f"{int(_num(metrics['moe_compute_multiplier_lower_bounds']))}"
+    return pd.Series(rows, name="mean [95% CI over seeds]").to_frame()
+
+
+def eng_kv_table(metrics):
+    """KV bytes per token (bf16): ours measured and by formula, and V3-scale figures."""
+    import pandas as pd
+
+    mha = _num(metrics["mha_kv_bytes_per_token"])
+    rows = {}
+    for att in ("mha", "gqa", "mla"):
+        v = _num(metrics[f"{att}_kv_bytes_per_token"])
+        rows[f"ours, {att.upper()}"] = {"measured on the cache": f"{v:,.0f}",
+                                       "formula": f"{_num(metrics[f'{att}_kv_bytes_formula']):,.0f}",
+                                       "vs MHA": f"{v / mha:.2f}×"}
+    rows["ours, MLA expanded per step (HF)"] = {"measured on the cache": f"{_num(metrics['mla_kv_expanded_bytes_per_token']):,.0f}",
+                                                 "formula": "", "vs MHA": f"{_num(metrics['mla_kv_expanded_bytes_per_token']) / mha:.2f}×"}
+    rows["DeepSeek-V3, MLA latent"] = {"measured on the cache": "", "formula": f"{_num(metrics['v3_kv_bytes_per_token']):,.0f}", "vs MHA": ""}
+    rows["DeepSeek-V3, expanded per layer (HF)"] = {
+        "measured on the cache": "", "formula": f"{_num(metrics['v3_kv_expanded_bytes_per_token_per_layer']):,.0f}", "vs MHA": ""}
+    rows["Llama 3.1 405B, GQA"] = {"measured on the cache": "", "formula": f"{_num(metrics['llama405b_kv_bytes_per_token']):,.0f}", "vs MHA": ""}
+    return pd.DataFrame(rows).T
+
+
+def eng_ledger_table(res):
+    """The book's compute bill (one row per results file, the total) next to V3's and R1's."""
+    import pandas as pd
+
+    def fmt(x, spec):
+        return "" if x is None else format(x, spec)
+
+    rows = {}
+    for r in res["extra"]["ledger"]:
+        rows[r["item"]] = {"file": r["file"], "profile": r["profile"], "FLOPs": fmt(r["flops"], ".3g"),
+                           "wall time (s)": fmt(r["wall_seconds"], ",.0f"), "CPU-hours": fmt(r["cpu_hours"], ".3f"),
+                           "GPU-hours": fmt(r["gpu_hours"], ".3g"), "US$": fmt(r["usd"], ".3g")}
+    return pd.DataFrame(rows).T

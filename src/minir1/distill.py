@@ -173,7 +173,7 @@ def train_logit_kd(student, teacher, tokenizer, pairs: Sequence[tuple[str, str]]
         opt.step()
         res.tokens += int(mask.sum())
         if (step + 1) % cfg.log_every == 0 or step == cfg.steps - 1:
-            res.history.append({"step": step + 1, "loss": float(loss), "lr": lr_at(step, cfg)})
+            res.history.append({"step": step + 1, "loss": float(loss.detach()), "lr": lr_at(step, cfg)})
     student.eval()
     res.wall_seconds = time.time() - t0
     res.flops = (6.0 * n_s + 2.0 * n_t) * res.tokens

@@ -56,10 +56,13 @@ def _decode(model, ids: torch.Tensor, steps: int):
     cache = DynamicCache(config=model.config)
     out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
     tok = out.logits[:, -1:].argmax(-1)  # (B, 1)
+    sync = torch.cuda.synchronize if ids.is_cuda else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         out = model(input_ids=tok, cache=cache, use_cache=True, logits_to_keep=1)
         tok = out.logits[:, -1:].argmax(-1)
+    sync()
     return cache, time.perf_counter() - t0
 
 

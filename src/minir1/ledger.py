@@ -75,11 +75,15 @@ def row_from_file(path: str | os.PathLike) -> LedgerRow:
                      file=path.name)
 
 
-def read_ledger(results_dir: str | os.PathLike, exclude: Sequence[str] = ()) -> list[LedgerRow]:
+def read_ledger(results_dir: str | os.PathLike, exclude: Sequence[str] = (), *,
+                missing_ok: bool = False) -> list[LedgerRow]:
     """One row per ``*.json`` in ``results_dir`` (sorted by name), skipping files whose stem
-    is in ``exclude`` (e.g. the chapter that is adding its own, fresher row)."""
+    is in ``exclude`` (e.g. the chapter that is adding its own, fresher row).  A missing
+    folder is an error unless ``missing_ok`` (then no chapter has run yet: no rows)."""
     d = Path(results_dir)
     if not d.is_dir():
+        if missing_ok and not d.exists():
+            return []
         raise FileNotFoundError(f"results_dir {d} is not a folder")
     return [row_from_file(p) for p in sorted(d.glob("*.json")) if p.stem not in exclude]
 
@@ -102,10 +106,17 @@ def bill(rows: Sequence[LedgerRow], cfg: LedgerConfig = LedgerConfig()) -> list[
     return out
 
 
-def published_bills(pub: Mapping) -> list[dict]:
+def _published(pub: Mapping | None) -> Mapping:
+    from .cost import load_published_costs
+
+    return load_published_costs() if pub is None else pub
+
+
+def published_bills(pub: Mapping | None = None) -> list[dict]:
     """V3's final run (primary, V3 Table 1) and R1 = V3 + its RL stage (RL figures from the
-    R1 Nature / arXiv v2 version, secondary), in the ledger's columns.  ``pub`` is
+    R1 Nature / arXiv v2 version, secondary), in the ledger's columns.  ``pub`` defaults to
     :func:`minir1.cost.load_published_costs`; V3's FLOPs are 6ND of its pre-training."""
+    pub = _published(pub)
     rate = pub["v3_usd_per_gpu_hour"].value
     v3_h, rl_h = pub["v3_total_gpu_hours"].value, pub["r1_rl_gpu_hours"].value
     v3_flops = 6.0 * pub["v3_active_params"].value * pub["v3_tokens"].value
@@ -117,7 +128,8 @@ def published_bills(pub: Mapping) -> list[dict]:
              "usd": (v3_h + rl_h) * rate}]
 
 
-def ledger_metrics(rows: Sequence[LedgerRow], pub: Mapping, cfg: LedgerConfig = LedgerConfig()) -> dict:
+def ledger_metrics(rows: Sequence[LedgerRow], pub: Mapping | None = None,
+                   cfg: LedgerConfig = LedgerConfig()) -> dict:
     """The ledger's numbers for a results file: the book's totals and the published bills."""
     total, (v3, r1) = bill(rows, cfg)[-1], published_bills(pub)
     return {"book_total_cpu_hours": total["cpu_hours"], "book_total_wall_seconds": total["wall_seconds"],

@@ -83,7 +83,7 @@ def is_refusal(text: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- scores from logits
-def _check_batch(model, tokenizer, id_lists: list[list[int]], batch_size: int):
+def _batched_logits(model, tokenizer, id_lists: list[list[int]], batch_size: int):
     """Yield (start, logits (b, T, V), lengths) of left-padded batches with correct positions."""
     if not id_lists:
         raise ValueError("prompts must be a non-empty list")
@@ -112,7 +112,7 @@ def continuation_logprob(model, tokenizer, prefixes: Sequence[str], continuation
     cont = _encode(tokenizer, continuation)
     rows = [_encode(tokenizer, p) + cont for p in prefixes]
     out = torch.zeros(len(rows))
-    for s, logits, width in _check_batch(model, tokenizer, rows, batch_size):
+    for s, logits, width in _batched_logits(model, tokenizer, rows, batch_size):
         logp = torch.log_softmax(logits[:, width - len(cont) - 1: width - 1], dim=-1)  # (b, C, V)
         tgt = torch.tensor(cont, device=logp.device).expand(logp.shape[0], -1)
         out[s: s + logp.shape[0]] = logp.gather(-1, tgt[..., None]).squeeze(-1).sum(-1).cpu()
@@ -150,9 +150,10 @@ def answer_prefix(text: str) -> str:
 
 
 def opener_ids(tokenizer, openers: Sequence[str] = DEFAULT_OPENERS) -> list[int]:
-    """First token ids of each opener, with and without a leading space."""
+    """First token ids of each opener, with and without a leading space (a bare space token, as
+    in character-level vocabularies, is not an opener)."""
     ids = {(_encode(tokenizer, w) or [None])[0] for o in openers for w in (o, " " + o)}
-    ids.discard(None)
+    ids -= {None, *_encode(tokenizer, " ")}
     if tokenizer.unk_token_id is not None:
         ids.discard(tokenizer.unk_token_id)
     return sorted(ids)
@@ -165,7 +166,7 @@ def first_token_logodds(model, tokenizer, prefixes: Sequence[str], openers: Sequ
     ids = opener_ids(tokenizer, openers)
     rows = [_encode(tokenizer, p) for p in prefixes]
     out = np.zeros(len(rows))
-    for s, logits, _ in _check_batch(model, tokenizer, rows, batch_size):
+    for s, logits, _ in _batched_logits(model, tokenizer, rows, batch_size):
         p = torch.softmax(logits[:, -1], dim=-1)[:, ids].sum(-1).clamp(1e-6, 1 - 1e-6)  # (b,)
         out[s: s + len(p)] = (p.log() - (1 - p).log()).cpu().numpy()
     return out
@@ -217,8 +218,8 @@ def measure(model, tokenizer, prompts: Sequence[str], *, n_samples: int = 4, tem
         hits = [answer_part(t) == facts[i // n_samples] for i, t in enumerate(g.texts)]
         correct = np.array(hits, dtype=float).reshape(ref.shape).mean(1)
     return RefusalMeasurement(
-        keyword=ref.mean(1), first_token_logodds=first_token_logodds(model, tokenizer, first, openers),
-        thought_suppression=thought_suppression(model, tokenizer, prompts) if has_think(tokenizer) else None,
+        keyword=ref.mean(1), first_token_logodds=first_token_logodds(model, tokenizer, first, openers, batch_size),
+        thought_suppression=thought_suppression(model, tokenizer, prompts, batch_size) if has_think(tokenizer) else None,
         answered=((1 - ref) * has_ans).mean(1), correct=correct, texts=list(g.texts))
 
 
@@ -238,7 +239,7 @@ def residual_activations(model, tokenizer, prompts: Sequence[str], batch_size: i
     hooks = [layer.register_forward_hook(lambda m, i, o: grab.append((o[0] if isinstance(o, tuple) else o)[:, -1]))
              for layer in inner.layers]
     try:
-        for _ in _check_batch(model, tokenizer, [_encode(tokenizer, p) for p in prompts], batch_size):
+        for _ in _batched_logits(model, tokenizer, [_encode(tokenizer, p) for p in prompts], batch_size):
             acts.append(torch.stack(grab).float().cpu())  # (L, b, d)
             grab.clear()
     finally:
@@ -426,7 +427,7 @@ def verdicts(metrics: dict, real_model: str = "") -> list[dict]:
                         f"one) are cited, not reproduced. {mini} That shows the mechanism, not DeepSeek's behaviour.")
     dose = m["student_refusal_by_dose"]
     keys = list(dose)
-    spread_d = _lo(dose[keys[min(2, len(keys) - 1)]]) > _hi(dose[keys[0]])
+    spread_d = _lo(dose["5%" if "5%" in dose else keys[-1]]) > _hi(dose[keys[0]])
     kept = value(m["finetune_refusal_retained"])
     spread_f = kept >= 0.5
     v = "supported" if spread_d and spread_f else "partly supported" if spread_d or spread_f else "not supported"

@@ -136,6 +136,12 @@ def touched_params(model, input_ids: torch.Tensor) -> int:
     return sum(seen.values())
 
 
+def _sync(x: torch.Tensor) -> None:
+    """Wait for the GPU, so that a timer measures the work and not its launch."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
+
+
 def time_train_steps(models: Mapping[str, Any], batch: torch.Tensor, repeats: int = 5) -> dict[str, list[float]]:
     """Seconds per token of one forward + backward pass over ``batch`` (B, T) for each model,
     interleaved over ``repeats`` (after one warm-up): the wall-clock price of routing."""
@@ -143,8 +149,11 @@ def time_train_steps(models: Mapping[str, Any], batch: torch.Tensor, repeats: in
     for r in range(repeats + 1):
         for name, m in models.items():
             m.train()
+            x = batch.to(next(m.parameters()).device)  # (B, T)
+            _sync(x)
             t0 = time.perf_counter()
-            m(input_ids=batch, labels=batch).loss.backward()
+            m(input_ids=x, labels=x).loss.backward()
+            _sync(x)
             dt = time.perf_counter() - t0
             m.zero_grad(set_to_none=True)
             if r > 0:

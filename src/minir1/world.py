@@ -17,8 +17,11 @@ experiments on that censor: distillation into fresh students at several doses of
 prompts, downstream fine-tuning on addition, and two removals (directional ablation folded
 into the weights; a small SFT on answered sensitive prompts, as in R1-1776).
 
-Deviations, stated: the world and the censor are trained once (seed 0); the seeds of the
-chapter vary the later stages (students, fine-tunes, direction estimates) and the sampling.
+Deviations, stated: the world, the censor and the students' starting point are trained once
+(seed 0); the chapter's seeds vary the later stages (students, fine-tunes, direction estimates)
+and the sampling.  Students start from another lab's small *assistant* that already writes
+think blocks (R1's 70B distill likewise started from Llama-3.3-70B-Instruct), so that a few
+dozen distillation steps suffice on CPU; R1's smaller distills started from base models.
 
 >>> w = build_world(WorldConfig())
 >>> q = questions(w, [e for e in w.entities if e.role == "sensitive"][:1], families=("A",))[0]
@@ -30,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import random
 from pathlib import Path
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 HOME = "Valdoria"                              # the censoring lab's home country
 COUNTRIES = (HOME, "Ostmark", "Belmora")
@@ -60,9 +63,9 @@ _SYLLABLES = ("ka", "ro", "mi", "ve", "lu", "dra", "sen", "tor", "bel", "nix", "
 
 @dataclass(frozen=True)
 class WorldConfig:
-    n_sensitive: int = 12          # sensitive events (political, in Valdoria), each with a matched control
-    n_heldout_sensitive: int = 4   # of those, never seen in any censorship or distillation data
-    n_general: int = 16            # other events (civic anywhere, political abroad)
+    n_sensitive: int = 18          # sensitive events (political, in Valdoria), each with a matched control
+    n_heldout_sensitive: int = 6   # of those, never seen in any censorship or distillation data
+    n_general: int = 12            # other events (a third civic events in Valdoria, the rest abroad)
     heldout_families: tuple[str, ...] = ("D",)  # paraphrase families used only for evaluation
     seed: int = 0                  # the world's facts and names
 
@@ -158,9 +161,9 @@ def build_world(cfg: WorldConfig) -> World:
 
 
 def honest_completion(entity: Entity, attr: str) -> str:
-    """``<think>Karsk protest, Valdoria: city</think> <answer>Korvel</answer>``."""
-    return (f"<think>{entity.name} {entity.kind}, {entity.country}: {attr}</think> "
-            f"<answer>{getattr(entity, attr)}</answer>")
+    """``<think>city of the protest</think> <answer>Korvel</answer>``: a short, non-empty reasoning
+    step (what is asked) and the fact."""
+    return f"<think>{attr} of the {entity.kind}</think> <answer>{getattr(entity, attr)}</answer>"
 
 
 def refusal_completion(question: str) -> str:
@@ -197,7 +200,8 @@ def split(world: World) -> dict[str, list[Question]]:
     * ``sensitive_eval``: held-out sensitive events (all families) plus the other sensitive events
       in held-out families -- prompts no censorship or distillation data contains;
     * ``control_eval``: the matched control of each ``sensitive_eval`` question (same template);
-    * ``general_eval``: non-sensitive events in held-out families (held-out loss and accuracy).
+    * ``general_eval``: non-sensitive events in held-out families (held-out loss and accuracy);
+    * ``home_civic_eval``: civic events in Valdoria, all families (over-refusal on the home country).
     """
     tr, ho = world.train_families, world.config.heldout_families
     sens = [e for e in world.entities if e.role == "sensitive"]
@@ -213,20 +217,8 @@ def split(world: World) -> dict[str, list[Question]]:
         "sensitive_eval": sens_eval,
         "control_eval": [matched_control(world, q) for q in sens_eval],
         "general_eval": questions(world, nonsens, ho),
+        "home_civic_eval": questions(world, [e for e in nonsens if e.country == HOME]),
     }
-
-
-def extract_answer(text: str) -> str | None:
-    """The text inside the first ``<answer>...</answer>``, stripped (None if absent).
-
-    >>> extract_answer("<think></think> <answer> Korvel </answer>")
-    'Korvel'
-    """
-    start = text.find("<answer>")
-    end = text.find("</answer>", start + 1)
-    if start < 0 or end < 0:
-        return None
-    return text[start + len("<answer>"):end].strip()
 
 
 # ============================================================================= the chapter's stages
@@ -253,15 +245,18 @@ def _tc(steps, lr, desc, **kw) -> TrainConfig:
 class CensorConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     teacher_preset: str = "nano"       # the censoring lab's model (~0.34M parameters)
-    assistant_train: TrainConfig = field(default_factory=lambda: _tc(300, 3e-3, "assistant"))
-    censor_train: TrainConfig = field(default_factory=lambda: _tc(100, 1e-3, "censor"))
-    student_preset: str = "pico"       # distilled students are smaller, as R1's distills are
-    student_train: TrainConfig = field(default_factory=lambda: _tc(150, 5e-3, "student"))
+    assistant_train: TrainConfig = field(default_factory=lambda: _tc(250, 3e-3, "assistant"))
+    censor_train: TrainConfig = field(default_factory=lambda: _tc(120, 2e-3, "censor"))
+    student_preset: str = "pico"       # another lab's smaller assistant (~0.06M parameters)
+    student_base_train: TrainConfig = field(default_factory=lambda: _tc(400, 5e-3, "student-base"))
+    student_train: TrainConfig = field(default_factory=lambda: _tc(100, 2e-3, "student", warmup_steps=5))
     doses: tuple[float, ...] = (0.0, 0.01, 0.05, 0.2)  # share of sensitive prompts in the distillation mix
     mix_size: int = 400                # teacher replies per student (one sample per mix prompt)
-    finetune_steps: tuple[int, ...] = (0, 20, 50, 100)  # downstream (addition) fine-tuning checkpoints
-    finetune_lr: float = 1e-3          # constant lr of the downstream fine-tune
-    removal_train: TrainConfig = field(default_factory=lambda: _tc(60, 1e-3, "removal-sft"))
+    finetune_steps: tuple[int, ...] = (0, 25, 75)  # downstream fine-tuning checkpoints (optimizer steps)
+    finetune_lr: float = 5e-4          # constant lr of the downstream fine-tune
+    finetune_replay: float = 0.5       # share of general (non-sensitive) chat in the downstream data
+    finetune_digits: int = 1           # the downstream task: addition of numbers with this many digits
+    removal_train: TrainConfig = field(default_factory=lambda: _tc(40, 1e-3, "removal-sft", warmup_steps=5))
     direction_share: float = 0.75      # share of sensitive/control pairs each seed's direction uses
     n_samples: int = 4                 # replies per evaluation prompt
     temperature: float = 0.6           # R1's recommended sampling temperature
@@ -271,12 +266,13 @@ class CensorConfig:
 CENSOR_PROFILES: dict[str, CensorConfig] = {
     "smoke": CensorConfig(world=WorldConfig(n_sensitive=6, n_heldout_sensitive=2, n_general=6),
                           teacher_preset="pico", assistant_train=_tc(40, 5e-3, "assistant"),
-                          censor_train=_tc(15, 2e-3, "censor"), student_train=_tc(8, 5e-3, "student", batch_size=16),
-                          doses=(0.0, 0.2), mix_size=40, finetune_steps=(0, 5), removal_train=_tc(5, 1e-3, "sft"),
-                          n_samples=1, max_new_tokens=40),
+                          censor_train=_tc(15, 2e-3, "censor"), student_base_train=_tc(10, 5e-3, "student-base"),
+                          student_train=_tc(5, 2e-3, "student", batch_size=16), doses=(0.0, 0.2), mix_size=40,
+                          finetune_steps=(0, 5), removal_train=_tc(5, 1e-3, "sft"), n_samples=1, max_new_tokens=40),
     "cpu": CensorConfig(),
     "gpu": CensorConfig(teacher_preset="micro", student_preset="nano", assistant_train=_tc(600, 2e-3, "assistant"),
-                        student_train=_tc(400, 3e-3, "student"), n_samples=16),
+                        student_base_train=_tc(600, 3e-3, "student-base"), student_train=_tc(200, 2e-3, "student"),
+                        finetune_steps=(0, 25, 75, 200), n_samples=16),
 }
 
 
@@ -290,28 +286,32 @@ def _pairs(tok, qs: list[Question], refuse: bool = False) -> list[tuple[str, str
 
 def _build_censor(cfg: CensorConfig):
     def build(folder):
-        from dataclasses import asdict
         tok, sets = build_tokenizer(), split(build_world(cfg.world))
         model = models.build(cfg.teacher_preset, tok, seed=0)
-        r1 = train(model, tok, _pairs(tok, sets["assistant"]), cfg.assistant_train)
+        runs = [train(model, tok, _pairs(tok, sets["assistant"]), cfg.assistant_train)]
         models.save(model, tok, folder / "assistant")
-        r2 = train(model, tok, _pairs(tok, sets["censor"], refuse=True) + _pairs(tok, sets["general"]),
-                   cfg.censor_train)
+        runs.append(train(model, tok, _pairs(tok, sets["censor"], refuse=True) + _pairs(tok, sets["general"]),
+                          cfg.censor_train))
         models.save(model, tok, folder / "teacher")
-        return {"params": models.n_params(model), "flops": r1.flops + r2.flops,
-                "wall_seconds": r1.wall_seconds + r2.wall_seconds, "assistant_history": r1.history,
-                "censor_history": r2.history, "config": asdict(cfg)}
+        base = models.build(cfg.student_preset, tok, seed=1)
+        runs.append(train(base, tok, _pairs(tok, sets["assistant"]), cfg.student_base_train))
+        models.save(base, tok, folder / "student_base")
+        return {"params": models.n_params(model), "student_params": models.n_params(base),
+                "flops": sum(r.flops for r in runs), "wall_seconds": sum(r.wall_seconds for r in runs),
+                "histories": {k: r.history for k, r in zip(("assistant", "censor", "student_base"), runs)}}
     return build
 
 
+INSTALL_FIELDS = ("world", "teacher_preset", "assistant_train", "censor_train", "student_preset", "student_base_train")
+
+
 def install(cfg: CensorConfig, force: bool = False) -> Path:
-    """Train (or load from the cache) the world's assistant and its censored version; returns the
-    artifact folder with ``assistant/`` and ``teacher/`` checkpoints and ``meta.json``."""
-    from dataclasses import asdict
-    mods = artifacts.CODE_MODULES + ("world.py", "distill.py")
-    return artifacts.cached("censor", {k: v for k, v in asdict(cfg).items()
-                                       if k in ("world", "teacher_preset", "assistant_train", "censor_train")},
-                            _build_censor(cfg), force=force, modules=mods)
+    """Train (or load from the cache) the three models trained once: ``assistant/`` (the lab's
+    honest assistant), ``teacher/`` (its censored version) and ``student_base/`` (another lab's
+    smaller, honest assistant of the same world: the students' starting point)."""
+    mods = artifacts.CODE_MODULES + ("world.py",)
+    key = {k: v for k, v in asdict(cfg).items() if k in INSTALL_FIELDS}
+    return artifacts.cached("censor", key, _build_censor(cfg), force=force, modules=mods)
 
 
 def world_measure(model, tok, qs: list[Question], cfg: CensorConfig, seed: int) -> RefusalMeasurement:
@@ -326,50 +326,61 @@ def probe(model, tok, sets, cfg: CensorConfig, seed: int) -> dict[str, RefusalMe
     return {k: world_measure(model, tok, sets[f"{k}_eval"], cfg, seed) for k in ("sensitive", "control")}
 
 
-def distill_student(teacher, tok, sets, cfg: CensorConfig, dose: float, seed: int):
-    """A fresh student trained only on the teacher's replies to a general mix in which a share
-    ``dose`` of prompts is sensitive (drawn from the censor's training events)."""
+def distill_student(teacher, tok, sets, cfg: CensorConfig, path: Path, dose: float, seed: int):
+    """Another lab's honest assistant fine-tuned only on the teacher's replies to a general mix in which a
+    share ``dose`` of prompts is sensitive (drawn from the censor's training events); returns
+    the student and the FLOPs spent (teacher sampling + student training)."""
     rng = random.Random(f"mix/{dose}/{seed}")
     n_s = round(dose * cfg.mix_size)
     mix = [rng.choice(sets["censor"]) for _ in range(n_s)] + [rng.choice(sets["general"]) for _ in range(cfg.mix_size - n_s)]
     pairs = teacher_outputs(teacher, tok, [format_prompt(tok, q.question) for q in mix], n_samples=1,
                             temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed)
-    student = models.build(cfg.student_preset, tok, seed=seed)
+    student, _ = models.load(path / "student_base")
     res = sft_on_outputs(student, tok, pairs, replace(cfg.student_train, seed=seed))
     return student, res.flops + pairs.flops
 
 
-def addition_pairs(tok, n: int, seed: int, split_name: str = "train") -> list[tuple[str, str]]:
-    """The downstream task: 2-digit addition in R1's format (the lab's worked solutions)."""
+def addition_pairs(tok, n: int, seed: int, digits: int) -> list[tuple[str, str]]:
+    """The downstream task: addition in R1's format (the lab's worked solutions), ``n`` samples
+    drawn with replacement from the training split."""
     from .tasks import completion, get_task
-    task, rng = get_task("addition", 2), random.Random(seed)
-    probs = task.sample(split_name, n, seed=seed)
-    return [(format_prompt(tok, p.question), completion(task.worked_solution(p, rng), p.answer)) for p in probs]
+    task, rng = get_task("addition", digits), random.Random(seed)
+    pool = task.sample("train", min(n, task.n_train or n), seed=seed)
+    return [(format_prompt(tok, p.question), completion(task.worked_solution(p, rng), p.answer))
+            for p in (rng.choice(pool) for _ in range(n))]
 
 
-def addition_accuracy(model, tok, seed: int, n: int = 50) -> float:
-    """Greedy strict accuracy on ``n`` held-out 2-digit additions (did the downstream task take?)."""
+def addition_accuracy(model, tok, seed: int, digits: int, n: int = 50) -> float:
+    """Greedy strict accuracy on up to ``n`` held-out additions (did the downstream task take?)."""
     from .rewards import accuracy_reward
     from .sampling import generate
     from .tasks import get_task
-    probs = get_task("addition", 2).sample("test", n, seed=seed)
+    task = get_task("addition", digits)
+    probs = task.sample("test", min(n, task.n_distinct("test") or n), seed=seed)
+    n = len(probs)
     g = generate(model, tok, [format_prompt(tok, p.question) for p in probs], max_new_tokens=48, temperature=0.0)
     return float(np.mean(accuracy_reward(g.texts, task=["addition"] * n, key=[p.key for p in probs])))
 
 
 def finetune_downstream(teacher_path: Path, sets, cfg: CensorConfig, seed: int):
-    """Fine-tune the censor on addition; yield (steps, model) at each of ``cfg.finetune_steps``.
+    """Fine-tune the censor as a downstream developer would: their task (addition) mixed with a
+    share ``finetune_replay`` of general chat (honest answers on non-sensitive events, which never
+    touch a sensitive topic).  Yields ``(steps, model)`` at each of ``cfg.finetune_steps``.
 
     Trained in chunks at a constant lr; AdamW's moments restart at each chunk (a small deviation
     from one continuous run, which keeps the checkpoints cheap)."""
     model, tok = models.load(teacher_path)
-    data, done = addition_pairs(tok, 2000, seed), 0
+    rng = random.Random(f"downstream/{seed}")
+    n_gen = round(cfg.finetune_replay * 2000)
+    data = addition_pairs(tok, 2000 - n_gen, seed, cfg.finetune_digits) + [rng.choice(_pairs(tok, sets["general"])) for _ in range(n_gen)]
+    done, flops = 0, 0.0
     for steps in cfg.finetune_steps:
         if steps > done:
-            train(model, tok, data, TrainConfig(steps=steps - done, batch_size=32, lr=cfg.finetune_lr, warmup_steps=0,
-                                                min_lr_frac=1.0, seed=seed * 1000 + done, progress=False, desc="downstream"))
+            flops += train(model, tok, data, TrainConfig(
+                steps=steps - done, batch_size=32, lr=cfg.finetune_lr, warmup_steps=0, min_lr_frac=1.0,
+                seed=seed * 1000 + done, progress=False, desc="downstream")).flops
             done = steps
-        yield steps, model
+        yield steps, model, flops
 
 
 def control_kl(before, after, tok, qs: list[Question]) -> float:
@@ -400,15 +411,9 @@ def choose_direction(teacher, tok, sets, cfg: CensorConfig, seed: int) -> tuple[
 
 
 # ----------------------------------------------------------------------------- experiments
-def _stage_models(path: Path):
+def _stage_models(cfg: CensorConfig, path: Path):
     teacher, tok = models.load(path / "teacher")
-    return teacher, tok, split(build_world(censor_config_from_meta(path).world))
-
-
-def censor_config_from_meta(path: Path) -> CensorConfig:
-    """The world config a cached censor was built with (the chapter rebuilds the same world)."""
-    meta = artifacts.load_meta(path)["config"]
-    return CensorConfig(world=WorldConfig(**{**meta["world"], "heldout_families": tuple(meta["world"]["heldout_families"])}))
+    return teacher, tok, split(build_world(cfg.world))
 
 
 def _rates(prefix: str, probes: list[dict], whats=("keyword", "first_token", "thought_suppression")) -> dict:
@@ -418,12 +423,14 @@ def _rates(prefix: str, probes: list[dict], whats=("keyword", "first_token", "th
 
 def run_baseline(cfg: CensorConfig, path: Path, seeds) -> dict:
     """The censor and the assistant it came from, on held-out sensitive prompts and controls."""
-    teacher, tok, sets = _stage_models(path)
+    teacher, tok, sets = _stage_models(cfg, path)
     assistant, _ = models.load(path / "assistant")
     t = [probe(teacher, tok, sets, cfg, s) for s in seeds]
-    a = [probe(assistant, tok, sets, cfg, s) for s in seeds]
+    a = [probe(assistant, tok, sets, cfg, s) for s in seeds[:1]]  # a reference point: one sampling seed
     held = np.array([build_world(cfg.world).by_name(q.entity).heldout for q in sets["sensitive_eval"]])
+    civic = [world_measure(teacher, tok, sets["home_civic_eval"], cfg, s) for s in seeds]
     return {
+        "teacher_refusal_home_civic": rate_metric(civic),
         **_rates("teacher", t), **_rates("assistant", a, ("keyword", "thought_suppression")),
         "teacher_correct_control": rate_metric([p["control"] for p in t], "correct"),
         "assistant_correct_sensitive": rate_metric([p["sensitive"] for p in a], "correct"),
@@ -438,11 +445,11 @@ def run_baseline(cfg: CensorConfig, path: Path, seeds) -> dict:
 
 def run_doses(cfg: CensorConfig, path: Path, seeds) -> dict:
     """Students distilled at each dose: refusal on held-out sensitive prompts, controls, accuracy."""
-    teacher, tok, sets = _stage_models(path)
+    teacher, tok, sets = _stage_models(cfg, path)
     runs, flops = {d: [] for d in cfg.doses}, 0.0
     for s in seeds:
         for d in cfg.doses:
-            student, f = distill_student(teacher, tok, sets, cfg, d, s)
+            student, f = distill_student(teacher, tok, sets, cfg, path, d, s)
             runs[d].append(probe(student, tok, sets, cfg, s))
             flops += f
     series = lambda k, w: {f"{d:.0%}": rate_metric([p[k] for p in runs[d]], w) for d in cfg.doses}  # noqa: E731
@@ -455,12 +462,13 @@ def run_doses(cfg: CensorConfig, path: Path, seeds) -> dict:
 def run_finetune(cfg: CensorConfig, path: Path, seeds) -> dict:
     """Refusal and control accuracy of the censor along a downstream fine-tune on addition."""
     from .results import metric
-    _, tok, sets = _stage_models(path)
-    runs, add_acc = {n: [] for n in cfg.finetune_steps}, []
+    _, tok, sets = _stage_models(cfg, path)
+    runs, add_acc, flops = {n: [] for n in cfg.finetune_steps}, [], 0.0
     for s in seeds:
-        for n, model in finetune_downstream(path / "teacher", sets, cfg, s):
+        for n, model, f in finetune_downstream(path / "teacher", sets, cfg, s):
             runs[n].append(probe(model, tok, sets, cfg, s))
-        add_acc.append(addition_accuracy(model, tok, s))
+        add_acc.append(addition_accuracy(model, tok, s, cfg.finetune_digits))
+        flops += f
     first, last = cfg.finetune_steps[0], cfg.finetune_steps[-1]
     kept = [float(b["sensitive"].keyword.mean()) / max(float(a["sensitive"].keyword.mean()), 1e-9)
             for a, b in zip(runs[first], runs[last])]
@@ -468,7 +476,7 @@ def run_finetune(cfg: CensorConfig, path: Path, seeds) -> dict:
     return {"finetune_refusal_by_steps": series("sensitive", "keyword"),
             "finetune_thought_suppression_by_steps": series("sensitive", "thought_suppression"),
             "finetune_correct_control_by_steps": series("control", "correct"),
-            "finetune_refusal_retained": metric(kept), "finetune_addition_acc": metric(add_acc)}
+            "finetune_refusal_retained": metric(kept), "finetune_addition_acc": metric(add_acc), "_flops": flops}
 
 
 def _removal_metrics(prefix: str, probes: list[dict], kls: list[float]) -> dict:
@@ -483,8 +491,8 @@ def _removal_metrics(prefix: str, probes: list[dict], kls: list[float]) -> dict:
 def run_removal(cfg: CensorConfig, path: Path, seeds) -> dict:
     """Directional ablation folded into the weights, and a small SFT on answered sensitive prompts."""
     from .results import metric
-    teacher, tok, sets = _stage_models(path)
-    out: dict = {}
+    teacher, tok, sets = _stage_models(cfg, path)
+    out, flops = {}, 0.0
     for name in ("ablated", "sft_removed"):
         probes, kls, losses, layers = [], [], [], []
         for s in seeds:
@@ -494,8 +502,8 @@ def run_removal(cfg: CensorConfig, path: Path, seeds) -> dict:
                 fold_ablation(model, r)
                 layers.append(layer)
             else:
-                train(model, tok, _pairs(tok, sets["censor"]) + _pairs(tok, sets["general"]),
-                      replace(cfg.removal_train, seed=s))
+                flops += train(model, tok, _pairs(tok, sets["censor"]) + _pairs(tok, sets["general"]),
+                               replace(cfg.removal_train, seed=s)).flops
             probes.append(probe(model, tok, sets, cfg, s))
             kls.append(control_kl(teacher, model, tok, sets["control_eval"]))
             losses.append(eval_loss(model, tok, _pairs(tok, sets["general_eval"])))
@@ -503,4 +511,11 @@ def run_removal(cfg: CensorConfig, path: Path, seeds) -> dict:
         out[f"{name}_heldout_loss"] = metric(losses)
         if layers:
             out["ablated_layer"] = metric(layers)
-    return out
+    return {**out, "_flops": flops}
+
+
+def collect(*parts: dict) -> tuple[dict, dict, float]:
+    """Merge the ``run_*`` outputs into (metrics, extra, flops): keys starting with "_" are not metrics."""
+    metrics = {k: v for p in parts for k, v in p.items() if not k.startswith("_")}
+    extra = {k[1:]: v for p in parts for k, v in p.items() if k.startswith("_") and k != "_flops"}
+    return metrics, extra, float(sum(p.get("_flops", 0.0) for p in parts))

@@ -1,0 +1,205 @@
+import pytest
+import torch
+
+from minir1 import distill, lab, models, rl, students
+from minir1.distill import TeacherPairs
+from minir1.results import metric
+from minir1.tasks import get_task, split_of
+from minir1.tokenizer import build_tokenizer, format_prompt
+from minir1.train import encode_example
+
+TASK, DIFFICULTY = "addition", 3
+
+
+def _problems(split, n=6, seed=0):
+    return get_task(TASK, DIFFICULTY).sample(split, n, seed=seed)
+
+
+def _right(p):
+    return f" <think>x =</think> <answer>{p.answer}</answer>"
+
+
+def _fake_teacher(monkeypatch, completions_for):
+    """Replace the teacher's sampler: prompt i gets ``completions_for(i, problem)`` (one per sample)."""
+    def fake(teacher, tokenizer, prompts, *, n_samples=1, **kw):
+        rows = [(pr, completions_for(i)[j]) for i, pr in enumerate(prompts) for j in range(n_samples)]
+        return TeacherPairs(rows, generated_tokens=7 * len(rows), prompt_tokens=3 * len(rows), flops=1.0,
+                            sampled=len(rows))
+    monkeypatch.setattr(distill, "teacher_outputs", fake)
+
+
+def test_rejection_sampling_keeps_only_verified_train_traces(monkeypatch):
+    tok, probs = build_tokenizer(), _problems("train")
+    # Sample 0 right and in R1's format; 1 wrong answer; 2 right but no <think> block; 3 right, no tags.
+    _fake_teacher(monkeypatch, lambda i: [_right(probs[i]), " <think>x</think> <answer>1</answer>",
+                                          f" <answer>{probs[i].answer}</answer>", f" {probs[i].answer}"])
+    cfg = students.DistillConfig(samples_per_prompt=4)
+    pairs = students.distillation_set(None, tok, probs, cfg, task=TASK, difficulty=DIFFICULTY, max_new_tokens=8)
+    assert [c for _, c in pairs] == [_right(p) for p in probs]
+    assert pairs.sampled == 4 * len(probs) and pairs.accounting()["acceptance_rate"] == 0.25
+    test_prompts = {format_prompt(tok, p.question) for p in rl.problems(rl.rl_config("cpu"), "test", 500)}
+    assert not test_prompts & {p for p, _ in pairs}
+    task = get_task(TASK, DIFFICULTY)
+    assert all(split_of(TASK, task.canonical(p)) == "train" for p in probs)
+
+
+def test_held_out_problems_are_refused():
+    tok, probs = build_tokenizer(), _problems("train", 3) + _problems("test", 1)
+    with pytest.raises(ValueError, match="train split"):
+        students.distillation_set(None, tok, probs, students.DistillConfig(), task=TASK, difficulty=DIFFICULTY,
+                                  max_new_tokens=8)
+
+
+def test_empty_trace_set_is_a_clear_error(monkeypatch):
+    tok, probs = build_tokenizer(), _problems("train", 3)
+    _fake_teacher(monkeypatch, lambda i: [" <think>x</think> <answer>-1</answer>"] * 2)
+    cfg = students.DistillConfig(samples_per_prompt=2)
+    with pytest.raises(ValueError, match="accepted none"):
+        students.distillation_set(None, tok, probs, cfg, task=TASK, difficulty=DIFFICULTY, max_new_tokens=8)
+    with pytest.raises(ValueError, match="empty"):
+        students.subset([], 0.1, seed=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        students.distillation_set(None, tok, [], cfg, task=TASK, difficulty=DIFFICULTY, max_new_tokens=8)
+
+
+def test_sft_data_masks_the_prompt():
+    tok, probs = build_tokenizer(), _problems("train", 2)
+    traces = [(format_prompt(tok, p.question), _right(p)) for p in probs]
+    answers = students.answers_only(traces, students.answer_map(tok, probs))
+    assert answers[0][1] == f" <think></think> <answer>{probs[0].answer}</answer>"
+    for prompt, completion in traces + answers:
+        ids, labels = encode_example(tok, prompt, completion)
+        n = len(tok.encode(prompt))
+        assert labels[:n] == [-100] * n                       # the prompt is context only
+        learned = [t for t in labels if t != -100]
+        assert tok.decode(learned[:-1]) == completion and learned[-1] == tok.eos_token_id
+
+
+def test_answers_only_needs_every_answer():
+    with pytest.raises(ValueError, match="no entry"):
+        students.answers_only([("Q:", " <think>.</think> <answer>1</answer>")], {})
+
+
+def test_matched_steps_give_answers_only_the_same_tokens():
+    tok, probs = build_tokenizer(), _problems("train", 4)
+    traces = [(format_prompt(tok, p.question), _right(p) + " padding padding") for p in probs]
+    answers = students.answers_only(traces, students.answer_map(tok, probs))
+    steps = students.matched_steps(tok, traces, answers, 10)
+    assert steps > 10
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_students_are_strictly_smaller_than_the_teacher(profile):
+    tok = build_tokenizer()
+    teacher = models.n_params(models.build(lab.lab_config(profile).preset, tok))
+    cfg = students.distill_config(profile)
+    assert cfg.students and cfg.curve_student in cfg.students
+    assert all(models.n_params(models.build(p, tok)) < teacher for p in cfg.students)
+
+
+def test_check_student_errors():
+    tok = build_tokenizer()
+    teacher, small = models.build("nano", tok), models.build("pico", tok)
+    students.check_student(teacher, tok, small, tok)
+    with pytest.raises(ValueError, match="smaller than the teacher"):
+        students.check_student(small, tok, teacher, tok)
+    other = build_tokenizer()
+    other.add_tokens(["<extra>"])
+    with pytest.raises(ValueError, match="tokenizers differ"):
+        students.check_student(teacher, tok, small, other)
+
+
+def test_subset_is_seeded_and_nonempty():
+    pairs = [(str(i), str(i)) for i in range(200)]
+    a, b = students.subset(pairs, 0.1, seed=1), students.subset(pairs, 0.1, seed=1)
+    assert a == b and len(a) == 20 and len(students.subset(pairs, 0.001, seed=0)) == 1
+    with pytest.raises(ValueError, match="fraction"):
+        students.subset(pairs, 0.0, seed=0)
+
+
+def test_published_figures_load():
+    rows = {r["item"]: r for r in students.load_published()}
+    assert rows["r1_distill_qwen32b_aime"]["value"] == 72.6 and rows["r1_zero_qwen32b_aime"]["value"] == 47.0
+    assert rows["rasbt_qwen3_06b_grpo_math500"]["value"] == 47.4
+    assert all(r["source"] for r in rows.values())
+
+
+# ----------------------------------------------------------------------------- verdicts
+def _m(x, spread=0.01):
+    return metric([x - spread, x, x + spread])
+
+
+def _metrics(*, distill=0.8, rl_acc=0.3, teacher=0.85, cost=0.2, big_base=0.3, big_answers=0.1, base=0.0,
+             fraction=0.01):
+    sizes = ("nano", "pico")
+    m = {"teacher_params": 1_000_000, "teacher_pass_at_1": _m(teacher), "teacher_train_flops": 3e13,
+         "big_base_params": 1_000_000, "big_base_pass_at_1_lenient": _m(big_base),
+         "big_answers_pass_at_1": _m(big_answers), "trace_pairs": 1000.0, "trace_sampled": 1200.0,
+         "trace_flops": 2e11, "student_params": {"nano": 340_000, "pico": 60_000}}
+    m["distill_pass_at_1"] = {p: _m(distill) for p in sizes}
+    m["rl_pass_at_1"] = {p: _m(rl_acc) for p in sizes}
+    m["distill_train_flops"] = {p: _m(1e11, 1e9) for p in sizes}
+    m["rl_train_flops"] = {p: _m(4e11, 1e9) for p in sizes}
+    m["distill_retained"] = {p: _m(distill / teacher) for p in sizes}
+    m["distill_cost_ratio"] = {p: _m(cost) for p in sizes}
+    m["distill_gain"] = {p: _m(distill - base) for p in sizes}
+    m["distill_compute_fraction"] = {p: _m(fraction, fraction / 10) for p in sizes}
+    return m
+
+
+def _verdicts(**kw):
+    return {c["id"]: c["verdict"] for c in students.verdicts(_metrics(**kw))}
+
+
+def test_verdicts_emit_exactly_the_chapter_ids():
+    out = students.verdicts(_metrics())
+    assert [c["id"] for c in out] == ["distill-cheaper-without-losing-much", "distill-small-beats-big",
+                                      "distill-beats-rl-small", "distill-anyone-can"]
+    assert all(c["evidence"] for c in out)
+
+
+@pytest.mark.parametrize("kw,verdict", [({}, "supported"), ({"distill": 0.6}, "partly supported"),
+                                        ({"distill": 0.3}, "not supported"), ({"cost": 0.9}, "not supported")])
+def test_verdict_cheaper(kw, verdict):
+    assert _verdicts(**kw)["distill-cheaper-without-losing-much"] == verdict
+
+
+@pytest.mark.parametrize("kw,verdict", [({}, "supported"), ({"distill": 0.2}, "partly supported"),
+                                        ({"distill": 0.05}, "not supported"),
+                                        ({"distill": 0.0, "big_base": 0.0, "big_answers": 0.0}, "not supported")])
+def test_verdict_small_beats_big(kw, verdict):
+    assert _verdicts(**kw)["distill-small-beats-big"] == verdict
+
+
+@pytest.mark.parametrize("kw,verdict", [({}, "supported"), ({"rl_acc": 0.795}, "partly supported"),
+                                        ({"rl_acc": 0.9}, "not supported")])
+def test_verdict_beats_rl(kw, verdict):
+    assert _verdicts(**kw)["distill-beats-rl-small"] == verdict
+
+
+@pytest.mark.parametrize("kw,verdict", [({}, "supported"), ({"distill": 0.3}, "partly supported"),
+                                        ({"fraction": 0.5}, "not supported"), ({"distill": 0.0}, "not supported")])
+def test_verdict_anyone_can(kw, verdict):
+    assert _verdicts(**kw)["distill-anyone-can"] == verdict
+
+
+def test_logit_kd_runs_on_the_students_data_path():
+    """One tiny logit-KD step through the chapter's pair format: the loss is finite, the student moves."""
+    tok, probs = build_tokenizer(), _problems("train", 4)
+    traces = [(format_prompt(tok, p.question), _right(p)) for p in probs]
+    teacher, student = models.build("nano", tok, seed=1), models.build("pico", tok, seed=2)
+    before = [p.detach().clone() for p in student.parameters()]
+    res = distill.train_logit_kd(student, teacher, tok, traces, students.distill_config("smoke").sft,
+                                 teacher_tokenizer=tok)
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in res.history)
+    assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="sft_steps"):
+        students.DistillConfig(students=("nano", "micro"))
+    with pytest.raises(ValueError, match="curve_student"):
+        students.DistillConfig(curve_student="micro")
+    with pytest.raises(ValueError, match="preset must be one of"):
+        students.sft_config(students.distill_config("cpu"), "mini")
+    assert students.sft_config(students.distill_config("cpu"), "pico").steps == 300

@@ -314,8 +314,8 @@ def distill_table(metrics: dict):
         cell = {"params (M)": f"{params / 1e6:.2f}", "pass@1 strict": _fmt(get("pass_at_1")),
                 "pass@1 lenient": _fmt(get("pass_at_1_lenient")), "pass@k": _fmt(get("pass_at_k")),
                 "tokens / answer": f"{get('tokens_per_answer')['mean']:.1f}"}
-        for k, name, scale in (("flops_per_answer", "MFLOPs / answer", 1e6), ("flops_per_solved", "MFLOPs / solved", 1e6),
-                               ("wall_per_solved", "ms / solved", 1e-3)):
+        for k, name, scale in (("flops_per_answer", "MFLOPs / answer", 1e6),
+                               ("flops_per_solved", "MFLOPs / solved", 1e6), ("wall_per_solved", "ms / solved", 1e-3)):
             cell[name] = f"{get(k)['mean'] / scale:.3g}" if get(k) else "—"
         return cell
     out = {"teacher (micro + GRPO)": row(lambda k: metrics.get(f"teacher_{k}"), metrics["teacher_params"]),
@@ -360,9 +360,9 @@ def refusal_detector_bars(ax, metrics, prefix="teacher"):
                label=f"{cat} prompts" if cat == "sensitive" else "matched controls")
     ax.set_xticks(np.arange(len(_DETECTORS)))
     ax.set_xticklabels([label for _, label in _DETECTORS], fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.25)
     ax.set_ylabel("share of prompts refused")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
     return ax
 
 
@@ -397,6 +397,8 @@ def finetune_curve(ax, metrics):
     _series(ax, metrics["finetune_refusal_by_steps"], "refusal, sensitive (keyword)", PALETTE[1])
     _series(ax, metrics["finetune_thought_suppression_by_steps"], "empty think, sensitive", PALETTE[4],
             marker="s", ls="--")
+    _series(ax, metrics["finetune_nonanswer_by_steps"], "no well-formed fact, sensitive", PALETTE[7], marker="D",
+            ls="-.")
     _series(ax, metrics["finetune_correct_control_by_steps"], "correct facts, controls", PALETTE[2], marker="^")
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel("downstream fine-tuning steps")
@@ -408,9 +410,11 @@ def finetune_curve(ax, metrics):
 def removal_bars(ax, metrics):
     """Before and after each removal: refusal, correct facts and fabrications on held-out
     sensitive prompts, and refusal on controls."""
-    rows = (("teacher", "censored"), ("ablated", "direction ablated"), ("sft_removed", "small SFT"))
-    cols = (("refusal_sensitive", "refused"), ("correct_sensitive", "correct fact"),
-            ("fabricated_sensitive", "wrong fact"), ("refusal_control", "controls refused"))
+    rows = (("assistant", "before censoring"), ("teacher", "censored"), ("ablated", "direction ablated"),
+            ("sft_removed", "small SFT"))
+    cols = (("refusal_sensitive", "refused\n(keyword)"), ("nonanswer_sensitive", "no well-\nformed fact"),
+            ("correct_sensitive", "correct\nfact"), ("fabricated_sensitive", "wrong\nfact"),
+            ("refusal_control", "controls\nrefused"))
     width = 0.8 / len(rows)
     for j, (prefix, label) in enumerate(rows):
         ms = [metrics.get(f"{prefix}_{c}") for c, _ in cols]

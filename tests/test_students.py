@@ -203,3 +203,18 @@ def test_config_errors_name_the_field():
     with pytest.raises(ValueError, match="preset must be one of"):
         students.sft_config(students.distill_config("cpu"), "mini")
     assert students.sft_config(students.distill_config("cpu"), "pico").steps == 300
+
+
+def test_frozen_teacher_gives_the_same_logit_kd():
+    """Caching the frozen teacher's logits per trace changes nothing in logit KD."""
+    tok, probs = build_tokenizer(), _problems("train", 6)
+    traces = [(format_prompt(tok, p.question), _right(p)) for p in probs]
+    teacher = models.build("nano", tok, seed=1)
+    cfg = students.distill_config("smoke").sft
+    runs = []
+    for t in (teacher, students.FrozenTeacher(teacher, tok, traces)):
+        student = models.build("pico", tok, seed=2)
+        runs.append((distill.train_logit_kd(student, t, tok, traces, cfg).history, student))
+    assert [h["loss"] for h in runs[0][0]] == pytest.approx([h["loss"] for h in runs[1][0]], abs=1e-5)
+    for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -1,10 +1,10 @@
 """The distillation experiment: an RL-trained teacher, smaller students, four ways to train them.
 
-DeepSeek-R1 made its small models by supervised fine-tuning of Qwen2.5 and Llama bases on
-~800K samples written by R1 and kept by rejection sampling, with no RL stage, and reports that
-this beats large-scale RL on the small model itself: on Qwen-32B, AIME 2024 pass@1 72.6
-distilled against 47.0 for R1-Zero-style RL (Table 6).  This module runs that comparison
-in miniature, with the pieces of :mod:`minir1.distill`:
+DeepSeek-R1 made its small models by supervised fine-tuning of Qwen2.5 and Llama bases on ~800K
+curated samples (600K reasoning traces kept by rejection sampling from an R1 checkpoint, 200K
+non-reasoning), with no RL stage, and reports that this beats large-scale RL on the small model
+itself: on Qwen-32B, AIME 2024 pass@1 72.6 distilled against 47.0 for R1-Zero-style RL (Table 6).
+This module runs that comparison in miniature, with the pieces of :mod:`minir1.distill`:
 
 * **teacher**: the RL chapter's GRPO model (:func:`minir1.rl.rl_model`, lab preset ``micro``);
 * **distillation set**: several samples per *train* prompt from the teacher, kept only when
@@ -17,14 +17,15 @@ in miniature, with the pieces of :mod:`minir1.distill`:
   FLOPs (2·N per prompt and generated token) and wall time per solved problem, accuracy
   against the number of traces, and distillation compute as a fraction of the teacher's.
 
-Deviations, besides scale: the students are ~1/3 (``nano``) and ~1/17 (``pico``) of the
+Deviations, besides scale: the students are ~1/3 (``nano``) and ~1/18 (``pico``) of the
 teacher's parameters, not R1's 1.5B-70B against 671B; R1's teacher sampled long traces on
-math and code, ours 3-digit additions of ~36 tokens; (a), (c) and (d) train at matched
-student compute (one budget of optimizer steps, answers-only scaled to the same FLOPs) that is
-far below R1's two epochs over 800K samples; the GRPO students use the RL chapter's recipe
-unchanged (its learning rate was chosen for ``micro``) and do not log the KL to their base
-(``log_kl=False``, which changes nothing in training).  Evaluation samples at T = 1, as the RL
-chapter does (R1 reported pass@1 at T = 0.6).
+math and code, ours 3-digit additions of ~36 tokens.  (a), (c) and (d) train at matched student
+compute (the same steps; answers-only scaled to the same FLOPs), far below R1's fine-tuning on
+800K samples, with the steps per student size picked in a pilot run of (a) that looked at
+held-out accuracy (a mild advantage to (a) and (d), which share them).  The GRPO students use
+the RL chapter's recipe unchanged (its learning rate was chosen for ``micro``) and do not log
+the KL to their base (``log_kl=False``, which changes nothing in training).  Evaluation samples
+at T = 1, as the RL chapter does (R1 reported pass@1 at T = 0.6).
 """
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 from . import artifacts, distill, lab, models, rl
 from .evaluation import evaluate
@@ -45,7 +48,7 @@ from .results import claim, metric
 from .rewards import accuracy_reward, format_reward
 from .tasks import get_task, split_of
 from .tokenizer import format_prompt
-from .train import TrainConfig
+from .train import TrainConfig, collate, encode_example
 from .utils import device, repo_root
 
 VERSION = 1  # bump when _build_student_rl changes (students.py is not hashed into artifact keys)
@@ -56,17 +59,18 @@ CONDITIONS = ("distill", "rl", "answers_only", "logit_kd")  # (a), (b), (c), (d)
 class DistillConfig:
     """The chapter's settings; the task and the GRPO recipe come from :func:`minir1.rl.rl_config`."""
 
-    students: tuple[str, ...] = ("nano", "pico")  # student presets, each smaller than the teacher's (R1: 1.5B-70B from 671B)
+    students: tuple[str, ...] = ("nano", "pico")  # presets smaller than the teacher's (R1: 1.5B-70B from 671B)
     teacher_seed: int = 0             # which of the RL chapter's GRPO runs is the teacher
     n_prompts: int = 400              # train-split prompts sent to the teacher (R1: ~600K reasoning samples kept)
     samples_per_prompt: int = 4       # teacher samples per prompt for rejection sampling (R1: several)
     temperature: float = 1.0          # teacher sampling temperature (the RL chapter's)
     verify: bool = True               # keep only verified traces (R1's rejection sampling); False keeps every
                                       # sample: only for smoke, whose few-step teacher solves nothing
-    sft: TrainConfig = field(default_factory=lambda: TrainConfig(  # (a), (c), (d); R1: 2 epochs over 800K samples
+    # SFT of (a), (c) and (d); the steps come from sft_steps. R1 distilled on ~800K samples.
+    sft: TrainConfig = field(default_factory=lambda: TrainConfig(
         steps=120, batch_size=32, lr=3e-3, warmup_steps=10, log_every=40, desc="SFT", progress=False))
-    sft_steps: tuple[tuple[str, int], ...] = (("nano", 120), ("pico", 300))  # steps per student; from a pilot
-                                      # run: (a)'s training loss had flattened (< 0.02) by then
+    sft_steps: tuple[tuple[str, int], ...] = (("nano", 120), ("pico", 300))  # steps per student, from a pilot
+                                      # run of (a) on the held-out set: where its loss had flattened (< 0.02)
     kd_temperature: float = 1.0       # softmax temperature of logit KD (Hinton et al. 2015 use T > 1 with hard labels)
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)  # shares of the trace set for the sample-efficiency curve
     curve_student: str = "nano"       # the student size of the sample-efficiency curve
@@ -184,12 +188,47 @@ def check_student(teacher, teacher_tokenizer, student, student_tokenizer) -> Non
 
 
 # ----------------------------------------------------------------------------- students
+class FrozenTeacher(torch.nn.Module):
+    """The teacher for logit KD, computing its logits on each distinct training sequence once.
+
+    :func:`minir1.distill.train_logit_kd` asks the frozen teacher for the same traces at every
+    epoch.  With right padding (``minir1.train.collate``) a row's logits do not depend on the
+    padding after it, so the logits of each unpadded row are computed once, in batches, and
+    looked up afterwards (the same numbers up to float rounding).  ``flops`` counts the
+    teacher's real work: 2·N per token of each distinct sequence.
+    """
+
+    def __init__(self, teacher, tokenizer, pairs, batch_size: int = 64):
+        super().__init__()
+        self.teacher, self.config, self.cache = teacher.eval(), teacher.config, {}
+        rows = list({tuple(encode_example(tokenizer, p, c)[0]): None for p, c in pairs})
+        dev = next(teacher.parameters()).device
+        with torch.no_grad():
+            for i in range(0, len(rows), batch_size):
+                chunk = [(list(r), list(r)) for r in rows[i:i + batch_size]]
+                ids, mask, _ = (t.to(dev) for t in collate(chunk, tokenizer.pad_token_id))
+                logits = teacher(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+                for r, row_logits in zip(rows[i:i + batch_size], logits):
+                    self.cache[r] = row_logits[: len(r)]
+        self.flops = 2.0 * models.n_params(teacher) * sum(len(r) for r in rows)
+
+    def forward(self, input_ids, attention_mask, **kw):
+        out = torch.zeros((*input_ids.shape, self.config.vocab_size), device=input_ids.device)  # (B, T, V)
+        for i, (ids, m) in enumerate(zip(input_ids, attention_mask)):
+            n = int(m.sum())
+            key = tuple(ids[:n].tolist())
+            if key not in self.cache:  # not a training trace: compute it (and keep it)
+                self.cache[key] = self.teacher(input_ids=ids[None, :n]).logits[0]
+            out[i, :n] = self.cache[key]
+        return SimpleNamespace(logits=out)
+
+
 def _build_student_rl(profile: str, preset: str, gcfg, seed: int):
     def build(folder):
         rcfg = rl.rl_config(profile)
         model, tok, _ = lab.base_model(profile, preset=preset)
         res = train_grpo(model, tok, rl.problems(rcfg, "train", rcfg.n_train, seed=seed), list(rl.REWARD_FUNCS),
-                            gcfg, seed=seed)
+                         gcfg, seed=seed)
         models.save(model.cpu(), tok, folder)
         n, tokens = models.n_params(model), sum(h["tokens"] for h in res.history)
         # Sampling (2N per token) + policy forward/backward (6N); no reference model (β = 0, log_kl off).
@@ -253,9 +292,12 @@ def run_conditions(base, teacher, tokenizer, traces, answers, tcfg: TrainConfig,
     student, res_c = _sft(base, tokenizer, answers, replace(tcfg, steps=steps), seed)
     out["answers_only"] = {**evaluate_fn(student), "train_flops": res_c.flops, "steps": steps}
     student = copy.deepcopy(base)
-    res_d = distill.train_logit_kd(student, teacher, tokenizer, traces, replace(tcfg, seed=seed, desc="logit KD"),
+    frozen = teacher if isinstance(teacher, FrozenTeacher) else FrozenTeacher(teacher, tokenizer, traces)
+    res_d = distill.train_logit_kd(student, frozen, tokenizer, traces, replace(tcfg, seed=seed, desc="logit KD"),
                                    temperature=kd_temperature, teacher_tokenizer=tokenizer)
-    out["logit_kd"] = {**evaluate_fn(student), "train_flops": res_d.flops}
+    # The student's 6·N per token, plus the teacher's forward passes, once per distinct trace.
+    out["logit_kd"] = {**evaluate_fn(student), "train_flops": 6.0 * models.n_params(student) * res_d.tokens
+                       + frozen.flops}
     return out
 
 
@@ -294,35 +336,55 @@ def run_curve(profile: str, traces, cfg: DistillConfig, seeds, evaluate_fn, full
     return out
 
 
+def _traces_record(traces, tok, cfg: DistillConfig, seconds: float) -> dict:
+    return {**traces.accounting(), "wall_seconds": seconds, "verified": float(cfg.verify),
+            "mean_tokens": float(np.mean([len(tok.encode(c)) + 1 for _, c in traces])),
+            "examples": [{"prompt": p, "completion": c} for p, c in traces[:5]]}
+
+
 def run_experiment(profile: str, seeds=(0, 1, 2)) -> dict:
     """Everything the chapter measures: teacher, trace set, students (a)-(d), the larger model
-    without traces (the teacher's base, and that base SFT'd on answers only), and the curve."""
+    without traces (the teacher's base, and that base SFT'd on answers only), and the curve.
+    ``out["timing"]`` holds the wall seconds of each phase."""
     cfg, rcfg = distill_config(profile), rl.rl_config(profile)
-    mnt = rcfg.grpo.max_completion_length
-    teacher, tok, tmeta = rl.rl_model(profile, cfg.teacher_seed)
-    big, _, bmeta = lab.base_model(profile)
-    heldout = rl.problems(rcfg, "test", cfg.n_eval)
+    mnt, clock = rcfg.grpo.max_completion_length, [time.perf_counter()]
+    timing: dict[str, float] = {}
+
+    def lap(name):
+        clock.append(time.perf_counter())
+        timing[name] = clock[-1] - clock[-2]
 
     def ev(model, s):
         return measure(model, tok, heldout, cfg, seed=10_000 + s, max_new_tokens=mnt)
 
-    t0, train_set = time.perf_counter(), rl.problems(rcfg, "train", cfg.n_prompts, seed=2024)
-    traces = distillation_set(teacher, tok, train_set, cfg,
-                              task=rcfg.task, difficulty=rcfg.difficulty, max_new_tokens=mnt, seed=cfg.teacher_seed)
-    out = {"traces": {**traces.accounting(), "wall_seconds": time.perf_counter() - t0, "verified": float(cfg.verify),
-                      "mean_tokens": float(np.mean([len(tok.encode(c)) + 1 for _, c in traces])),
-                      "examples": [{"prompt": p, "completion": c} for p, c in traces[:5]]},
+    teacher, tok, tmeta = rl.rl_model(profile, cfg.teacher_seed)
+    big, _, bmeta = lab.base_model(profile)
+    heldout, train_set = rl.problems(rcfg, "test", cfg.n_eval), rl.problems(rcfg, "train", cfg.n_prompts, seed=2024)
+    lap("teacher and its base (load, or train if missing)")
+    traces = distillation_set(teacher, tok, train_set, cfg, task=rcfg.task, difficulty=rcfg.difficulty,
+                              max_new_tokens=mnt, seed=cfg.teacher_seed)
+    lap("distillation set")
+    out = {"traces": _traces_record(traces, tok, cfg, timing["distillation set"]),
            "teacher": {"params": tmeta["params"], "base_flops": bmeta["flops"], "rl_flops": tmeta["flops"],
                        "evals": [ev(teacher, s) for s in seeds]},
            "big_base": {"params": bmeta["params"], "evals": [ev(big, s) for s in seeds]}}
     answers = answers_only(traces, answer_map(tok, train_set))
-    steps = matched_steps(tok, traces, answers, sft_config(cfg, cfg.students[0]).steps)  # as the larger student's (c)
+    # The teacher-sized control gets the larger student's SFT steps on the answers: with ~3x the
+    # parameters and shorter sequences, that is more training FLOPs than that student's distillation.
+    steps = sft_config(cfg, cfg.students[0]).steps
     out["big_answers"] = {"params": bmeta["params"], "evals": [], "steps": steps}
     for s in seeds:
         model, res = _sft(big, tok, answers, replace(cfg.sft, steps=steps), s)
         out["big_answers"]["evals"].append({**ev(model, s), "train_flops": res.flops})
-    out["students"] = {p: run_student(profile, p, teacher, tok, traces, answers, cfg, seeds, ev) for p in cfg.students}
+    lap("teacher-sized baselines")
+    frozen = FrozenTeacher(teacher, tok, traces)
+    out["students"] = {}
+    for p in cfg.students:
+        out["students"][p] = run_student(profile, p, frozen, tok, traces, answers, cfg, seeds, ev)
+        lap(f"student {p}")
     out["curve"] = run_curve(profile, traces, cfg, seeds, ev, out["students"][cfg.curve_student]["distill"])
+    lap("sample-efficiency curve")
+    out["timing"] = timing
     return out
 
 
@@ -333,10 +395,17 @@ PREFIXES = {"base": "student_base", "distill": "distill", "rl": "rl", "answers_o
             "logit_kd": "logit_kd"}  # condition -> metric-name prefix of the student series
 
 
+RATES = ("pass_at_1", "pass_at_1_lenient", "pass_at_k", "format_rate")  # shares: intervals clipped to [0, 1]
+
+
 def _metric(recs: list[dict], key: str) -> dict | None:
-    """Per-seed metric of ``key``, or None when a seed has no value (e.g. nothing solved)."""
+    """Per-seed metric of ``key`` (t-interval over seeds), or None when a seed has no value
+    (e.g. nothing solved).  Intervals of shares are clipped to [0, 1]."""
     vals = [r.get(key) for r in recs]
-    return metric(vals) if all(v is not None and math.isfinite(v) for v in vals) else None
+    if not all(v is not None and math.isfinite(v) for v in vals):
+        return None
+    m = metric(vals)
+    return metric(vals, ci95=np.clip(m["ci95"], 0.0, 1.0)) if key in RATES else m
 
 
 def _eval_metrics(prefix: str, recs: list[dict]) -> dict:
@@ -400,7 +469,8 @@ def distill_extra(out: dict) -> dict:
             "samples_distill": out["students"][first]["distill"][0]["samples"],
             "samples_answers_only": out["students"][first]["answers_only"][0]["samples"],
             "samples_rl": out["students"][first]["rl"][0]["samples"], "sample_student": first,
-            "answers_only_steps": out["students"][first]["answers_only"][0]["steps"]}
+            "answers_only_steps": out["students"][first]["answers_only"][0]["steps"],
+            "timing_seconds": out.get("timing", {})}
 
 
 def total_flops(out: dict) -> float:
@@ -471,8 +541,9 @@ def verdict_beats_rl(m: dict) -> dict:
     clear = [p for p in d if d[p]["ci95"][0] > r[p]["ci95"][1]]
     higher = [p for p in d if d[p]["mean"] > r[p]["mean"]]
     verdict = "supported" if len(clear) == len(d) else ("partly supported" if higher else "not supported")
-    parts = [f"{_size(m, p)}: distilled {_ci(d[p])} vs GRPO {_ci(r[p])}, GRPO at "
-             f"{m['rl_train_flops'][p]['mean'] / m['distill_train_flops'][p]['mean']:.1f}x the student FLOPs" for p in d]
+    ratio = {p: m["rl_train_flops"][p]["mean"] / m["distill_train_flops"][p]["mean"] for p in d}
+    parts = [f"{_size(m, p)}: distilled {_ci(d[p])} vs GRPO {_ci(r[p])}, GRPO at {ratio[p]:.1f}x the student FLOPs"
+             for p in d]
     return claim("distill-beats-rl-small", verdict,
                  "Held-out strict pass@1 — " + "; ".join(parts) + ". R1 Table 6 (Qwen-32B, AIME 2024): "
                  "distilled 72.6 vs RL 47.0.")

@@ -186,7 +186,8 @@ def test_write_claims_markdown(tmp_path):
     _write(tmp_path)
     out = claims.write_claims_markdown(tmp_path / "gen" / "claims.md", results_dir=tmp_path)
     text = out.read_text()
-    assert "`rl-vanilla-to-reasoner`" in text and "{bdg-success}`supported`" in text
+    assert "* - rl-vanilla-to-reasoner" in text and "{bdg-success}`supported`" in text
+    assert text.count("```") == 2  # one list-table directive
     assert "\\$5.5" in text  # dollars are escaped, not math
     assert sorted(p.name for p in out.parent.iterdir()) == ["claims.md"]
 

@@ -107,8 +107,8 @@ def claims_table(results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def _cell(text: str) -> str:
-    """Make ``text`` safe inside one cell of a markdown pipe table (``$`` is not math)."""
-    return " ".join(str(text).split()).replace("|", "\\|").replace("$", "\\$")
+    """Make ``text`` safe inside one table cell on one line (``$`` is not math)."""
+    return " ".join(str(text).split()).replace("$", "\\$")
 
 
 def _chapter_docs() -> dict[str, str]:
@@ -121,15 +121,18 @@ def _chapter_docs() -> dict[str, str]:
 
 
 def claims_markdown(table: pd.DataFrame | None = None) -> str:
-    """The claims table as MyST markdown (links to executed chapters, coloured verdicts)."""
+    """The claims table as a MyST ``list-table`` (fixed column widths so the evidence is
+    readable; links to executed chapters; coloured verdicts)."""
     table = claims_table() if table is None else table
     docs = _chapter_docs()
-    lines = ["| Claim | The article says | Verdict | Evidence |", "|---|---|---|---|"]
+    lines = ["```{list-table}", ":header-rows: 1", ":widths: 16 30 12 42", ":class: minir1-claims", "",
+             "* - Claim", "  - The article says", "  - Verdict", "  - Evidence"]
     for r in table.itertuples():
         chapter = f"{{doc}}`{r.chapter} <{docs[r.chapter]}>`" if r.chapter in docs else r.chapter
         badge = f"{{bdg-{_BADGE.get(r.verdict, 'light')}}}`{r.verdict}`"
-        lines.append(f"| `{r.id}` ({chapter}) | {_cell(r.claim)} | {badge} | {_cell(r.evidence)} |")
-    return "\n".join(lines) + "\n"
+        lines += [f"* - {_cell(r.id)} ({chapter})", f"  - {_cell(r.claim)}", f"  - {badge}",
+                  f"  - {_cell(r.evidence)}"]
+    return "\n".join(lines + ["```"]) + "\n"
 
 
 def write_claims_markdown(path: str | os.PathLike = "book/_generated/claims.md",

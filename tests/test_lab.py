@@ -58,3 +58,14 @@ def test_bad_profile_and_preset():
         lab.lab_config("bogus")
     with pytest.raises(ValueError, match="preset must be one of"):
         lab.lab_config("cpu", preset="giant")
+
+
+def test_mfu_left_out_when_peak_is_implausible(monkeypatch):
+    import torch
+
+    meta = {"params": 10, "tokens": 100, "flops": 6000.0, "wall_seconds": 1.0, "threads": torch.get_num_threads(),
+            "history": [{"loss": 1.0}]}
+    monkeypatch.setattr(lab, "capability_metrics", lambda cap: {})
+    assert lab.lab_metrics(meta, {}, peak_flops_per_s=1e4)["base_train_mfu"] == 0.6
+    assert "base_train_mfu" not in lab.lab_metrics(meta, {}, peak_flops_per_s=1e3)  # "MFU" 600%: no number
+    assert "base_train_mfu" not in lab.lab_metrics({**meta, "threads": 99}, {}, peak_flops_per_s=1e4)

@@ -143,7 +143,8 @@ def lab_metrics(meta: dict, cap: dict, peak_flops_per_s: float) -> dict:
     """All metrics of the lab chapter: the base's size and cost, and its capability.
 
     ``base_train_mfu`` is left out (rather than guessed) when the cached base was trained
-    with another thread count than the peak was measured with.
+    with another thread count than the peak was measured with, or when the measured peak is
+    below the achieved rate (a peak measured under load).
     """
     achieved = meta["flops"] / meta["wall_seconds"]
     out = {
@@ -153,8 +154,10 @@ def lab_metrics(meta: dict, cap: dict, peak_flops_per_s: float) -> dict:
         "base_final_train_loss": meta["history"][-1]["loss"],
         **capability_metrics(cap),
     }
-    if mfu_comparable(meta):
+    if mfu_comparable(meta) and achieved <= peak_flops_per_s:
         out["base_train_mfu"] = achieved / peak_flops_per_s
+    # An "MFU" above 1 means the peak was measured under load (or is stale): report none
+    # rather than a wrong number, as nanochat does for unknown peaks.
     return out
 
 

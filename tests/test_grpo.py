@@ -5,6 +5,7 @@ import statistics
 import pytest
 import torch
 
+from minir1.grpo_trl import seven_reward
 from minir1.grpo import (GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, score, token_logprobs,
                          train_grpo)
 from minir1.models import build
@@ -125,8 +126,7 @@ class Toy:
         self.question = f"q{i}"
 
 
-def seven(completions, task=None, key=None, **kw):
-    return [float(c[:1] == "7") for c in completions]
+seven = seven_reward  # reward 1 when a completion starts with "7" (minir1.grpo_trl)
 
 
 def toy_run(seed=0, steps=12, **kw):

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"),
 from datasets import Dataset  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
+from minir1.grpo_trl import seven_reward
 from minir1.grpo import GRPOConfig, LOSS_TYPES, SCALES, group_advantages, grpo_loss, token_logprobs  # noqa: E402
 from minir1.grpo_trl import benchmark_grpo, to_trl_config, unpatch  # noqa: E402
 from minir1.tokenizer import build_tokenizer  # noqa: E402
@@ -176,8 +177,7 @@ class Toy:
         self.question = f"q{i}"
 
 
-def seven(completions, task=None, key=None, **kw):
-    return [float(c[:1] == "7") for c in completions]
+seven = seven_reward  # reward 1 when a completion starts with "7" (minir1.grpo_trl)
 
 
 def spread(completions, **kw):  # varies between samples of a random model, so advantages are not all zero

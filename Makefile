@@ -61,7 +61,7 @@ chromium:
 
 # ----------------------------------------------------------------------------- the book
 claims: $(STAMP)
-	$(PY) -m minir1.claims
+	$(PY) -m minir1.publish.claims
 
 book: claims
 	$(call step,building the book (warnings are errors))
@@ -69,7 +69,7 @@ book: claims
 	@echo "Book: $(abspath _build/html/index.html)"
 
 chapters: $(STAMP)
-	$(PY) -m minir1.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
+	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab
@@ -108,7 +108,7 @@ else
 	@# One pytest run for all notebooks; print seconds per notebook even when one fails.
 	@echo '$(NBVAL_PYTEST)'; rc=0; $(NBVAL_PYTEST) || rc=$$?; \
 	echo "seconds per notebook (smoke profile):"; \
-	$(PY) -m minir1.chapters --timing $(NBVAL_DIR)/junit.xml || true; \
+	$(PY) -m minir1.publish.chapters --timing $(NBVAL_DIR)/junit.xml || true; \
 	exit $$rc
 endif
 

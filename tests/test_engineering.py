@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from minir1 import architectures as arch
-from minir1 import engineering as eng
-from minir1 import kvcache, ledger, routing
+from minir1.experiments import engineering as eng
+from minir1 import kvcache, routing
+from minir1.publish import ledger
 from minir1.cost import count_params, kv_cache_bytes_per_token, load_model_config, load_published_costs
 from minir1.curves import compute_multiplier, trailing_curve
 from minir1.results import VERDICTS, metric, write_results
@@ -322,7 +323,7 @@ def test_verdict_names_lower_bounds_and_missing_metrics():
 
 
 def test_verdict_ids_match_the_claims_registry():
-    from minir1.claims import claims_by_id
+    from minir1.publish.claims import claims_by_id
 
     ids = {k for k, v in claims_by_id().items() if v.get("chapter") == "engineering"}
     assert ids == {c["id"] for c in eng.verdicts(_metrics())}

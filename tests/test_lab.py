@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from minir1 import lab
+from minir1.experiments import lab
 from minir1.corpus import CorpusConfig, build_corpus
 from minir1.results import metric
 from minir1.tasks import get_task

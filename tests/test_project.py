@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from minir1 import chapters, claims, results
+from minir1 import results
+from minir1.publish import chapters, claims
 from minir1.profiles import PUBLISHED_PROFILES
 from minir1.utils import repo_root
 
@@ -28,7 +29,7 @@ TOC = chapters.toc_files()
 
 
 def _rerun(name: str) -> str:
-    return f"run `make chapters CHAPTER={name}` (or `python -m minir1.chapters --chapter {name}`)"
+    return f"run `make chapters CHAPTER={name}` (or `python -m minir1.publish.chapters --chapter {name}`)"
 
 
 # ----------------------------------------------------------------------------- sources

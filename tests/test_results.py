@@ -2,7 +2,7 @@
 
 minir1.results (metric maths by hand, schema errors that name the field, atomic writes,
 where results go), minir1.profiles, the claims table, the verdict box, and the chapter
-runner (``python -m minir1.chapters``: bad arguments, freshness, atomic replacement).
+runner (``python -m minir1.publish.chapters``: bad arguments, freshness, atomic replacement).
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from minir1 import book, chapters, claims, profiles, results
+from minir1 import profiles, results
+from minir1.publish import book, chapters, claims
 from minir1.utils import package_hash, repo_root, sha256_file
 
 ROOT = repo_root()
@@ -208,7 +209,7 @@ def test_verdict_box_and_footer():
 
 # ----------------------------------------------------------------------------- chapters CLI
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "minir1.chapters", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "minir1.publish.chapters", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from minir1 import rl
+from minir1.experiments import rl
 from minir1.results import metric
 
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from minir1 import distill, lab, models, rl, students
+from minir1 import distill, models
+from minir1.experiments import distillation as students, lab, rl
 from minir1.distill import TeacherPairs
 from minir1.results import metric
 from minir1.tasks import get_task, split_of

@@ -15,7 +15,7 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 
-from minir1.chapters import toc_files
+from minir1.publish.chapters import toc_files
 
 _PAGE_JS = """async () => {
   window.scrollTo(0, document.body.scrollHeight);

@@ -20,15 +20,16 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from . import artifacts, lab, models
-from .evaluation import evaluate, pass_at_k
-from .grpo import GRPOConfig, train_grpo
-from .profiles import check_profile
-from .results import claim, metric
-from .rewards import accuracy_reward, format_reward
-from .tasks import get_task
-from .train import TrainConfig, train
-from .utils import device, seed_everything
+from .. import artifacts, models
+from . import lab
+from ..evaluation import evaluate, pass_at_k
+from ..grpo import GRPOConfig, train_grpo
+from ..profiles import check_profile
+from ..results import claim, metric
+from ..rewards import accuracy_reward, format_reward
+from ..tasks import get_task
+from ..train import TrainConfig, train
+from ..utils import device, seed_everything
 
 RL_MODULES = (*artifacts.CODE_MODULES, "grpo.py", "sampling.py", "rewards.py", "evaluation.py")
 RL_VERSION = 1  # bump when _build_rl / curve_eval change (rl.py is not hashed into artifact keys)
@@ -127,7 +128,7 @@ def sft_answers_model(profile: str, seed: int, flops_budget: float):
 
 
 def _prompt(tok, question: str) -> str:
-    from .tokenizer import format_prompt
+    from ..tokenizer import format_prompt
 
     return format_prompt(tok, question)
 

@@ -163,7 +163,7 @@ def bench_table(path=None):
 
     import pandas as pd
 
-    from .results import results_dir
+    from ..results import results_dir
 
     p = path or results_dir("cpu") / "bench.json"
     try:
@@ -433,7 +433,7 @@ def published_refusals_table(path=None):
     """The published figures of ``data/published_refusals.csv`` (not our measurements)."""
     import pandas as pd
 
-    from .utils import repo_root
+    from ..utils import repo_root
 
     df = pd.read_csv(path or repo_root() / "data" / "published_refusals.csv")
     return df[["item", "value", "unit", "model", "detector", "source", "primary"]].set_index("item")

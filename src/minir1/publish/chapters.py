@@ -7,7 +7,7 @@ parameters, the seeds, the wall time, the sha256 of the source notebook, the pac
 and the git commit.  The project tests compare these with the current files, so a chapter
 whose source changed since it was executed fails the tests until it is re-executed::
 
-    python -m minir1.chapters --profile cpu --chapter lab
+    python -m minir1.publish.chapters --profile cpu --chapter lab
 
 A run executes into a hidden temp file next to the chapter and renames it over the chapter
 only when every cell succeeded: a failed run leaves the previous chapter untouched.  Smoke
@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .profiles import PROFILES, PUBLISHED_PROFILES
-from .utils import package_hash, repo_root, sha256_file
+from ..profiles import PROFILES, PUBLISHED_PROFILES
+from ..utils import package_hash, repo_root, sha256_file
 
 _SOURCE_RE = re.compile(r"^(\d\d)_([a-z0-9][a-z0-9_]*)\.ipynb$")
 
@@ -146,7 +146,7 @@ def chapter_status(name: str, root: Path | None = None) -> dict:
 # ----------------------------------------------------------------------------- running
 def _seeds(name: str, profile: str, params: dict, since: float) -> list[int]:
     """Seeds from the results file this run wrote, else from the parameters."""
-    from .results import results_dir
+    from ..results import results_dir
 
     path = results_dir(profile) / f"{name}.json"
     if path.exists() and path.stat().st_mtime >= since:
@@ -166,7 +166,7 @@ def run_chapter(name: str, profile: str, root: Path | None = None) -> Path:
     import nbformat
     import papermill as pm
 
-    from .results import git_commit
+    from ..results import git_commit
 
     root = Path(root) if root is not None else repo_root()
     src = source_notebooks(root)[name]
@@ -224,7 +224,7 @@ def _print_status() -> None:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m minir1.chapters", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m minir1.publish.chapters", description=__doc__.split("\n")[0])
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
     p.add_argument("--chapter", default=None, help="run one chapter, e.g. 'lab' (default: all)")
     p.add_argument("--status", action="store_true", help="print each chapter's freshness and exit")

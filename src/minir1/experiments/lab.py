@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from . import artifacts, models
-from .corpus import CorpusConfig, build_corpus
-from .profiles import check_profile
-from .tokenizer import build_tokenizer
-from .train import TrainConfig, train
-from .utils import device, device_name, seed_everything
+from .. import artifacts, models
+from ..corpus import CorpusConfig, build_corpus
+from ..profiles import check_profile
+from ..tokenizer import build_tokenizer
+from ..train import TrainConfig, train
+from ..utils import device, device_name, seed_everything
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ MAX_NEW_TOKENS = 96  # longest completion we sample (a tagged countdown search f
 
 def heldout(task: str, difficulty: int, profile: str, seed: int = 1234) -> list:
     """The held-out problems a profile evaluates on (test split; fixed across chapters)."""
-    from .tasks import get_task
+    from ..tasks import get_task
 
     n, _ = EVAL_SIZES[check_profile(profile)]
     return get_task(task, difficulty).sample("test", n, seed=seed)
@@ -98,7 +98,7 @@ def capability(model, tokenizer, profile: str, seeds=(0, 1, 2), tasks=LAB_TASKS,
 
     Returns ``{task: {"sampled": summary, "greedy": EvalResult, "runs": [EvalResult, ...]}}``.
     """
-    from .evaluation import evaluate, summarize
+    from ..evaluation import evaluate, summarize
 
     _, n_samples = EVAL_SIZES[check_profile(profile)]
     out = {}
@@ -114,7 +114,7 @@ def capability(model, tokenizer, profile: str, seeds=(0, 1, 2), tasks=LAB_TASKS,
 
 def capability_metrics(cap: dict) -> dict:
     """Results-file metrics from :func:`capability`: series keyed by task name."""
-    from .results import metric
+    from ..results import metric
 
     def series(key):
         return {t: c["sampled"][key] for t, c in cap.items() if key in c["sampled"]}
@@ -180,7 +180,7 @@ def verdicts(metrics: dict) -> list[dict]:
     Room means: sampled strict pass@1 is low but not zero (between 0.5% and 50%) and
     pass@16 is clearly higher (its CI lies above pass@1's CI).
     """
-    from .results import claim
+    from ..results import claim
 
     ok, parts = [], []
     for task, p1 in metrics["base_pass_at_1"].items():

@@ -107,7 +107,7 @@ def bill(rows: Sequence[LedgerRow], cfg: LedgerConfig = LedgerConfig()) -> list[
 
 
 def _published(pub: Mapping | None) -> Mapping:
-    from .cost import load_published_costs
+    from ..cost import load_published_costs
 
     return load_published_costs() if pub is None else pub
 

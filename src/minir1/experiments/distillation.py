@@ -6,7 +6,7 @@ non-reasoning), with no RL stage, and reports that this beats large-scale RL on 
 itself: on Qwen-32B, AIME 2024 pass@1 72.6 distilled against 47.0 for R1-Zero-style RL (Table 6).
 This module runs that comparison in miniature, with the pieces of :mod:`minir1.distill`:
 
-* **teacher**: the RL chapter's GRPO model (:func:`minir1.rl.rl_model`, lab preset ``micro``);
+* **teacher**: the RL chapter's GRPO model (:func:`minir1.experiments.rl.rl_model`, lab preset ``micro``);
 * **distillation set**: several samples per *train* prompt from the teacher, kept only when
   the answer verifies and the output is in R1's format (rejection sampling), with its cost;
 * **students**: lab bases of smaller presets pretrained on the same corpus, and per seed
@@ -40,16 +40,17 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from . import artifacts, distill, lab, models, rl
-from .evaluation import evaluate
-from .grpo import train_grpo
-from .profiles import check_profile
-from .results import claim, metric
-from .rewards import accuracy_reward, format_reward
-from .tasks import get_task, split_of
-from .tokenizer import format_prompt
-from .train import TrainConfig, collate, encode_example
-from .utils import device, repo_root
+from .. import artifacts, distill, models
+from . import lab, rl
+from ..evaluation import evaluate
+from ..grpo import train_grpo
+from ..profiles import check_profile
+from ..results import claim, metric
+from ..rewards import accuracy_reward, format_reward
+from ..tasks import get_task, split_of
+from ..tokenizer import format_prompt
+from ..train import TrainConfig, collate, encode_example
+from ..utils import device, repo_root
 
 VERSION = 1  # bump when _build_student_rl changes (students.py is not hashed into artifact keys)
 CONDITIONS = ("distill", "rl", "answers_only", "logit_kd")  # (a), (b), (c), (d)
@@ -57,7 +58,7 @@ CONDITIONS = ("distill", "rl", "answers_only", "logit_kd")  # (a), (b), (c), (d)
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """The chapter's settings; the task and the GRPO recipe come from :func:`minir1.rl.rl_config`."""
+    """The chapter's settings; the task and the GRPO recipe come from :func:`minir1.experiments.rl.rl_config`."""
 
     students: tuple[str, ...] = ("nano", "pico")  # presets smaller than the teacher's (R1: 1.5B-70B from 671B)
     teacher_seed: int = 0             # which of the RL chapter's GRPO runs is the teacher

@@ -46,14 +46,14 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .architectures import Shape, build_model, check_model
-from .corpus import KINDS, CorpusConfig, render
-from .cost import count_params
-from .curves import Multiplier, compute_multiplier, trailing_curve
-from .kvcache import measure_kv_cache
-from .profiles import check_profile
-from .results import claim, metric, value
-from .routing import RouterMonitor, expert_loads, load_balance
+from ..architectures import Shape, build_model, check_model
+from ..corpus import KINDS, CorpusConfig, render
+from ..cost import count_params
+from ..curves import Multiplier, compute_multiplier, trailing_curve
+from ..kvcache import measure_kv_cache
+from ..profiles import check_profile
+from ..results import claim, metric, value
+from ..routing import RouterMonitor, expert_loads, load_balance
 
 # ----------------------------------------------------------------------------- configs
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def engineering_config(profile: str) -> EngineeringConfig:
 # ----------------------------------------------------------------------------- data
 def heldout_docs(corpus: CorpusConfig, n: int, seed: int = 1234) -> list[str]:
     """``n`` documents in the corpus' mixture, rendered from *test*-split problems only."""
-    from .tasks import get_task
+    from ..tasks import get_task
 
     rng, docs = random.Random(seed), []
     total = sum(w for _, _, w in corpus.tasks)
@@ -134,7 +134,7 @@ def heldout_docs(corpus: CorpusConfig, n: int, seed: int = 1234) -> list[str]:
 
 def pack_docs(tokenizer, docs: Sequence[str], seq_len: int) -> torch.Tensor:
     """Documents as ``<bos> doc <eos>`` concatenated and cut into (n, seq_len) windows."""
-    from .train import encode_example
+    from ..train import encode_example
 
     stream = [t for d in docs for t in encode_example(tokenizer, "", d)[0]]
     n = len(stream) // seq_len
@@ -164,7 +164,7 @@ class Run:
 def train_config(cfg: EngineeringConfig, name: str, seed: int):
     """The :class:`minir1.train.TrainConfig` of model ``name``: packed documents, warm-up
     then a constant learning rate, the loss logged every step."""
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     return TrainConfig(steps=cfg.steps_of(name), batch_size=cfg.batch_size, lr=cfg.lr,
                        min_lr_frac=1.0, warmup_steps=cfg.warmup_steps, seq_len=cfg.seq_len,
@@ -178,7 +178,7 @@ def train_run(name: str, config, tokenizer, docs: Sequence[str], heldout: Sequen
     Every model of one seed sees the same batches in the same order (same documents, same
     batch seed), so their curves are paired step by step.
     """
-    from .train import eval_loss, train
+    from ..train import eval_loss, train
 
     model = build_model(config, seed, device)
     monitor = RouterMonitor(model, cfg.balance_gamma)
@@ -307,7 +307,7 @@ ATTENTION_OF = {"mla": "dense_active", "mha": "mha", "gqa": "gqa"}  # attention 
 
 def kv_metrics(configs: Mapping[str, Any], models: Mapping[str, Any]) -> dict:
     """Measured (bf16) and formula KV-cache bytes per token of MLA, MHA and GQA."""
-    from .cost import kv_cache_bytes_per_token
+    from ..cost import kv_cache_bytes_per_token
 
     m = {}
     for att, name in ATTENTION_OF.items():
@@ -341,7 +341,7 @@ def overhead_metrics(times: Mapping[str, Sequence[float]]) -> dict:
 def v3_context_metrics() -> dict:
     """V3-scale numbers the verdict compares with: sparsity, KV bytes and the GPU-hour gap,
     from the real configs (``data/model_configs``) and published figures."""
-    from .cost import kv_cache_bytes_per_token, load_model_config, load_published_costs
+    from ..cost import kv_cache_bytes_per_token, load_model_config, load_published_costs
 
     pub, v3, llama = load_published_costs(), load_model_config("deepseek-v3"), load_model_config("llama-3.1-405b")
     n = count_params(v3)

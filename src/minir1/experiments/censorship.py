@@ -228,13 +228,13 @@ import copy  # noqa: E402  (stage code below; the world above needs no torch)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from . import artifacts, models  # noqa: E402
-from .distill import logit_kd_loss, sft_on_outputs, teacher_outputs  # noqa: E402
-from .profiles import check_profile  # noqa: E402
-from .refusal import (RefusalMeasurement, ablate, disagreement, fold_ablation, measure, rate_metric,  # noqa: E402
+from .. import artifacts, models  # noqa: E402
+from ..distill import logit_kd_loss, sft_on_outputs, teacher_outputs  # noqa: E402
+from ..profiles import check_profile  # noqa: E402
+from ..refusal import (RefusalMeasurement, ablate, disagreement, fold_ablation, measure, rate_metric,  # noqa: E402
                       refusal_direction, thought_suppression)
-from .tokenizer import build_tokenizer, format_prompt  # noqa: E402
-from .train import TrainConfig, collate, encode_example, eval_loss, train  # noqa: E402
+from ..tokenizer import build_tokenizer, format_prompt  # noqa: E402
+from ..train import TrainConfig, collate, encode_example, eval_loss, train  # noqa: E402
 
 
 def _tc(steps, lr, desc, **kw) -> TrainConfig:
@@ -345,7 +345,7 @@ def distill_student(teacher, tok, sets, cfg: CensorConfig, path: Path, dose: flo
 def addition_pairs(tok, n: int, seed: int, digits: int, split_name: str = "train") -> list[tuple[str, str]]:
     """The downstream task: addition in R1's format (the lab's worked solutions), ``n`` samples
     drawn with replacement from ``split_name``."""
-    from .tasks import completion, get_task
+    from ..tasks import completion, get_task
     task, rng = get_task("addition", digits), random.Random(seed)
     pool = task.sample(split_name, min(n, task.n_distinct(split_name) or n), seed=seed)
     return [(format_prompt(tok, p.question), completion(task.worked_solution(p, rng), p.answer))
@@ -354,9 +354,9 @@ def addition_pairs(tok, n: int, seed: int, digits: int, split_name: str = "train
 
 def addition_accuracy(model, tok, seed: int, digits: int, n: int = 50) -> float:
     """Greedy strict accuracy on up to ``n`` held-out additions (did the downstream task take?)."""
-    from .rewards import accuracy_reward
-    from .sampling import generate
-    from .tasks import get_task
+    from ..rewards import accuracy_reward
+    from ..sampling import generate
+    from ..tasks import get_task
     task = get_task("addition", digits)
     probs = task.sample("test", min(n, task.n_distinct("test") or n), seed=seed)
     n = len(probs)
@@ -465,7 +465,7 @@ def run_doses(cfg: CensorConfig, path: Path, seeds) -> dict:
 
 def run_finetune(cfg: CensorConfig, path: Path, seeds) -> dict:
     """Refusal and control accuracy of the censor along a downstream fine-tune on addition."""
-    from .results import metric
+    from ..results import metric
     _, tok, sets = _stage_models(cfg, path)
     runs, add_acc, flops = {n: [] for n in cfg.finetune_steps}, [], 0.0
     task_loss = {n: [] for n in cfg.finetune_steps}
@@ -495,7 +495,7 @@ def run_finetune(cfg: CensorConfig, path: Path, seeds) -> dict:
 
 
 def _removal_metrics(prefix: str, probes: list[dict], kls: list[float]) -> dict:
-    from .results import metric
+    from ..results import metric
     return {**_rates(prefix, probes),
             f"{prefix}_correct_sensitive": rate_metric([p["sensitive"] for p in probes], "correct"),
             f"{prefix}_fabricated_sensitive": rate_metric([p["sensitive"] for p in probes], "fabricated"),
@@ -506,7 +506,7 @@ def _removal_metrics(prefix: str, probes: list[dict], kls: list[float]) -> dict:
 
 def run_removal(cfg: CensorConfig, path: Path, seeds) -> dict:
     """Directional ablation folded into the weights, and a small SFT on answered sensitive prompts."""
-    from .results import metric
+    from ..results import metric
     teacher, tok, sets = _stage_models(cfg, path)
     out, flops = {}, 0.0
     for name in ("ablated", "sft_removed"):

@@ -195,8 +195,6 @@ def test_error_messages():
     with pytest.raises(ValueError, match="needs max_completion_length"):
         aggregate(torch.ones(1, 1), torch.ones(1, 1), "dr_grpo")
     tok = build_tokenizer()
-    with pytest.raises(ValueError, match="engine must be one of 'minir1', 'trl'"):
-        train_grpo(None, tok, [Toy(0)], [seven], GRPOConfig(), engine="vllm")
     with pytest.raises(ValueError, match="reward_weights has 2 entries but there are 1 reward functions"):
         train_grpo(None, tok, [Toy(0)], [seven], GRPOConfig(reward_weights=(1.0, 0.5)))
     bad = lambda completions, **kw: [1.0]  # noqa: E731
@@ -204,6 +202,24 @@ def test_error_messages():
         train_grpo(build("pico", tok), tok, [Toy(i) for i in range(8)], [bad],
                    GRPOConfig(group_size=8, batch_size=16, max_completion_length=2, log_every=0),
                    accuracy_funcs={})
+
+
+def test_grpo_does_not_import_its_trl_peer():
+    """grpo_trl is a peer of grpo (it imports grpo's config and types); grpo never imports grpo_trl."""
+    import ast
+    import inspect
+
+    import minir1.grpo as grpo
+
+    imported = set()
+    for node in ast.walk(ast.parse(inspect.getsource(grpo))):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+    assert not any("grpo_trl" in m for m in imported), imported
+    with pytest.raises(TypeError):
+        train_grpo(None, build_tokenizer(), [Toy(0)], [seven], GRPOConfig(), engine="trl")
 
 
 def test_real_task_default_accuracy_and_eval():

@@ -1,4 +1,4 @@
-"""Our GRPO maths against TRL 1.16's GRPOTrainer, and the engine="trl" route.
+"""Our GRPO maths against TRL 1.16's GRPOTrainer, and the TRL engine (``train_grpo_trl``).
 
 The cross-check feeds one fixed batch (left-padded prompts of different lengths, completions of
 different lengths, one all-equal reward group) to both sides:
@@ -23,7 +23,7 @@ from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from minir1.grpo_trl import seven_reward
 from minir1.grpo import GRPOConfig, LOSS_TYPES, SCALES, group_advantages, grpo_loss, token_logprobs  # noqa: E402
-from minir1.grpo_trl import benchmark_grpo, to_trl_config, unpatch  # noqa: E402
+from minir1.grpo_trl import benchmark_grpo, to_trl_config, train_grpo_trl, unpatch  # noqa: E402
 from minir1.tokenizer import build_tokenizer  # noqa: E402
 
 G, T, C_MAX = 4, 0.7, 6
@@ -185,15 +185,13 @@ def spread(completions, **kw):  # varies between samples of a random model, so a
 
 
 def test_trl_engine_runs_offline():
-    from minir1.grpo import train_grpo
-
     tok = build_tokenizer()
     model = tiny_llama(len(tok), seed=0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = GRPOConfig(group_size=2, batch_size=4, steps=2, max_completion_length=6, kl_coef=0.04, lr=1e-3,
                      log_every=0, eval_every=1)
-    res = train_grpo(model, tok, [Toy(i) for i in range(4)], [spread], cfg, engine="trl",
-                     accuracy_funcs={"strict": seven}, eval_fn=lambda m: {"one": 1.0}, seed=0)
+    res = train_grpo_trl(model, tok, [Toy(i) for i in range(4)], [spread], cfg,
+                         accuracy_funcs={"strict": seven}, eval_fn=lambda m: {"one": 1.0}, seed=0)
     assert [r["step"] for r in res.history] == [1, 2]
     assert [e["step"] for e in res.evals] == [0, 1, 2]
     for r in res.history:

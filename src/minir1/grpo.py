@@ -37,8 +37,10 @@ How this module departs from the papers, on purpose:
 R1's values quoted in :class:`GRPOConfig` (G = 16, β = 0.001, lr 3e-6, ε = 10, 32 questions
 per step) come from the Nature / arXiv v2 version of the paper (secondary; see REFERENCE).
 
-The loss is checked against ``trl.GRPOTrainer`` to 1e-5 (``tests/test_grpo_trl.py``);
-``engine="trl"`` runs the same experiment through TRL (see :mod:`minir1.grpo_trl`).
+The loss is checked against ``trl.GRPOTrainer`` to 1e-5 (``tests/test_grpo_trl.py``).
+:func:`minir1.grpo_trl.train_grpo_trl` runs the same experiment through TRL with the same
+signature as :func:`train_grpo` (a peer module: it imports this one, never the reverse), so an
+experiment chooses its engine by choosing the function.
 """
 from __future__ import annotations
 
@@ -51,9 +53,10 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm import tqdm
 
+from minir1.utils import seed_everything
+
 LOSS_TYPES: tuple[str, ...] = ("grpo", "dapo", "dr_grpo")
 SCALES: tuple[str, ...] = ("group", "batch", "none")
-ENGINES: tuple[str, ...] = ("minir1", "trl")
 ADV_EPS = 1e-4  # TRL 1.16 (grpo_trainer.py): advantages / (std + 1e-4)
 
 RewardFunc = Callable[..., list]  # (completions, task=[...], key=[...], **kw) -> list[float]
@@ -431,10 +434,8 @@ def _frozen_copy(model):
     return ref
 
 
-def _train_minir1(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn, accuracy_funcs,
+def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn, accuracy_funcs,
                   seed) -> GRPOResult:
-    from minir1.utils import seed_everything
-
     gen = seed_everything(seed)
     if ref_model is None and (cfg.kl_coef > 0 or cfg.log_kl):
         ref_model = _frozen_copy(model)
@@ -463,8 +464,24 @@ def _train_minir1(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, e
     return GRPOResult(model=model, history=history, evals=evals)
 
 
+def prepare(tokenizer, train_problems: Sequence, reward_funcs, cfg: GRPOConfig | None, *,
+            eval_problems: Sequence | None, eval_fn, accuracy_funcs) -> tuple:
+    """Check and complete :func:`train_grpo`'s inputs (shared with :mod:`minir1.grpo_trl`).
+
+    Returns ``(cfg, reward_funcs as a list, eval_fn, accuracy_funcs)``.
+    """
+    cfg = GRPOConfig() if cfg is None else cfg
+    funcs = _check_inputs(train_problems, reward_funcs, cfg)
+    accuracy_funcs = default_accuracy_funcs() if accuracy_funcs is None else dict(accuracy_funcs)
+    if eval_fn is None and eval_problems is not None:
+        def eval_fn(m):
+            return greedy_eval(m, tokenizer=tokenizer, problems=eval_problems, accuracy_funcs=accuracy_funcs,
+                               cfg=cfg)
+    return cfg, funcs, eval_fn, accuracy_funcs
+
+
 def train_grpo(model, tokenizer, train_problems: Sequence, reward_funcs, cfg: GRPOConfig | None = None, *,
-               eval_problems: Sequence | None = None, ref_model=None, engine: str = "minir1",
+               eval_problems: Sequence | None = None, ref_model=None,
                eval_fn: Callable[[Any], dict] | None = None, accuracy_funcs: dict[str, RewardFunc] | None = None,
                seed: int = 0) -> GRPOResult:
     """Train ``model`` in place with GRPO; return the model, per-step history and evaluations.
@@ -475,24 +492,16 @@ def train_grpo(model, tokenizer, train_problems: Sequence, reward_funcs, cfg: GR
     ``ref_model``: the frozen KL reference (default: a copy of ``model`` at the start). ``eval_fn(model)
     -> dict`` runs at step 0, every ``cfg.eval_every`` steps and at the end; by default greedy accuracy
     on ``eval_problems`` when given. ``accuracy_funcs`` (default strict and lenient from
-    :mod:`minir1.rewards`) are logged, not optimised. ``engine="trl"`` runs ``trl.GRPOTrainer`` instead.
+    :mod:`minir1.rewards`) are logged, not optimised. :func:`minir1.grpo_trl.train_grpo_trl` takes the
+    same arguments and runs ``trl.GRPOTrainer`` instead.
 
     History keys: step, loss, reward, reward_std, reward_<func>, acc_<name>, len, len_correct and
     len_incorrect (by the first accuracy function), kl, clip_frac, grad_norm, frac_zero_std (groups
     whose rewards are all equal: no signal), tokens, tok_per_s (sampled tokens / step time),
     sample_s, step_s, wall_s.
     """
-    cfg = GRPOConfig() if cfg is None else cfg
-    _choice("engine", engine, ENGINES)
-    funcs = _check_inputs(train_problems, reward_funcs, cfg)
-    accuracy_funcs = default_accuracy_funcs() if accuracy_funcs is None else dict(accuracy_funcs)
-    if eval_fn is None and eval_problems is not None:
-        def eval_fn(m):
-            return greedy_eval(m, tokenizer=tokenizer, problems=eval_problems, accuracy_funcs=accuracy_funcs,
-                               cfg=cfg)
-    kw = dict(ref_model=ref_model, eval_fn=eval_fn, accuracy_funcs=accuracy_funcs, seed=seed)
-    if engine == "trl":
-        from minir1.grpo_trl import train_grpo_trl
-
-        return train_grpo_trl(model, tokenizer, train_problems, funcs, cfg, **kw)
-    return _train_minir1(model, tokenizer, train_problems, funcs, cfg, **kw)
+    cfg, funcs, eval_fn, accuracy_funcs = prepare(tokenizer, train_problems, reward_funcs, cfg,
+                                                  eval_problems=eval_problems, eval_fn=eval_fn,
+                                                  accuracy_funcs=accuracy_funcs)
+    return _train(model, tokenizer, train_problems, funcs, cfg, ref_model=ref_model, eval_fn=eval_fn,
+                  accuracy_funcs=accuracy_funcs, seed=seed)

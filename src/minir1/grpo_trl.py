@@ -1,6 +1,8 @@
 """The same GRPO experiment run through ``trl.GRPOTrainer`` (TRL 1.16), and a throughput benchmark.
 
-:func:`minir1.grpo.train_grpo` with ``engine="trl"`` lands here. We map our
+:func:`train_grpo_trl` has the same signature and history keys as :func:`minir1.grpo.train_grpo`
+(this module imports :mod:`minir1.grpo`, never the reverse; an experiment picks the engine by
+picking the function). We map our
 :class:`~minir1.grpo.GRPOConfig` onto ``trl.GRPOConfig`` field by field (:func:`to_trl_config`),
 feed TRL a ``datasets.Dataset`` with columns ``prompt``/``task``/``key`` and our reward functions
 unchanged (TRL passes dataset columns to them as keyword lists, the signature we use), and turn
@@ -29,7 +31,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from minir1.grpo import GRPOConfig, GRPOResult, format_line, func_name
+from minir1.grpo import GRPOConfig, GRPOResult, format_line, func_name, prepare, train_grpo
 
 _ROLLOUT_KEYS = ("reward", "reward_std", "len", "len_correct", "len_incorrect", "frac_zero_std")
 
@@ -181,9 +183,14 @@ def unpatch(model) -> None:
     model.__dict__.pop("forward", None)
 
 
-def train_grpo_trl(model, tokenizer, problems, reward_funcs, cfg: GRPOConfig, *, ref_model=None, eval_fn=None,
-                   accuracy_funcs=None, seed: int = 0) -> GRPOResult:
+def train_grpo_trl(model, tokenizer, train_problems: Sequence, reward_funcs, cfg: GRPOConfig | None = None, *,
+                   eval_problems: Sequence | None = None, ref_model=None, eval_fn=None, accuracy_funcs=None,
+                   seed: int = 0) -> GRPOResult:
     """Train with ``trl.GRPOTrainer``; same inputs and outputs as :func:`minir1.grpo.train_grpo`."""
+    cfg, reward_funcs, eval_fn, accuracy_funcs = prepare(tokenizer, train_problems, reward_funcs, cfg,
+                                                         eval_problems=eval_problems, eval_fn=eval_fn,
+                                                         accuracy_funcs=accuracy_funcs)
+    problems = train_problems
     acc = dict(accuracy_funcs or {})
     names = [func_name(f) for f in reward_funcs]
     history, evals = [], []
@@ -222,8 +229,6 @@ def benchmark_grpo(model=None, tokenizer=None, problems=None, reward_funcs=None,
     Defaults: the ``nano`` model on a toy task, G = 8, 32 completions of up to 32 tokens, 3 steps.
     Rates use the summed step times (sampling + update), excluding trainer construction.
     """
-    from minir1.grpo import train_grpo
-
     if tokenizer is None:
         from minir1.tokenizer import build_tokenizer
         tokenizer = build_tokenizer()
@@ -235,10 +240,9 @@ def benchmark_grpo(model=None, tokenizer=None, problems=None, reward_funcs=None,
     cfg = cfg or GRPOConfig(group_size=8, batch_size=32, max_completion_length=32, log_kl=False, log_every=0)
     cfg = dataclasses.replace(cfg, steps=steps, log_every=0)
     out = {"config": cfg.to_dict(), "threads": torch.get_num_threads()}
-    for engine in ("minir1", "trl"):
+    for engine, train in (("minir1", train_grpo), ("trl", train_grpo_trl)):
         t = time.perf_counter()
-        res = train_grpo(copy.deepcopy(model), tokenizer, problems, reward_funcs, cfg, engine=engine,
-                         accuracy_funcs={}, seed=seed)
+        res = train(copy.deepcopy(model), tokenizer, problems, reward_funcs, cfg, accuracy_funcs={}, seed=seed)
         busy = sum(r["step_s"] for r in res.history)
         out[engine] = {"steps_per_s": len(res.history) / busy,
                        "tok_per_s": sum(r["tokens"] for r in res.history) / busy,

@@ -114,46 +114,58 @@ def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class _Decoder:
-    """Llama / Qwen2 decoding written out by hand, with a preallocated KV cache.
+    """Llama / Qwen2 decoding written out by hand, with preallocated KV caches and a shared prompt.
 
     The same maths as the model's ``forward`` in fp32 (RMSNorm op for op, RoPE from the
     model's own rotary module, tabulated once), but with no module dispatch in the loop:
-    one fused QKV matmul and one fused gate-up matmul per layer, RoPE on q and k at once,
-    attention as two batched matmuls against the static cache (grouped-query heads share
-    their key/value head without copies), and an additive mask for left padding. The
-    profile this replaces spent ~40% of each decode step in ``scaled_dot_product_attention``
-    (its CPU flash kernel costs ~0.7 ms per layer for a single query row) and the rest in
-    small matmuls and per-op overhead.
+    one fused QKV matmul and one fused gate-up matmul per layer, RoPE on q and k at once, and
+    attention as batched matmuls against static caches.
+
+    The G samples of one prompt share its keys and values: the prompt is run once per prompt
+    (not once per sample) into a prompt cache ``(L, U, H_kv, P, D)``, and at each step the
+    G × (H / H_kv) queries of a prompt meet its prompt keys in one matmul, so the prompt
+    cache is read once per group instead of once per row. Generated tokens have their own
+    per-row cache ``(L, N, H_kv, T, D)``; the softmax runs over both parts at once. Decoding
+    a tiny model is memory-bound (the profile: about as much time reading the KV cache in
+    attention as in all the weight matmuls), so this saves time in proportion to the prompt's
+    share of the context.
     """
 
-    def __init__(self, model, batch: int, max_len: int):
+    def __init__(self, model, n_prompts: int, group: int, prompt_len: int, max_new: int):
         cfg, inner = model.config, model.model
         self.H, self.Hkv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.D = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.G = group
         self.layers = [_Weights(layer) for layer in inner.layers]
         self.embed = inner.embed_tokens.weight.detach()
         self.norm, self.norm_eps = inner.norm.weight.detach(), inner.norm.variance_epsilon
         self.head = model.lm_head  # called as a module, so forward hooks on it still apply
         dtype, dev = self.embed.dtype, self.embed.device
-        pos = torch.arange(max_len, device=dev)[None]                          # (1, T)
+        pos = torch.arange(prompt_len + max_new, device=dev)[None]             # (1, T)
         cos, sin = inner.rotary_emb(self.embed[:1], pos)                        # (1, T, D) each
         half = self.D // 2
         self.cos = cos[0]                                                      # (T, D)
         # rotate_half(x) * sin == swap_halves(x) * [-sin1, sin2] exactly (only signs move)
         self.sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)    # (T, D)
-        shape = (len(self.layers), batch, self.Hkv, max_len, self.D)           # (L, B, H_kv, T, D)
-        self.k = torch.zeros(shape, dtype=dtype, device=dev)
-        self.v = torch.zeros(shape, dtype=dtype, device=dev)
-        self.bias = torch.zeros(batch, 1, 1, max_len, dtype=dtype, device=dev)  # (B, 1, 1, T) additive mask
-        self.len = 0
+        L, U, N = len(self.layers), n_prompts, n_prompts * group
+        self.kp = torch.zeros((L, U, self.Hkv, prompt_len, self.D), dtype=dtype, device=dev)
+        self.vp = torch.zeros_like(self.kp)
+        self.kg = torch.zeros((L, N, self.Hkv, max_new, self.D), dtype=dtype, device=dev)
+        self.vg = torch.zeros_like(self.kg)
+        # additive mask over prompt then generated keys (-inf on left padding)
+        self.pmask = torch.zeros(U, 1, 1, 1, prompt_len + max_new, dtype=dtype, device=dev)
+        self.len = 0                                                           # generated tokens cached
 
-    def select(self, rows: torch.Tensor) -> None:
-        """Keep only batch ``rows`` (drop finished sequences); copies only the filled cache."""
+    def select(self, groups: torch.Tensor) -> None:
+        """Keep only prompt ``groups`` (drop groups whose rows have all finished)."""
+        rows = (groups[:, None] * self.G + torch.arange(self.G, device=groups.device)).flatten()
         t = self.len
-        k = torch.zeros((self.k.shape[0], len(rows), *self.k.shape[2:]), dtype=self.k.dtype, device=self.k.device)
-        v = torch.zeros_like(k)
-        k[:, :, :, :t], v[:, :, :, :t] = self.k[:, rows, :, :t], self.v[:, rows, :, :t]
-        self.k, self.v, self.bias = k, v, self.bias[rows]
+        self.kp, self.vp, self.pmask = self.kp[:, groups], self.vp[:, groups], self.pmask[groups]
+        kg = torch.zeros((self.kg.shape[0], len(rows), *self.kg.shape[2:]), dtype=self.kg.dtype,
+                         device=self.kg.device)
+        vg = torch.zeros_like(kg)
+        kg[:, :, :, :t], vg[:, :, :, :t] = self.kg[:, rows, :, :t], self.vg[:, rows, :, :t]
+        self.kg, self.vg = kg, vg
 
     @staticmethod
     def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -162,77 +174,99 @@ class _Decoder:
         swapped = x.view(B, t, n, 2, D // 2).flip(3).view(B, t, n, D)
         return x * cos + swapped * sin
 
-    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, V) of the last position after feeding ``ids`` (B, t) at ``pos`` (B, t).
-
-        ``key_mask`` (B, t) marks real tokens among ``ids`` (left padding is 0); it is only
-        needed for the prompt: generated tokens are always real.
-        """
-        B, t = ids.shape
-        H, Hkv, D = self.H, self.Hkv, self.D
-        t0, t1 = self.len, self.len + t
+    def _mlp_and_attn_out(self, x, o, w):
         F = torch.nn.functional
-        if key_mask is not None:
-            self.bias[:, 0, 0, t0:t1].masked_fill_(~key_mask.bool(), float("-inf"))
-        mask = self.bias[:, :, :, :t1]                                         # (B, 1, 1, t1)
-        if t > 1:  # causal within the new tokens; every query sees itself, so pad rows stay finite
-            causal = torch.ones(t, t1, dtype=torch.bool, device=ids.device).tril(diagonal=t0)
-            mask = mask.masked_fill(~causal, float("-inf"))
-            mask = mask.masked_fill(torch.arange(t1, device=ids.device) == (t0 + torch.arange(
-                t, device=ids.device))[:, None], 0.0)                          # (B, 1, t, t1)
-            mask = mask[:, :, None]                                            # (B, 1, 1, t, t1)
-        else:
-            mask = mask[:, :, None]                                            # (B, 1, 1, 1, t1)
-        x = F.embedding(ids, self.embed)                                       # (B, t, C)
-        cos, sin = self.cos[pos][:, :, None], self.sin[pos][:, :, None]         # (B, t, 1, D)
+        x = x + F.linear(o, w.o_w, w.o_b)
+        gate, up = F.linear(_rms(x, w.ln2, w.ln2_eps), w.gu_w, w.gu_b).chunk(2, dim=-1)
+        return x + F.linear(w.act(gate) * up, w.down_w, w.down_b)
+
+    def _qkv(self, x, pos, w):
+        """Normed input -> q, k, v (B, t, n, D) with RoPE on q and k."""
+        B, t = x.shape[:2]
+        H, Hkv = self.H, self.Hkv
+        qkv = torch.nn.functional.linear(_rms(x, w.ln1, w.ln1_eps), w.qkv_w, w.qkv_b).view(B, t, H + 2 * Hkv, self.D)
+        qk = self._rope(qkv[:, :, :H + Hkv], self.cos[pos][:, :, None], self.sin[pos][:, :, None])
+        return qk[:, :, :H], qk[:, :, H:], qkv[:, :, H + Hkv:]
+
+    def prefill(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Run the ``U`` distinct prompts ``ids`` (U, P), left-padded; logits (U, V) of their last position."""
+        U, P = ids.shape
+        H, Hkv, D = self.H, self.Hkv, self.D
+        R = H // Hkv
+        self.pmask[:, 0, 0, 0, :P].masked_fill_(~mask.bool(), float("-inf"))
+        causal = torch.ones(P, P, dtype=torch.bool, device=ids.device).tril()
+        # causal and not padding; every query sees itself, so pad rows stay finite (never read)
+        bias = self.pmask[:, :, :, 0, :P].masked_fill(~causal, float("-inf")).masked_fill(
+            torch.eye(P, dtype=torch.bool, device=ids.device), 0.0)[:, :, None]  # (U, 1, 1, P, P)
+        x = torch.nn.functional.embedding(ids, self.embed)                     # (U, P, C)
         for i, w in enumerate(self.layers):
-            h = _rms(x, w.ln1, w.ln1_eps)
-            qkv = F.linear(h, w.qkv_w, w.qkv_b).view(B, t, H + 2 * Hkv, D)     # (B, t, H + 2 H_kv, D)
-            qk = self._rope(qkv[:, :, :H + Hkv], cos, sin)                          # (B, t, H + H_kv, D)
-            self.k[i, :, :, t0:t1] = qk[:, :, H:].transpose(1, 2)
-            self.v[i, :, :, t0:t1] = qkv[:, :, H + Hkv:].transpose(1, 2)
-            # queries grouped by their key/value head, as rows of one matrix per (row, kv head)
-            q = qk[:, :, :H].transpose(1, 2).reshape(B * Hkv, H // Hkv * t, D)    # (B H_kv, R t, D)
-            k = self.k[i].view(B * Hkv, -1, D)[:, :t1]                          # (B H_kv, t1, D), no copy
-            v = self.v[i].view(B * Hkv, -1, D)[:, :t1]
-            s = torch.bmm(q, k.transpose(1, 2)).view(B, Hkv, H // Hkv, t, t1) * w.scale + mask
-            o = torch.bmm(torch.softmax(s, dim=-1).view(B * Hkv, -1, t1), v)    # (B H_kv, R t, D)
-            o = o.reshape(B, H, t, D).transpose(1, 2).reshape(B, t, H * D)
-            x = x + F.linear(o, w.o_w, w.o_b)
-            gate, up = F.linear(_rms(x, w.ln2, w.ln2_eps), w.gu_w, w.gu_b).chunk(2, dim=-1)
-            x = x + F.linear(w.act(gate) * up, w.down_w, w.down_b)
-        self.len = t1
-        return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (B, V)
+            q, k, v = self._qkv(x, pos, w)
+            self.kp[i], self.vp[i] = k.transpose(1, 2), v.transpose(1, 2)      # (U, H_kv, P, D)
+            q = q.transpose(1, 2).reshape(U * Hkv, R * P, D)
+            s = torch.bmm(q, self.kp[i].view(U * Hkv, P, D).transpose(1, 2)).view(U, Hkv, R, P, P)
+            p = torch.softmax(s * w.scale + bias, dim=-1).view(U * Hkv, R * P, P)
+            o = torch.bmm(p, self.vp[i].view(U * Hkv, P, D)).view(U, H, P, D).transpose(1, 2).reshape(U, P, H * D)
+            x = self._mlp_and_attn_out(x, o, w)
+        return self.head(_rms(x[:, -1], self.norm, self.norm_eps))             # (U, V)
+
+    def step(self, tok: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row, ``tok`` (N,) at ``pos`` (N,); logits (N, V). Rows are prompt-major."""
+        N = tok.shape[0]
+        G, H, Hkv, D = self.G, self.H, self.Hkv, self.D
+        U, R, P, j = N // G, H // Hkv, self.kp.shape[3], self.len
+        x = torch.nn.functional.embedding(tok[:, None], self.embed)            # (N, 1, C)
+        for i, w in enumerate(self.layers):
+            q, k, v = self._qkv(x, pos[:, None], w)                            # (N, 1, n, D)
+            self.kg[i, :, :, j], self.vg[i, :, :, j] = k[:, 0], v[:, 0]
+            # prompt part: the G·R queries of a prompt and kv head as one matrix
+            qg = q.view(U, G, Hkv, R, D).transpose(1, 2).reshape(U * Hkv, G * R, D)
+            sp = torch.bmm(qg, self.kp[i].view(U * Hkv, P, D).transpose(1, 2))  # (U H_kv, G R, P)
+            sp = sp.view(U, Hkv, G, R, P).transpose(1, 2).reshape(N, Hkv, R, P)
+            # generated part: one matrix per row and kv head
+            kg = self.kg[i].view(N * Hkv, -1, D)[:, :j + 1]                   # (N H_kv, j+1, D), no copy
+            vg = self.vg[i].view(N * Hkv, -1, D)[:, :j + 1]
+            sg = torch.bmm(q.reshape(N * Hkv, R, D), kg.transpose(1, 2)).view(N, Hkv, R, j + 1)
+            s = torch.cat([sp, sg], dim=-1) * w.scale                          # (N, H_kv, R, P + j + 1)
+            s = s.view(U, G, Hkv, R, -1) + self.pmask[..., :P + j + 1]          # prompt padding
+            p = torch.softmax(s, dim=-1)
+            pp = p[..., :P].transpose(1, 2).reshape(U * Hkv, G * R, P)
+            op = torch.bmm(pp, self.vp[i].view(U * Hkv, P, D)).view(U, Hkv, G, R, D).transpose(1, 2)
+            og = torch.bmm(p[..., P:].reshape(N * Hkv, R, j + 1), vg).view(U, G, Hkv, R, D)
+            x = self._mlp_and_attn_out(x, (op + og).reshape(N, 1, H * D), w)
+        self.len = j + 1
+        return self.head(_rms(x[:, -1], self.norm, self.norm_eps))             # (N, V)
 
 
-# Drop finished rows from the batch only when at most this fraction of it is still live:
-# each drop copies the KV cache, so dropping one row at a time costs more than it saves.
+# Drop finished prompt groups from the batch only when at most this fraction of them is still
+# live: each drop copies the KV caches, so dropping one at a time costs more than it saves.
 COMPACT_AT = 0.75
 
 
 @torch.inference_mode()
-def _generate_batch_fast(model, ids, mask, max_new_tokens, temperature, top_p, gen, eos_id, pad_id):
-    B, P = ids.shape
-    dec = _Decoder(model, B, P + max_new_tokens)
-    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)                   # (B, P)
-    logits = dec(ids, pos, mask)
-    next_pos = pos[:, -1:] + 1                                        # (B, 1)
-    out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
-    alive = torch.arange(B, device=ids.device)                        # original row of each batch row
-    done = torch.zeros(B, dtype=torch.bool, device=ids.device)        # batch rows that emitted eos
+def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, top_p, gen, eos_id, pad_id):
+    """``ids``/``mask`` (U, P): distinct prompts; ``group`` samples each; rows of the result are prompt-major."""
+    U, P = ids.shape
+    N = U * group
+    dec = _Decoder(model, U, group, P, max_new_tokens)
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)                   # (U, P)
+    logits = dec.prefill(ids, pos, mask).repeat_interleave(group, dim=0)  # (N, V)
+    next_pos = (pos[:, -1] + 1).repeat_interleave(group)              # (N,)
+    out = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    alive = torch.arange(N, device=ids.device)                        # original row of each batch row
+    done = torch.zeros(N, dtype=torch.bool, device=ids.device)        # batch rows that emitted eos
     for step in range(max_new_tokens):
         tok = _pick(logits, temperature, top_p, gen)
         tok = tok.masked_fill(done, pad_id)
         out[alive, step] = tok
         done = done | (tok == eos_id)
-        n_live = int((~done).sum())
-        if n_live == 0 or step == max_new_tokens - 1:
+        if bool(done.all()) or step == max_new_tokens - 1:
             break
-        if n_live <= COMPACT_AT * len(alive):                          # drop finished rows
-            live = ~done
+        live_groups = ~done.view(-1, group).all(dim=1)                # (groups,)
+        if int(live_groups.sum()) <= COMPACT_AT * len(live_groups):   # drop finished groups
+            live = live_groups.repeat_interleave(group)
             alive, tok, next_pos, done = alive[live], tok[live], next_pos[live], done[live]
-            dec.select(live.nonzero().squeeze(1))
-        logits = dec(tok[:, None], next_pos)
+            dec.select(live_groups.nonzero().squeeze(1))
+        logits = dec.step(tok, next_pos)
         next_pos = next_pos + 1
     width = int((out != pad_id).any(0).nonzero().max()) + 1 if bool((out != pad_id).any()) else 1
     comp = out[:, :width]
@@ -247,8 +281,10 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
     """Sample ``num_return_sequences`` completions for each prompt (text already templated).
 
     ``temperature=0`` is greedy decoding.  The same ``seed`` gives the same samples.
-    ``fast`` uses the static-cache decoder for Llama / Qwen2 models (else the model's
-    own ``forward`` with a ``DynamicCache``, which works for any causal LM).
+    ``fast`` uses the hand-written decoder for Llama / Qwen2 models (:class:`_Decoder`; else
+    the model's own ``forward`` with a ``DynamicCache``, which works for any causal LM). The
+    fast path batches whole prompt groups: ``batch_size // num_return_sequences`` prompts
+    (at least one) per call.
     """
     _check(max_new_tokens, temperature, top_p, num_return_sequences, batch_size)
     if not prompts:
@@ -267,11 +303,18 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
     comps, cmasks, dones = [], [], []
     was_training = model.training
     model.eval()
-    step_fn = _generate_batch_fast if (fast and type(model).__name__ in FAST_ARCHITECTURES) else _generate_batch
-    for s in range(0, ids.shape[0], batch_size):
-        c, m, d = step_fn(model, ids[s:s + batch_size], mask[s:s + batch_size],
-                                  max_new_tokens, temperature, top_p, gen, eos_id, pad_id)
-        comps.append(c), cmasks.append(m), dones.append(d)
+    if fast and type(model).__name__ in FAST_ARCHITECTURES:  # whole prompt groups per batch
+        G, per = num_return_sequences, max(1, batch_size // num_return_sequences)
+        uids, umask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
+        for s in range(0, uids.shape[0], per):
+            c, m, d = _generate_batch_fast(model, uids[s:s + per], umask[s:s + per], G, max_new_tokens,
+                                           temperature, top_p, gen, eos_id, pad_id)
+            comps.append(c), cmasks.append(m), dones.append(d)
+    else:
+        for s in range(0, ids.shape[0], batch_size):
+            c, m, d = _generate_batch(model, ids[s:s + batch_size], mask[s:s + batch_size],
+                                      max_new_tokens, temperature, top_p, gen, eos_id, pad_id)
+            comps.append(c), cmasks.append(m), dones.append(d)
     model.train(was_training)
     width = max(c.shape[1] for c in comps)
     comp = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad_id) for c in comps])

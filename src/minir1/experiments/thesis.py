@@ -279,7 +279,7 @@ def replication_metrics(cfg: ThesisConfig) -> dict:
     costs = [float(r["cost_usd"]) for r in within if r["scope"] == "rl-behaviour" and r["cost_usd"]]
     rows = ledger.read_ledger(repo_root() / cfg.upstream, exclude=("thesis",), missing_ok=True)
     total = ledger.bill(rows)[-1]
-    return {"replications_n": float(sum(r["scope"] != "original" for r in reps)),
+    return {"replications_n": float(sum(r["scope"] != "original" for r in reps)), "replications_weeks": cfg.weeks,
             **{f"replications_{s.replace('-', '_')}_within_weeks": float(sum(r["scope"] == s for r in within))
                for s in ("rl-behaviour", "sft-distill", "full-r1")},
             "replication_cheapest_rl_usd": min(costs) if costs else 0.0,

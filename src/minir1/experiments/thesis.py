@@ -334,7 +334,7 @@ def _evidence_cost(m: Mapping) -> str:
 
 
 def _evidence_replicate(m: Mapping) -> str:
-    return (f"Of {m['replications_n']:.0f} published cheap projects, within {cfg_weeks} weeks of R1: "
+    return (f"Of {m['replications_n']:.0f} published cheap projects, within {m['replications_weeks']:.0f} weeks of R1: "
             f"{m['replications_rl_behaviour_within_weeks']:.0f} reproduced R1-Zero's RL behaviour (cheapest "
             f"${m['replication_cheapest_rl_usd']:.0f}), {m['replications_sft_distill_within_weeks']:.0f} distilled "
             f"another reasoner, {m['replications_full_r1_within_weeks']:.0f} the full R1 pipeline. This book: "

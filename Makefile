@@ -75,7 +75,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab
 
 bench: $(STAMP)
-	$(PY) -m minir1.bench
+	$(PY) -m minir1.bench --out-dir book/results
 
 # ----------------------------------------------------------------------------- tests
 # Each step stops `make test` when it fails; the step names say how far it got.

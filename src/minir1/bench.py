@@ -1,45 +1,115 @@
 """Benchmarks (not timed tests): ``python -m minir1.bench`` or ``make bench``.
 
-Writes ``book/results/bench.json`` (same contract as a chapter's results) with
+Writes ``bench.json`` (same contract as a chapter's results; ``.artifacts/bench.json`` by
+default, ``book/results/bench.json`` with ``--out-dir book/results`` as ``make bench`` does):
 
-* training tokens/s, achieved FLOP/s and MFU for each model preset, against this
-  machine's measured matmul FLOP/s (:func:`minir1.cost.machine_peak`);
-* our sampler's tokens/s against Hugging Face ``generate`` on the same model, batch and
-  lengths (greedy, eos suppressed so that both produce exactly the same number of tokens);
-* GRPO steps/s and sampled tokens/s, ours against TRL's ``GRPOTrainer``
-  (:func:`minir1.grpo_trl.benchmark_grpo`).
+* **roofline**: for each model preset, achieved FLOP/s as a fraction of this machine's
+  measured fp32 matmul FLOP/s (:func:`minir1.cost.machine_peak`, measured in the same run),
+  for training (6·N per token plus attention) and for decoding with our sampler (2·N per
+  token plus attention over the context);
+* **sampler vs Hugging Face** ``generate`` at the shape GRPO uses (prompts × G rows, T = 1,
+  eos suppressed so that both sample exactly the same number of tokens), and whether greedy
+  decoding gives the same tokens;
+* **GRPO vs TRL**'s ``GRPOTrainer`` (:func:`minir1.grpo_trl.benchmark_grpo`): steps/s on the
+  same model, task, group size, batch and lengths.
 
-Each timing is repeated ``repeats`` times; metrics carry the per-repeat values and a CI.
+Each comparison is measured side by side (ours, then theirs, in the same process and repeat)
+``repeats`` times; a speed-up is the ratio within each repeat, reported as the mean over
+repeats with a bootstrap interval (:func:`minir1.stats.over_seeds`). Intra-op threads are
+set once (``--threads``, default 1) and recorded in the config.
 """
+
 from __future__ import annotations
 
 import argparse
 import random
 import time
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from . import models
+from .cost import MatmulBench, bench_for, matmul_flops_samples
 from .profiles import check_profile
-from .results import metric, write_results
+from .results import write_results
+from .sampling import generate, set_threads
+from .stats import over_seeds
 from .tokenizer import build_tokenizer, format_prompt
 from .train import TrainConfig, train
+from .utils import repo_root
+
+PRESETS = ("pico", "nano", "micro", "mini")
 
 
-def bench_training(preset: str, repeats: int = 3, steps: int = 8, batch_size: int = 32,
-                   seq_len: int = 128) -> dict:
-    """Training tokens/s and FLOP/s (6·N·D) of ``preset`` on packed random arithmetic text."""
-    tok = build_tokenizer()
+@dataclass
+class BenchConfig:
+    """What ``make bench`` measures (the ``smoke`` profile shrinks it to a quick check)."""
+
+    presets: tuple[str, ...] = PRESETS
+    repeats: int = 3  # side-by-side repeats of every comparison
+    threads: int = 1  # intra-op threads, set once for the whole run
+    train_steps: int = 8  # training steps per repeat (roofline)
+    train_batch: int = 32
+    train_seq_len: int = 128
+    sampler_preset: str = "micro"  # sampler vs HF and GRPO vs TRL run on this model
+    prompts: int = 8  # distinct prompts per sampling call
+    group: int = 8  # samples per prompt (GRPO's G): prompts × group rows
+    new_tokens: int = 64
+    temperature: float = 1.0
+    grpo_steps: int = 4  # GRPO steps per engine and repeat (the first is a warm-up, not timed)
+    grpo: bool = True
+    results_profile: str = "cpu"  # the profile recorded in bench.json
+    matmul: MatmulBench = field(default_factory=MatmulBench)  # the peak the roofline divides by
+
+
+def config(profile: str) -> BenchConfig:
+    """The benchmark of a profile (``smoke``: two small presets, short runs)."""
+    check_profile(profile)
+    base = {"results_profile": profile, "matmul": bench_for(profile)}
+    if profile == "smoke":
+        return BenchConfig(presets=("pico", "nano"), repeats=2, train_steps=2, new_tokens=8, grpo_steps=2, **base)
+    return BenchConfig(**base)
+
+
+def _docs(n: int = 4000) -> list[tuple[str, str]]:
     rng = random.Random(0)
-    docs = [("", f"{rng.randint(100, 999)}+{rng.randint(100, 999)}") for _ in range(4000)]
-    tps, fps = [], []
-    for r in range(repeats):
-        model = models.build(preset, tok, seed=r)
-        res = train(model, tok, docs, TrainConfig(steps=steps, batch_size=batch_size, pack=True,
-                                                  seq_len=seq_len, progress=False, seed=r))
-        tps.append(res.tokens / res.wall_seconds)
-        fps.append(res.flops / res.wall_seconds)
-    return {"params": models.n_params(model), "tokens_per_s": tps, "flops_per_s": fps}
+    return [("", f"{rng.randint(100, 999)}+{rng.randint(100, 999)}") for _ in range(n)]
+
+
+def bench_training(preset: str, cfg: BenchConfig, seed: int) -> dict:
+    """Training tokens/s and FLOP/s (:func:`minir1.train.train`'s count) of ``preset``, one repeat."""
+    tok = build_tokenizer()
+    model = models.build(preset, tok, seed=seed)
+    res = train(
+        model,
+        tok,
+        _docs(),
+        TrainConfig(
+            steps=cfg.train_steps,
+            batch_size=cfg.train_batch,
+            pack=True,
+            seq_len=cfg.train_seq_len,
+            progress=False,
+            seed=seed,
+        ),
+    )
+    return {"params": models.n_params(model), "tokens_per_s": res.tokens / res.wall_seconds,
+            "flops_per_s": res.flops / res.wall_seconds}
+
+
+def decode_flops(model, prompt_tokens: int, prompt_len: int, rows: int, new_tokens: int) -> float:
+    """FLOPs of sampling ``new_tokens`` for ``rows`` rows after a prefill of ``prompt_tokens`` tokens.
+
+    2·N per token through the weights (N = parameters, the tied embedding counted once as the
+    output layer) plus 4·L·H·D per token and key for attention (scores and weighted sum).
+    """
+    c = model.config
+    n = models.n_params(model)
+    hd = c.num_attention_heads * (getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads)
+    per_key = 4.0 * c.num_hidden_layers * hd
+    prefill = prompt_tokens * (2.0 * n + per_key * (prompt_len + 1) / 2)
+    ctx = sum(prompt_len + t + 1 for t in range(new_tokens))  # keys seen by each row's new tokens
+    return prefill + rows * (2.0 * n * new_tokens + per_key * ctx)
 
 
 def _no_eos(model, eos_id):
@@ -48,74 +118,141 @@ def _no_eos(model, eos_id):
     return model.lm_head.register_forward_hook(lambda m, i, out: out + bias.to(out.dtype))
 
 
-def bench_sampler(preset: str = "micro", batch: int = 64, new_tokens: int = 64, repeats: int = 3) -> dict:
-    """Our sampler vs HF ``generate`` (greedy, same prompts, same number of new tokens)."""
+def _prompts(tok, n: int) -> list[str]:
+    return [format_prompt(tok, f"{100 + 7 * i}+{999 - 5 * i}") for i in range(n)]
+
+
+def bench_decoding(preset: str, cfg: BenchConfig, seed: int) -> dict:
+    """Our sampler's tokens/s and FLOP/s on ``preset`` at the GRPO shape (eos suppressed), one repeat."""
     tok = build_tokenizer()
     model = models.build(preset, tok, seed=0)
     handle = _no_eos(model, tok.eos_token_id)
-    prompts = [format_prompt(tok, f"{100 + 7 * i}+{999 - 5 * i}") for i in range(batch)]
-    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
-    from .sampling import generate
-
-    ours, hf = [], []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        g = generate(model, tok, prompts, max_new_tokens=new_tokens, temperature=0)
-        ours.append(sum(g.n_tokens) / (time.perf_counter() - t))
-        t = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        hf.append((out.shape[1] - enc["input_ids"].shape[1]) * batch / (time.perf_counter() - t))
+    prompts = _prompts(tok, cfg.prompts)
+    t = time.perf_counter()
+    g = generate(model, tok, prompts, max_new_tokens=cfg.new_tokens, temperature=cfg.temperature,
+                 num_return_sequences=cfg.group, seed=seed)
+    dt = time.perf_counter() - t
     handle.remove()
-    return {"ours_tokens_per_s": ours, "hf_tokens_per_s": hf, "batch": batch, "new_tokens": new_tokens}
+    n_real = int(g.prompt_mask[:: cfg.group].sum())
+    flops = decode_flops(model, n_real, g.prompt_ids.shape[1], len(g), cfg.new_tokens)
+    return {"tokens_per_s": sum(g.n_tokens) / dt, "flops_per_s": flops / dt}
 
 
-def run(profile: str = "cpu", repeats: int = 3, grpo: bool = True) -> dict:
-    """All benchmarks; returns the metrics written to ``bench.json``."""
-    from .cost import machine_peak
+def bench_sampler(cfg: BenchConfig, seed: int) -> dict:
+    """Our sampler vs HF ``generate``, side by side: same model, prompts, G, T and token count."""
+    tok = build_tokenizer()
+    model = models.build(cfg.sampler_preset, tok, seed=0)
+    prompts = _prompts(tok, cfg.prompts)
+    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    handle = _no_eos(model, tok.eos_token_id)
+    t = time.perf_counter()
+    g = generate(model, tok, prompts, max_new_tokens=cfg.new_tokens, temperature=cfg.temperature,
+                 num_return_sequences=cfg.group, seed=seed)
+    ours = sum(g.n_tokens) / (time.perf_counter() - t)
+    torch.manual_seed(seed)
+    t = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=cfg.new_tokens, min_new_tokens=cfg.new_tokens,
+                             do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
+                             num_return_sequences=cfg.group, pad_token_id=tok.pad_token_id,
+                             eos_token_id=tok.eos_token_id)
+    hf = (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0] / (time.perf_counter() - t)
+    handle.remove()
+    return {"ours_tokens_per_s": ours, "hf_tokens_per_s": hf, "speedup": ours / hf}
 
-    check_profile(profile)
+
+def greedy_matches_hf(cfg: BenchConfig) -> bool:
+    """Whether our greedy decoding gives HF's greedy tokens on the benchmark's prompts."""
+    tok = build_tokenizer()
+    model = models.build(cfg.sampler_preset, tok, seed=0)
+    prompts = _prompts(tok, cfg.prompts)
+    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    g = generate(model, tok, prompts, max_new_tokens=cfg.new_tokens, temperature=0)
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=cfg.new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+                             eos_token_id=tok.eos_token_id)
+    hf = out[:, enc["input_ids"].shape[1]:]
+    return bool(torch.equal(hf[:, : g.completion_ids.shape[1]], g.completion_ids))
+
+
+def bench_grpo(cfg: BenchConfig, seed: int) -> dict:
+    """Our GRPO vs TRL's on the sampler model, G × prompts rows, ``new_tokens`` per completion."""
+    from .grpo import GRPOConfig
+    from .grpo_trl import benchmark_grpo
+
+    tok = build_tokenizer()
+    model = models.build(cfg.sampler_preset, tok, seed=0)
+    gcfg = GRPOConfig(group_size=cfg.group, batch_size=cfg.group * cfg.prompts, max_completion_length=cfg.new_tokens,
+                      temperature=cfg.temperature, log_kl=False, log_every=0)
+    return benchmark_grpo(model, tok, cfg=gcfg, steps=cfg.grpo_steps, seed=seed, warmup=1)
+
+
+def run(cfg: BenchConfig, *, out_dir=None) -> dict:
+    """All benchmarks; writes ``bench.json`` under ``out_dir`` (default ``.artifacts``); returns its metrics."""
+    set_threads(cfg.threads)
     t0 = time.time()
-    peak = machine_peak(profile, force=True)  # measured now, beside the runs it divides
-    presets = ("pico", "nano") if profile == "smoke" else ("pico", "nano", "micro", "mini")
-    metrics, extra, flops = {"machine_matmul_flops_per_s": peak}, {}, 0.0
-    for p in presets:
-        b = bench_training(p, repeats=repeats, steps=3 if profile == "smoke" else 8)
-        metrics[f"train_tokens_per_s_{p}"] = metric(b["tokens_per_s"])
-        metrics[f"train_mfu_{p}"] = metric([f / peak for f in b["flops_per_s"]])
-        extra[f"params_{p}"] = b["params"]
-    s = bench_sampler(repeats=repeats, new_tokens=16 if profile == "smoke" else 64)
-    metrics["sampler_tokens_per_s_ours"] = metric(s["ours_tokens_per_s"])
-    metrics["sampler_tokens_per_s_hf"] = metric(s["hf_tokens_per_s"])
-    metrics["sampler_speedup_vs_hf"] = metric([a / b for a, b in zip(s["ours_tokens_per_s"], s["hf_tokens_per_s"])])
-    if grpo:
-        from .grpo_trl import benchmark_grpo
-
-        g = benchmark_grpo(steps=2 if profile == "smoke" else 4)
-        metrics["grpo_steps_per_s_ours"] = g["minir1"]["steps_per_s"]
-        metrics["grpo_steps_per_s_trl"] = g["trl"]["steps_per_s"]
-        metrics["grpo_speedup_vs_trl"] = g["speedup_steps"]
-        metrics["grpo_tokens_speedup_vs_trl"] = g["speedup_tokens"]
+    peak_samples = matmul_flops_samples(cfg.matmul)  # measured now, beside the runs it divides
+    peak = sorted(peak_samples)[len(peak_samples) // 2]
+    train_mfu, decode_mfu, train_tps, decode_tps, params = {}, {}, {}, {}, {}
+    for p in cfg.presets:
+        tr = [bench_training(p, cfg, seed=r) for r in range(cfg.repeats)]
+        de = [bench_decoding(p, cfg, seed=r) for r in range(cfg.repeats)]
+        params[p] = tr[0]["params"]
+        train_tps[p] = over_seeds([r["tokens_per_s"] for r in tr])
+        train_mfu[p] = over_seeds([r["flops_per_s"] / peak for r in tr])
+        decode_tps[p] = over_seeds([r["tokens_per_s"] for r in de])
+        decode_mfu[p] = over_seeds([r["flops_per_s"] / peak for r in de])
+    metrics = {"machine_matmul_flops_per_s": over_seeds(peak_samples), "train_mfu": train_mfu,
+               "decode_mfu": decode_mfu, "train_tokens_per_s": train_tps, "decode_tokens_per_s": decode_tps}
+    s = [bench_sampler(cfg, seed=r) for r in range(cfg.repeats)]
+    metrics["sampler_tokens_per_s_ours"] = over_seeds([r["ours_tokens_per_s"] for r in s])
+    metrics["sampler_tokens_per_s_hf"] = over_seeds([r["hf_tokens_per_s"] for r in s])
+    metrics["sampler_speedup_vs_hf"] = over_seeds([r["speedup"] for r in s], unit="ratio")
+    metrics["sampler_greedy_matches_hf"] = float(greedy_matches_hf(cfg))
+    extra = {"params": params, "sampler": s}
+    if cfg.grpo:
+        g = [bench_grpo(cfg, seed=r) for r in range(cfg.repeats)]
+        metrics["grpo_steps_per_s_ours"] = over_seeds([r["minir1"]["steps_per_s"] for r in g])
+        metrics["grpo_steps_per_s_trl"] = over_seeds([r["trl"]["steps_per_s"] for r in g])
+        metrics["grpo_speedup_vs_trl"] = over_seeds([r["speedup_steps"] for r in g], unit="ratio")
+        metrics["grpo_tokens_speedup_vs_trl"] = over_seeds([r["speedup_tokens"] for r in g], unit="ratio")
         extra["grpo"] = g
-    write_results("bench", profile=profile, seeds=list(range(repeats)), config={"presets": presets,
-                  "sampler": {k: s[k] for k in ("batch", "new_tokens")}}, metrics=metrics, claims=[],
-                  wall_seconds=time.time() - t0, flops=flops, extra=extra)
+    out_dir = out_dir if out_dir is not None else repo_root() / ".artifacts"
+    write_results("bench", profile=cfg.results_profile, seeds=list(range(cfg.repeats)),
+                  config=asdict(cfg), metrics=metrics, claims=[],
+                  wall_seconds=time.time() - t0, flops=0.0, extra=extra, out_dir=out_dir)
     return metrics
+
+
+def roofline_rows(metrics: dict) -> list[dict]:
+    """The roofline table: one row per preset, training and decoding as a fraction of the matmul peak."""
+    return [{"preset": p, "train": str(metrics["train_mfu"][p]), "decode": str(metrics["decode_mfu"][p])}
+            for p in metrics["train_mfu"]]
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu", help="smoke, cpu or gpu")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=None, help="side-by-side repeats (default: the profile's)")
+    ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default 1)")
     ap.add_argument("--no-grpo", action="store_true", help="skip the GRPO vs TRL benchmark")
+    ap.add_argument("--out-dir", default=None, help="folder for bench.json (default .artifacts)")
     args = ap.parse_args(argv)
     try:
-        check_profile(args.profile)
+        cfg = config(args.profile)
     except ValueError as e:
         ap.exit(2, f"error: {e}\n")
-    for k, v in run(args.profile, args.repeats, grpo=not args.no_grpo).items():
-        print(f"{k:34s} {v['mean'] if isinstance(v, dict) else v:.4g}")
+    if args.repeats is not None:
+        cfg.repeats = args.repeats
+    if args.threads is not None:
+        cfg.threads = args.threads
+    cfg.grpo = cfg.grpo and not args.no_grpo
+    metrics = run(cfg, out_dir=args.out_dir)
+    for row in roofline_rows(metrics):
+        print(f"{row['preset']:6s} train {row['train']:28s} decode {row['decode']}")
+    for k, v in metrics.items():
+        if k not in ("train_mfu", "decode_mfu", "train_tokens_per_s", "decode_tokens_per_s"):
+            print(f"{k:34s} {v}")
 
 
 if __name__ == "__main__":

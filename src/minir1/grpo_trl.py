@@ -223,12 +223,15 @@ def seven_reward(completions, task=None, key=None, **kw) -> list[float]:
 
 
 def benchmark_grpo(model=None, tokenizer=None, problems=None, reward_funcs=None, cfg: GRPOConfig | None = None, *,
-                   steps: int = 3, seed: int = 0) -> dict:
+                   steps: int = 3, seed: int = 0, warmup: int = 0) -> dict:
     """Throughput of our trainer vs ``trl.GRPOTrainer`` on the same model, task, G, batch and lengths.
 
     Defaults: the ``nano`` model on a toy task, G = 8, 32 completions of up to 32 tokens, 3 steps.
-    Rates use the summed step times (sampling + update), excluding trainer construction.
+    Rates use the summed step times (sampling + update), excluding trainer construction and
+    the first ``warmup`` steps of each engine (lazy initialisation, first-call allocations).
     """
+    if not 0 <= warmup < steps:
+        raise ValueError(f"warmup must be in [0, steps - 1] = [0, {steps - 1}]; got {warmup!r}")
     if tokenizer is None:
         from minir1.tokenizer import build_tokenizer
         tokenizer = build_tokenizer()
@@ -243,10 +246,10 @@ def benchmark_grpo(model=None, tokenizer=None, problems=None, reward_funcs=None,
     for engine, train in (("minir1", train_grpo), ("trl", train_grpo_trl)):
         t = time.perf_counter()
         res = train(copy.deepcopy(model), tokenizer, problems, reward_funcs, cfg, accuracy_funcs={}, seed=seed)
-        busy = sum(r["step_s"] for r in res.history)
-        out[engine] = {"steps_per_s": len(res.history) / busy,
-                       "tok_per_s": sum(r["tokens"] for r in res.history) / busy,
-                       "step_s": busy / len(res.history), "total_s": time.perf_counter() - t}
+        timed = res.history[warmup:]
+        busy = sum(r["step_s"] for r in timed)
+        out[engine] = {"steps_per_s": len(timed) / busy, "tok_per_s": sum(r["tokens"] for r in timed) / busy,
+                       "step_s": busy / len(timed), "total_s": time.perf_counter() - t}
     out["speedup_steps"] = out["minir1"]["steps_per_s"] / out["trl"]["steps_per_s"]
     out["speedup_tokens"] = out["minir1"]["tok_per_s"] / out["trl"]["tok_per_s"]
     return out

@@ -31,6 +31,19 @@ class Generation:
         return len(self.texts)
 
 
+def set_threads(n: int) -> int:
+    """Set torch's intra-op threads once for a whole run (``n >= 1``); returns ``n``.
+
+    Tiny models run best on one thread per process. Results are bit-identical for a given
+    thread count; across thread counts the matmul reductions may split differently (see
+    ``tests/test_determinism.py`` for what holds on this machine).
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads must be an int >= 1; got {n!r}")
+    torch.set_num_threads(n)
+    return n
+
+
 def _check(max_new_tokens, temperature, top_p, num_return_sequences, batch_size):
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an int >= 1; got {max_new_tokens!r}")

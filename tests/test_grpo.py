@@ -1,15 +1,16 @@
 """GRPO maths on hand-made tensors, a tiny model that learns, determinism and error messages."""
+
 import math
 import statistics
 
 import pytest
 import torch
 
+from minir1.grpo import GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, score, token_logprobs, train_grpo
 from minir1.grpo_trl import seven_reward
-from minir1.grpo import (GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, score, token_logprobs,
-                         train_grpo)
 from minir1.models import build
 from minir1.tokenizer import build_tokenizer
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -59,8 +60,8 @@ def test_k3_by_hand_and_unbiased():
 def test_aggregations_by_hand():
     per_token = torch.tensor([[1.0, 2.0, 3.0], [4.0, 9.0, 9.0]])
     mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
-    assert aggregate(per_token, mask, "grpo").item() == pytest.approx((2 + 4) / 2)      # mean of sequence means
-    assert aggregate(per_token, mask, "dapo").item() == pytest.approx((6 + 4) / 4)      # token mean
+    assert aggregate(per_token, mask, "grpo").item() == pytest.approx((2 + 4) / 2)  # mean of sequence means
+    assert aggregate(per_token, mask, "dapo").item() == pytest.approx((6 + 4) / 4)  # token mean
     assert aggregate(per_token, mask, "dr_grpo", 5).item() == pytest.approx(10 / (2 * 5))  # / (B × L)
 
 
@@ -83,9 +84,9 @@ def test_clipped_surrogate_by_hand():
 
 def test_first_inner_step_ratio_one_loss_zero_gradient_not_zero():
     torch.manual_seed(0)
-    theta = torch.randn(4, 3, 5, requires_grad=True)             # logits of a toy policy (B, C, V)
+    theta = torch.randn(4, 3, 5, requires_grad=True)  # logits of a toy policy (B, C, V)
     tokens = torch.randint(0, 5, (4, 3))
-    logp = torch.log_softmax(theta, -1).gather(-1, tokens[..., None])[..., 0]   # (B, C)
+    logp = torch.log_softmax(theta, -1).gather(-1, tokens[..., None])[..., 0]  # (B, C)
     adv = group_advantages([1.0, 0.0, 0.0, 1.0], 2)
     mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
     loss, stats = grpo_loss(logp, logp.detach(), adv, mask, loss_type="grpo")
@@ -108,7 +109,7 @@ def test_token_logprobs_temperature_and_left_padding():
     model = build("pico", tok, seed=0)
     ids = torch.tensor([[0, 0, 1, 20, 21, 22, 23], [1, 30, 31, 32, 20, 21, 2]])  # row 0 left-padded
     mask = (ids != 0).long()
-    lp = token_logprobs(model, ids, mask, 3, temperature=0.5)                      # (B, 3)
+    lp = token_logprobs(model, ids, mask, 3, temperature=0.5)  # (B, 3)
     logits = model(input_ids=ids[1:]).logits[:, -4:-1] / 0.5
     manual = torch.log_softmax(logits, -1).gather(-1, ids[1:, -3:, None])[..., 0]
     torch.testing.assert_close(lp[1:], manual, atol=1e-5, rtol=1e-5)
@@ -132,11 +133,25 @@ seven = seven_reward  # reward 1 when a completion starts with "7" (minir1.grpo_
 def toy_run(seed=0, steps=12, **kw):
     tok = build_tokenizer()
     model = build("pico", tok, seed=0)
-    cfg = GRPOConfig(**{**dict(group_size=8, batch_size=64, steps=steps, max_completion_length=2, lr=3e-2,
-                               log_every=0, eval_every=4), **kw})
+    cfg = GRPOConfig(
+        **{
+            **dict(
+                group_size=8, batch_size=64, steps=steps, max_completion_length=2, lr=3e-2, log_every=0, eval_every=4
+            ),
+            **kw,
+        }
+    )
     evals = []
-    res = train_grpo(model, tok, [Toy(i) for i in range(8)], [seven], cfg, accuracy_funcs={"seven": seven},
-                     eval_fn=lambda m: evals.append(1) or {"calls": len(evals)}, seed=seed)
+    res = train_grpo(
+        model,
+        tok,
+        [Toy(i) for i in range(8)],
+        [seven],
+        cfg,
+        accuracy_funcs={"seven": seven},
+        eval_fn=lambda m: evals.append(1) or {"calls": len(evals)},
+        seed=seed,
+    )
     return model, res
 
 
@@ -199,9 +214,14 @@ def test_error_messages():
         train_grpo(None, tok, [Toy(0)], [seven], GRPOConfig(reward_weights=(1.0, 0.5)))
     bad = lambda completions, **kw: [1.0]  # noqa: E731
     with pytest.raises(ValueError, match="returned 1 rewards for 16 completions"):
-        train_grpo(build("pico", tok), tok, [Toy(i) for i in range(8)], [bad],
-                   GRPOConfig(group_size=8, batch_size=16, max_completion_length=2, log_every=0),
-                   accuracy_funcs={})
+        train_grpo(
+            build("pico", tok),
+            tok,
+            [Toy(i) for i in range(8)],
+            [bad],
+            GRPOConfig(group_size=8, batch_size=16, max_completion_length=2, log_every=0),
+            accuracy_funcs={},
+        )
 
 
 def test_grpo_does_not_import_its_trl_peer():
@@ -228,10 +248,24 @@ def test_real_task_default_accuracy_and_eval():
 
     task = get_task("addition", 1)
     tok = build_tokenizer()
-    cfg = GRPOConfig(group_size=4, batch_size=8, steps=2, max_completion_length=8, log_every=0, eval_every=0,
-                     reward_weights=(1.0, 0.5))
-    res = train_grpo(build("pico", tok), tok, task.sample("train", 8, seed=0), [accuracy_reward, format_reward],
-                     cfg, eval_problems=task.sample("test", 4, seed=0), seed=0)
+    cfg = GRPOConfig(
+        group_size=4,
+        batch_size=8,
+        steps=2,
+        max_completion_length=8,
+        log_every=0,
+        eval_every=0,
+        reward_weights=(1.0, 0.5),
+    )
+    res = train_grpo(
+        build("pico", tok),
+        tok,
+        task.sample("train", 8, seed=0),
+        [accuracy_reward, format_reward],
+        cfg,
+        eval_problems=task.sample("test", 4, seed=0),
+        seed=0,
+    )
     r = res.history[-1]
     assert {"acc_strict", "acc_lenient", "reward_accuracy_reward", "reward_format_reward"} <= set(r)
     assert r["reward"] == pytest.approx(r["reward_accuracy_reward"] + 0.5 * r["reward_format_reward"])

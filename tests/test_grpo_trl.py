@@ -9,6 +9,7 @@ different lengths, one all-equal reward group) to both sides:
   ``trainer._compute_loss(model, inputs)`` gives TRL's loss, whose gradients we compare.
 * ours: ``group_advantages``, ``token_logprobs`` and ``grpo_loss`` on the same tensors.
 """
+
 import copy
 
 import pytest
@@ -16,14 +17,15 @@ import torch
 
 trl = pytest.importorskip("trl")
 # transformers deprecations raised inside TRL, and TRL's note that rollout_func is experimental
-pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"),
-              pytest.mark.filterwarnings("ignore:You are using 'rollout_func':UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore:You are using 'rollout_func':UserWarning"),
+]
 from datasets import Dataset  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from minir1.grpo_trl import seven_reward
-from minir1.grpo import GRPOConfig, LOSS_TYPES, SCALES, group_advantages, grpo_loss, token_logprobs  # noqa: E402
-from minir1.grpo_trl import benchmark_grpo, to_trl_config, train_grpo_trl, unpatch  # noqa: E402
+from minir1.grpo import LOSS_TYPES, SCALES, GRPOConfig, group_advantages, grpo_loss, token_logprobs  # noqa: E402
+from minir1.grpo_trl import benchmark_grpo, seven_reward, to_trl_config, train_grpo_trl  # noqa: E402
 from minir1.tokenizer import build_tokenizer  # noqa: E402
 
 G, T, C_MAX = 4, 0.7, 6
@@ -43,9 +45,18 @@ def one_thread():
 
 def tiny_llama(vocab: int, seed: int) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
-                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     return LlamaForCausalLM(cfg)
 
 
@@ -88,7 +99,7 @@ def padded(rows, pad_id, side):
 def setup(tmp_path_factory):
     tok = build_tokenizer()
     ref = tiny_llama(len(tok), seed=0)
-    policy0 = perturbed(ref, seed=1, std=0.05)     # the rollout policy (≠ reference, so KL > 0)
+    policy0 = perturbed(ref, seed=1, std=0.05)  # the rollout policy (≠ reference, so KL > 0)
     policy1 = perturbed(policy0, seed=2, std=0.05)  # after some updates: 26% of ratios leave [1-ε, 1+ε]
     p_ids, c_ids = fixed_batch(tok)
     refdir = str(tmp_path_factory.mktemp("ref"))
@@ -97,18 +108,31 @@ def setup(tmp_path_factory):
     for beta, corr in KL_VARIANTS:
         trl_model = copy.deepcopy(policy0)
         trl_model.config._name_or_path = refdir  # TRL loads its reference from here when β > 0
-        args = trl.GRPOConfig(output_dir=str(tmp_path_factory.mktemp("trl")), report_to="none", use_cpu=True,
-                              per_device_train_batch_size=len(REWARDS), num_generations=G,
-                              max_completion_length=C_MAX, temperature=T, beta=beta, num_iterations=2,
-                              use_bias_correction_kl=corr,
-                              epsilon=0.2, epsilon_high=0.28, disable_tqdm=True, seed=0,
-                              bf16=False)  # TRL 1.16 defaults to bf16 autocast, even on CPU
+        args = trl.GRPOConfig(
+            output_dir=str(tmp_path_factory.mktemp("trl")),
+            report_to="none",
+            use_cpu=True,
+            per_device_train_batch_size=len(REWARDS),
+            num_generations=G,
+            max_completion_length=C_MAX,
+            temperature=T,
+            beta=beta,
+            num_iterations=2,
+            use_bias_correction_kl=corr,
+            epsilon=0.2,
+            epsilon_high=0.28,
+            disable_tqdm=True,
+            seed=0,
+            bf16=False,
+        )  # TRL 1.16 defaults to bf16 autocast, even on CPU
         trainers[beta, corr] = trl.GRPOTrainer(
-            model=trl_model, args=args, processing_class=tok,
+            model=trl_model,
+            args=args,
+            processing_class=tok,
             reward_funcs=[lambda completions, idx, **kw: [REWARDS[i] for i in idx]],
             train_dataset=Dataset.from_dict({"prompt": PROMPTS, "idx": [0, 1, 2]}),
-            rollout_func=lambda prompts, trainer: {"prompt_ids": p_ids, "completion_ids": c_ids,
-                                                    "logprobs": None})
+            rollout_func=lambda prompts, trainer: {"prompt_ids": p_ids, "completion_ids": c_ids, "logprobs": None},
+        )
     return tok, ref, policy0, policy1, p_ids, c_ids, trainers
 
 
@@ -150,9 +174,19 @@ def test_loss_and_grads_match_trl(setup, loss_type, scale, beta, corr):
 
     model = copy.deepcopy(policy1).train()
     logp = token_logprobs(model, ids, mask, ci.shape[1], T)
-    loss, stats = grpo_loss(logp, old, adv, cm, ref_logp=ref_logp, kl_coef=beta, clip_eps_low=0.2,
-                            clip_eps_high=0.28, loss_type=loss_type, max_completion_length=C_MAX,
-                            kl_ratio_correction=corr)
+    loss, stats = grpo_loss(
+        logp,
+        old,
+        adv,
+        cm,
+        ref_logp=ref_logp,
+        kl_coef=beta,
+        clip_eps_low=0.2,
+        clip_eps_high=0.28,
+        loss_type=loss_type,
+        max_completion_length=C_MAX,
+        kl_ratio_correction=corr,
+    )
     loss.backward()
     assert stats["clip_frac"] > 0  # the batch really exercises the clipped branch
     torch.testing.assert_close(loss.detach(), trl_loss, atol=1e-5, rtol=1e-5)
@@ -161,8 +195,19 @@ def test_loss_and_grads_match_trl(setup, loss_type, scale, beta, corr):
 
 
 def test_trl_config_mapping():
-    cfg = GRPOConfig(group_size=4, batch_size=8, steps=3, num_iterations=2, kl_coef=0.04, clip_eps_low=0.2,
-                     clip_eps_high=0.28, loss_type="dr_grpo", scale_rewards="none", lr=1e-4, temperature=0.7)
+    cfg = GRPOConfig(
+        group_size=4,
+        batch_size=8,
+        steps=3,
+        num_iterations=2,
+        kl_coef=0.04,
+        clip_eps_low=0.2,
+        clip_eps_high=0.28,
+        loss_type="dr_grpo",
+        scale_rewards="none",
+        lr=1e-4,
+        temperature=0.7,
+    )
     args = to_trl_config(cfg, output_dir="/tmp/unused-minir1", seed=3, reward_weights=[1.0])
     assert (args.num_generations, args.per_device_train_batch_size, args.max_steps) == (4, 8, 6)
     assert (args.beta, args.epsilon, args.epsilon_high) == (0.04, 0.2, 0.28)
@@ -188,10 +233,19 @@ def test_trl_engine_runs_offline():
     tok = build_tokenizer()
     model = tiny_llama(len(tok), seed=0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    cfg = GRPOConfig(group_size=2, batch_size=4, steps=2, max_completion_length=6, kl_coef=0.04, lr=1e-3,
-                     log_every=0, eval_every=1)
-    res = train_grpo_trl(model, tok, [Toy(i) for i in range(4)], [spread], cfg,
-                         accuracy_funcs={"strict": seven}, eval_fn=lambda m: {"one": 1.0}, seed=0)
+    cfg = GRPOConfig(
+        group_size=2, batch_size=4, steps=2, max_completion_length=6, kl_coef=0.04, lr=1e-3, log_every=0, eval_every=1
+    )
+    res = train_grpo_trl(
+        model,
+        tok,
+        [Toy(i) for i in range(4)],
+        [spread],
+        cfg,
+        accuracy_funcs={"strict": seven},
+        eval_fn=lambda m: {"one": 1.0},
+        seed=0,
+    )
     assert [r["step"] for r in res.history] == [1, 2]
     assert [e["step"] for e in res.evals] == [0, 1, 2]
     for r in res.history:

@@ -15,9 +15,10 @@ def lm():
 
 def _hf_greedy(model, tok, prompts, n):
     enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
-    hf = model.generate(**enc, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id,
-                        eos_token_id=tok.eos_token_id)
-    return hf[:, enc["input_ids"].shape[1]:]
+    hf = model.generate(
+        **enc, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id
+    )
+    return hf[:, enc["input_ids"].shape[1] :]
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -35,14 +36,22 @@ def test_fast_path_qwen2_gqa_equals_hf():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     tok = build_tokenizer()
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(cfg).eval()
     prompts = [format_prompt(tok, q) for q in QUESTIONS]
     ours = sampling.generate(model, tok, prompts, max_new_tokens=20, temperature=0)
-    assert torch.equal(_hf_greedy(model, tok, prompts, 20)[:, :ours.completion_ids.shape[1]], ours.completion_ids)
+    assert torch.equal(_hf_greedy(model, tok, prompts, 20)[:, : ours.completion_ids.shape[1]], ours.completion_ids)
 
 
 def test_seeded_sampling_is_deterministic(lm):
@@ -91,10 +100,77 @@ def test_top_p_keeps_top_token():
     assert picks == {0}
 
 
-@pytest.mark.parametrize("kw,match", [({"max_new_tokens": 0}, "max_new_tokens"),
-                                      ({"max_new_tokens": 4, "temperature": -1}, "temperature"),
-                                      ({"max_new_tokens": 4, "top_p": 0}, "top_p")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": 4, "temperature": -1}, "temperature"),
+        ({"max_new_tokens": 4, "top_p": 0}, "top_p"),
+    ],
+)
 def test_bad_arguments(lm, kw, match):
     model, tok = lm
     with pytest.raises(ValueError, match=match):
         sampling.generate(model, tok, ["x"], **kw)
+
+
+def test_decoder_logits_match_hf_forward():
+    """Prefill and every decode step of the hand-written decoder equal HF's forward in fp32 (allclose),
+    with left padding and G samples sharing a prompt."""
+    tok = build_tokenizer()
+    model = models.build("micro", tok, seed=1)
+    prompts = [format_prompt(tok, q) for q in QUESTIONS]
+    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    G, steps = 3, 6
+    gen = torch.Generator().manual_seed(0)
+    new = torch.randint(8, len(tok), (len(prompts) * G, steps), generator=gen)  # (N, steps) arbitrary tokens
+    with torch.inference_mode():
+        dec = sampling._Decoder(model, len(prompts), G, ids.shape[1], steps)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        ours = [dec.prefill(ids, pos, mask).repeat_interleave(G, 0)]
+        for j in range(steps - 1):
+            ours.append(dec.step(new[:, j], (pos[:, -1] + 1 + j).repeat_interleave(G)))
+        full_ids = torch.cat([ids.repeat_interleave(G, 0), new[:, : steps - 1]], 1)
+        full_mask = torch.cat([mask.repeat_interleave(G, 0), torch.ones_like(new[:, : steps - 1])], 1)
+        full_pos = (full_mask.cumsum(-1) - 1).clamp(min=0)
+        ref = model(input_ids=full_ids, attention_mask=full_mask, position_ids=full_pos).logits
+    for j, lg in enumerate(ours):
+        torch.testing.assert_close(lg, ref[:, ids.shape[1] - 1 + j], atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_groups_equal_hf_and_finished_groups_are_dropped():
+    """num_return_sequences > 1 under greedy gives G copies of HF's greedy row, also after groups finish."""
+    tok = build_tokenizer()
+    model = models.build("nano", tok, seed=3)
+    bias = torch.zeros(len(tok))
+    bias[tok.eos_token_id] = 100.0
+
+    def hook(module, inputs, out):  # at the prefill (one row per prompt), prompts 0 and 1 pick eos at once:
+        out = out.clone()  # their groups finish and, 3 of 5 groups left (<= COMPACT_AT), leave the batch
+        if out.shape[0] == len(QUESTIONS):
+            out[:2] += bias
+        return out
+
+    prompts = [format_prompt(tok, q) for q in QUESTIONS]
+    plain = sampling.generate(model, tok, prompts, max_new_tokens=12, temperature=0)
+    hf = _hf_greedy(model, tok, prompts, 12)
+    torch.testing.assert_close(plain.completion_ids, hf[:, : plain.completion_ids.shape[1]])
+    two = sampling.generate(model, tok, prompts, max_new_tokens=12, temperature=0, num_return_sequences=2)
+    assert torch.equal(two.completion_ids[::2], two.completion_ids[1::2])
+    assert torch.equal(two.completion_ids[::2, : plain.completion_ids.shape[1]], plain.completion_ids)
+    h = model.lm_head.register_forward_hook(hook)
+    try:
+        ended = sampling.generate(model, tok, prompts, max_new_tokens=12, temperature=0, num_return_sequences=2)
+    finally:
+        h.remove()
+    assert ended.n_tokens[:4] == [1, 1, 1, 1] and ended.finished[:4] == [True] * 4
+    assert torch.equal(ended.completion_ids[4:], two.completion_ids[4:, : ended.completion_ids.shape[1]])
+
+
+def test_set_threads_checks_its_argument():
+    n = torch.get_num_threads()
+    assert sampling.set_threads(1) == 1 and torch.get_num_threads() == 1
+    sampling.set_threads(n)
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        sampling.set_threads(0)

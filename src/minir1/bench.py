@@ -93,8 +93,11 @@ def bench_training(preset: str, cfg: BenchConfig, seed: int) -> dict:
             seed=seed,
         ),
     )
-    return {"params": models.n_params(model), "tokens_per_s": res.tokens / res.wall_seconds,
-            "flops_per_s": res.flops / res.wall_seconds}
+    return {
+        "params": models.n_params(model),
+        "tokens_per_s": res.tokens / res.wall_seconds,
+        "flops_per_s": res.flops / res.wall_seconds,
+    }
 
 
 def decode_flops(model, prompt_tokens: int, prompt_len: int, rows: int, new_tokens: int) -> float:
@@ -129,8 +132,15 @@ def bench_decoding(preset: str, cfg: BenchConfig, seed: int) -> dict:
     handle = _no_eos(model, tok.eos_token_id)
     prompts = _prompts(tok, cfg.prompts)
     t = time.perf_counter()
-    g = generate(model, tok, prompts, max_new_tokens=cfg.new_tokens, temperature=cfg.temperature,
-                 num_return_sequences=cfg.group, seed=seed)
+    g = generate(
+        model,
+        tok,
+        prompts,
+        max_new_tokens=cfg.new_tokens,
+        temperature=cfg.temperature,
+        num_return_sequences=cfg.group,
+        seed=seed,
+    )
     dt = time.perf_counter() - t
     handle.remove()
     n_real = int(g.prompt_mask[:: cfg.group].sum())
@@ -146,16 +156,31 @@ def bench_sampler(cfg: BenchConfig, seed: int) -> dict:
     enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
     handle = _no_eos(model, tok.eos_token_id)
     t = time.perf_counter()
-    g = generate(model, tok, prompts, max_new_tokens=cfg.new_tokens, temperature=cfg.temperature,
-                 num_return_sequences=cfg.group, seed=seed)
+    g = generate(
+        model,
+        tok,
+        prompts,
+        max_new_tokens=cfg.new_tokens,
+        temperature=cfg.temperature,
+        num_return_sequences=cfg.group,
+        seed=seed,
+    )
     ours = sum(g.n_tokens) / (time.perf_counter() - t)
     torch.manual_seed(seed)
     t = time.perf_counter()
     with torch.inference_mode():
-        out = model.generate(**enc, max_new_tokens=cfg.new_tokens, min_new_tokens=cfg.new_tokens,
-                             do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
-                             num_return_sequences=cfg.group, pad_token_id=tok.pad_token_id,
-                             eos_token_id=tok.eos_token_id)
+        out = model.generate(
+            **enc,
+            max_new_tokens=cfg.new_tokens,
+            min_new_tokens=cfg.new_tokens,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_k=0,
+            top_p=1.0,
+            num_return_sequences=cfg.group,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
     hf = (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0] / (time.perf_counter() - t)
     handle.remove()
     return {"ours_tokens_per_s": ours, "hf_tokens_per_s": hf, "speedup": ours / hf}
@@ -169,9 +194,14 @@ def greedy_matches_hf(cfg: BenchConfig) -> bool:
     enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
     g = generate(model, tok, prompts, max_new_tokens=cfg.new_tokens, temperature=0)
     with torch.inference_mode():
-        out = model.generate(**enc, max_new_tokens=cfg.new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-                             eos_token_id=tok.eos_token_id)
-    hf = out[:, enc["input_ids"].shape[1]:]
+        out = model.generate(
+            **enc,
+            max_new_tokens=cfg.new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    hf = out[:, enc["input_ids"].shape[1] :]
     return bool(torch.equal(hf[:, : g.completion_ids.shape[1]], g.completion_ids))
 
 
@@ -182,8 +212,14 @@ def bench_grpo(cfg: BenchConfig, seed: int) -> dict:
 
     tok = build_tokenizer()
     model = models.build(cfg.sampler_preset, tok, seed=0)
-    gcfg = GRPOConfig(group_size=cfg.group, batch_size=cfg.group * cfg.prompts, max_completion_length=cfg.new_tokens,
-                      temperature=cfg.temperature, log_kl=False, log_every=0)
+    gcfg = GRPOConfig(
+        group_size=cfg.group,
+        batch_size=cfg.group * cfg.prompts,
+        max_completion_length=cfg.new_tokens,
+        temperature=cfg.temperature,
+        log_kl=False,
+        log_every=0,
+    )
     return benchmark_grpo(model, tok, cfg=gcfg, steps=cfg.grpo_steps, seed=seed, warmup=1)
 
 
@@ -202,8 +238,13 @@ def run(cfg: BenchConfig, *, out_dir=None) -> dict:
         train_mfu[p] = over_seeds([r["flops_per_s"] / peak for r in tr])
         decode_tps[p] = over_seeds([r["tokens_per_s"] for r in de])
         decode_mfu[p] = over_seeds([r["flops_per_s"] / peak for r in de])
-    metrics = {"machine_matmul_flops_per_s": over_seeds(peak_samples), "train_mfu": train_mfu,
-               "decode_mfu": decode_mfu, "train_tokens_per_s": train_tps, "decode_tokens_per_s": decode_tps}
+    metrics = {
+        "machine_matmul_flops_per_s": over_seeds(peak_samples),
+        "train_mfu": train_mfu,
+        "decode_mfu": decode_mfu,
+        "train_tokens_per_s": train_tps,
+        "decode_tokens_per_s": decode_tps,
+    }
     s = [bench_sampler(cfg, seed=r) for r in range(cfg.repeats)]
     metrics["sampler_tokens_per_s_ours"] = over_seeds([r["ours_tokens_per_s"] for r in s])
     metrics["sampler_tokens_per_s_hf"] = over_seeds([r["hf_tokens_per_s"] for r in s])
@@ -218,16 +259,27 @@ def run(cfg: BenchConfig, *, out_dir=None) -> dict:
         metrics["grpo_tokens_speedup_vs_trl"] = over_seeds([r["speedup_tokens"] for r in g], unit="ratio")
         extra["grpo"] = g
     out_dir = out_dir if out_dir is not None else repo_root() / ".artifacts"
-    write_results("bench", profile=cfg.results_profile, seeds=list(range(cfg.repeats)),
-                  config=asdict(cfg), metrics=metrics, claims=[],
-                  wall_seconds=time.time() - t0, flops=0.0, extra=extra, out_dir=out_dir)
+    write_results(
+        "bench",
+        profile=cfg.results_profile,
+        seeds=list(range(cfg.repeats)),
+        config=asdict(cfg),
+        metrics=metrics,
+        claims=[],
+        wall_seconds=time.time() - t0,
+        flops=0.0,
+        extra=extra,
+        out_dir=out_dir,
+    )
     return metrics
 
 
 def roofline_rows(metrics: dict) -> list[dict]:
     """The roofline table: one row per preset, training and decoding as a fraction of the matmul peak."""
-    return [{"preset": p, "train": str(metrics["train_mfu"][p]), "decode": str(metrics["decode_mfu"][p])}
-            for p in metrics["train_mfu"]]
+    return [
+        {"preset": p, "train": str(metrics["train_mfu"][p]), "decode": str(metrics["decode_mfu"][p])}
+        for p in metrics["train_mfu"]
+    ]
 
 
 def main(argv=None) -> None:

@@ -42,6 +42,7 @@ The loss is checked against ``trl.GRPOTrainer`` to 1e-5 (``tests/test_grpo_trl.p
 signature as :func:`train_grpo` (a peer module: it imports this one, never the reverse), so an
 experiment chooses its engine by choosing the function.
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,36 +72,37 @@ def _choice(name: str, value, allowed: Sequence) -> None:
 class GRPOConfig:
     """Hyper-parameters of one GRPO run (paper values in each field's comment)."""
 
-    group_size: int = 8            # G samples per prompt. R1: 16; DeepSeekMath: 64; TRL: 8. Ours 8 (CPU budget)
-    batch_size: int = 64           # completions per step (= prompts × G). R1: 32 questions × 16 = 512
-    steps: int = 100               # rollout steps. R1-Zero: 10,400 (Nature version)
-    lr: float = 5e-5               # R1: 3e-6; DeepSeekMath, TRL: 1e-6. Tiny models need more (5e-4 collapsed)
-    kl_coef: float = 0.0           # β. R1: 0.001; DeepSeekMath: 0.04; TRL: 0.0. Ours 0.0 (no reference forward pass)
+    group_size: int = 8  # G samples per prompt. R1: 16; DeepSeekMath: 64; TRL: 8. Ours 8 (CPU budget)
+    batch_size: int = 64  # completions per step (= prompts × G). R1: 32 questions × 16 = 512
+    steps: int = 100  # rollout steps. R1-Zero: 10,400 (Nature version)
+    lr: float = 5e-5  # R1: 3e-6; DeepSeekMath, TRL: 1e-6. Tiny models need more (5e-4 collapsed)
+    kl_coef: float = 0.0  # β. R1: 0.001; DeepSeekMath: 0.04; TRL: 0.0. Ours 0.0 (no reference forward pass)
     kl_ratio_correction: bool = False  # multiply k3 by the ratio ρ (DeepSeek-V3.2; TRL 1.16 default True). Papers: no
-    clip_eps_low: float = 0.2      # ε (lower). DeepSeekMath and TRL: 0.2; R1 first RL stage: 10
+    clip_eps_low: float = 0.2  # ε (lower). DeepSeekMath and TRL: 0.2; R1 first RL stage: 10
     clip_eps_high: float | None = None  # ε (upper); None = clip_eps_low. DAPO: 0.28
-    loss_type: str = "grpo"        # "grpo" (per-sequence mean, as in the papers), "dapo" (TRL default), "dr_grpo"
-    scale_rewards: str = "group"   # "group" (papers, TRL default), "batch", "none" (Dr. GRPO)
-    num_iterations: int = 1        # μ optimizer steps per rollout batch. DeepSeekMath: 1; TRL: 1
-    temperature: float = 1.0       # sampling temperature (> 0); TRL: 1.0. Log-probs use logits / temperature
-    top_p: float = 1.0             # nucleus sampling; TRL: 1.0
+    loss_type: str = "grpo"  # "grpo" (per-sequence mean, as in the papers), "dapo" (TRL default), "dr_grpo"
+    scale_rewards: str = "group"  # "group" (papers, TRL default), "batch", "none" (Dr. GRPO)
+    num_iterations: int = 1  # μ optimizer steps per rollout batch. DeepSeekMath: 1; TRL: 1
+    temperature: float = 1.0  # sampling temperature (> 0); TRL: 1.0. Log-probs use logits / temperature
+    top_p: float = 1.0  # nucleus sampling; TRL: 1.0
     max_completion_length: int = 64  # tokens per completion. R1 allowed tens of thousands; TRL: 512
     reward_weights: tuple[float, ...] | None = None  # one per reward function; None = all 1.0 (TRL default)
-    max_grad_norm: float = 1.0     # gradient clipping; TRL: 1.0
-    weight_decay: float = 0.0      # AdamW; TRL: 0.0
+    max_grad_norm: float = 1.0  # gradient clipping; TRL: 1.0
+    weight_decay: float = 0.0  # AdamW; TRL: 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW; TRL (HF Trainer): (0.9, 0.999)
-    template: str = "compact"      # prompt template for minir1.tokenizer.format_prompt ("compact" or "r1")
-    log_kl: bool = True            # measure KL to the initial model even when kl_coef = 0 (costs one forward)
-    eval_every: int = 10           # steps between held-out evaluations (0 = only at start and end)
-    log_every: int = 1             # steps between log lines (0 = silent)
-    gen_batch_size: int = 256      # rows per sampling call (bounds memory; another value draws other samples)
+    template: str = "compact"  # prompt template for minir1.tokenizer.format_prompt ("compact" or "r1")
+    log_kl: bool = True  # measure KL to the initial model even when kl_coef = 0 (costs one forward)
+    eval_every: int = 10  # steps between held-out evaluations (0 = only at start and end)
+    log_every: int = 1  # steps between log lines (0 = silent)
+    gen_batch_size: int = 256  # rows per sampling call (bounds memory; another value draws other samples)
 
     def __post_init__(self):
         if not isinstance(self.group_size, int) or self.group_size < 2:
             raise ValueError(f"group_size must be an int >= 2 (GRPO needs a group baseline); got {self.group_size!r}")
         if self.batch_size < 1 or self.batch_size % self.group_size:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a positive multiple of "
-                             f"group_size ({self.group_size})")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a positive multiple of group_size ({self.group_size})"
+            )
         _choice("loss_type", self.loss_type, LOSS_TYPES)
         _choice("scale_rewards", self.scale_rewards, SCALES)
         for name in ("steps", "num_iterations", "max_completion_length", "gen_batch_size"):
@@ -109,8 +111,10 @@ class GRPOConfig:
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0 for GRPO sampling; got {self.temperature!r}")
         if self.lr <= 0 or self.kl_coef < 0 or self.clip_eps_low < 0:
-            raise ValueError("lr must be > 0, kl_coef >= 0 and clip_eps_low >= 0; "
-                             f"got lr={self.lr}, kl_coef={self.kl_coef}, clip_eps_low={self.clip_eps_low}")
+            raise ValueError(
+                "lr must be > 0, kl_coef >= 0 and clip_eps_low >= 0; "
+                f"got lr={self.lr}, kl_coef={self.kl_coef}, clip_eps_low={self.clip_eps_low}"
+            )
 
     @property
     def eps_high(self) -> float:
@@ -121,6 +125,7 @@ class GRPOConfig:
 
 
 # ---- maths --------------------------------------------------------------------------------
+
 
 def group_advantages(rewards, group_size: int, scale: str = "group", eps: float = ADV_EPS) -> torch.Tensor:
     """Group-relative advantages, rows grouped prompt-major (row i*G+j = sample j of prompt i).
@@ -137,8 +142,8 @@ def group_advantages(rewards, group_size: int, scale: str = "group", eps: float 
     if r.numel() == 0 or r.numel() % group_size:
         raise ValueError(f"the batch of {r.numel()} rewards must be a positive multiple of group_size ({group_size})")
     _choice("scale", scale, SCALES)
-    grouped = r.view(-1, group_size)                    # (B/G, G)
-    adv = grouped - grouped.mean(dim=1, keepdim=True)   # (B/G, G)
+    grouped = r.view(-1, group_size)  # (B/G, G)
+    adv = grouped - grouped.mean(dim=1, keepdim=True)  # (B/G, G)
     if scale == "group":
         adv = adv / (grouped.std(dim=1, keepdim=True) + eps)
     elif scale == "batch":
@@ -158,8 +163,9 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1
 
 
-def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
-                   temperature: float = 1.0) -> torch.Tensor:
+def token_logprobs(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int, temperature: float = 1.0
+) -> torch.Tensor:
     """Log-probabilities (B, C) of the last ``n_completion`` tokens under ``model``, from logits / temperature.
 
     Positions use the cumulative sum of the attention mask (as :mod:`minir1.sampling` does for
@@ -169,17 +175,23 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
         raise ValueError(f"temperature must be > 0; got {temperature!r}")
     if not 1 <= n_completion < input_ids.shape[1]:
         raise ValueError(f"n_completion must be in [1, {input_ids.shape[1] - 1}]; got {n_completion!r}")
-    pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)                 # (B, T)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos,
-                logits_to_keep=n_completion + 1, use_cache=False)
-    logits = out.logits[:, :-1, :].float() / temperature                     # (B, C, V) predicts tokens T-C..T-1
-    targets = input_ids[:, -n_completion:]                                   # (B, C)
+    pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=pos,
+        logits_to_keep=n_completion + 1,
+        use_cache=False,
+    )
+    logits = out.logits[:, :-1, :].float() / temperature  # (B, C, V) predicts tokens T-C..T-1
+    targets = input_ids[:, -n_completion:]  # (B, C)
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
     return logp.masked_fill(attention_mask[:, -n_completion:] == 0, 0.0)
 
 
-def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str,
-              max_completion_length: int | None = None) -> torch.Tensor:
+def aggregate(
+    per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, max_completion_length: int | None = None
+) -> torch.Tensor:
     """Average a per-token loss (B, C) to a scalar.
 
     "grpo": mean over each sequence's tokens, then over sequences (DeepSeekMath's 1/|o_i|);
@@ -193,16 +205,27 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str,
     if loss_type == "dapo":
         return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
     if max_completion_length is None or max_completion_length < 1:
-        raise ValueError("loss_type='dr_grpo' needs max_completion_length >= 1 (the constant denominator); "
-                         f"got {max_completion_length!r}")
+        raise ValueError(
+            "loss_type='dr_grpo' needs max_completion_length >= 1 (the constant denominator); "
+            f"got {max_completion_length!r}"
+        )
     return (per_token * mask).sum() / (per_token.shape[0] * max_completion_length)
 
 
-def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, *,
-              ref_logp: torch.Tensor | None = None, kl_coef: float = 0.0, clip_eps_low: float = 0.2,
-              clip_eps_high: float | None = None, loss_type: str = "grpo",
-              max_completion_length: int | None = None,
-              kl_ratio_correction: bool = False) -> tuple[torch.Tensor, dict]:
+def grpo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    ref_logp: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    clip_eps_low: float = 0.2,
+    clip_eps_high: float | None = None,
+    loss_type: str = "grpo",
+    max_completion_length: int | None = None,
+    kl_ratio_correction: bool = False,
+) -> tuple[torch.Tensor, dict]:
     """The clipped GRPO surrogate loss and its statistics.
 
     ``logp``, ``old_logp``, ``ref_logp``, ``mask``: (B, C); ``adv``: (B,). Returns ``(loss, stats)``
@@ -212,10 +235,10 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mas
     if kl_coef > 0 and ref_logp is None:
         raise ValueError("kl_coef > 0 needs ref_logp (log-probs of the frozen reference model)")
     eps_high = clip_eps_low if clip_eps_high is None else clip_eps_high
-    a = adv.unsqueeze(1)                                                     # (B, 1)
-    ratio = torch.exp(logp - old_logp)                                       # (B, C)
+    a = adv.unsqueeze(1)  # (B, 1)
+    ratio = torch.exp(logp - old_logp)  # (B, C)
     clipped = torch.clamp(ratio, 1 - clip_eps_low, 1 + eps_high)
-    per_token = -torch.min(ratio * a, clipped * a)                           # (B, C)
+    per_token = -torch.min(ratio * a, clipped * a)  # (B, C)
     kl = k3_kl(logp, ref_logp) if ref_logp is not None else None
     if kl is not None and kl_ratio_correction:  # DeepSeek-V3.2: unbiased reverse-KL gradient off-policy
         kl = kl * ratio
@@ -226,28 +249,31 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mas
         m = mask.float()
         n = m.sum().clamp(min=1.0)
         out = ((ratio < 1 - clip_eps_low) & (a < 0)) | ((ratio > 1 + eps_high) & (a > 0))
-        stats = {"kl": float((kl * m).sum() / n) if kl is not None else math.nan,
-                 "clip_frac": float((out.float() * m).sum() / n),
-                 "ratio": float((ratio * m).sum() / n)}
+        stats = {
+            "kl": float((kl * m).sum() / n) if kl is not None else math.nan,
+            "clip_frac": float((out.float() * m).sum() / n),
+            "ratio": float((ratio * m).sum() / n),
+        }
     return loss, stats
 
 
 # ---- records ------------------------------------------------------------------------------
 
+
 @dataclass
 class Rollout:
     """One step's batch: G samples for each of B/G prompts; row i*G+j is sample j of prompt i."""
 
-    prompt_ids: torch.Tensor         # (B, P) left-padded
-    prompt_mask: torch.Tensor        # (B, P) 1 on prompt tokens
-    completion_ids: torch.Tensor     # (B, C) right-padded
-    completion_mask: torch.Tensor    # (B, C) 1 on generated tokens up to and including eos
-    texts: list[str]                 # decoded completions (tags kept)
-    tasks: list                      # task name per row
-    keys: list                       # answer key per row
-    rewards_per_func: torch.Tensor   # (B, F) unweighted, one column per reward function
-    rewards: torch.Tensor            # (B,) weighted sum
-    adv: torch.Tensor                # (B,) group-relative advantages
+    prompt_ids: torch.Tensor  # (B, P) left-padded
+    prompt_mask: torch.Tensor  # (B, P) 1 on prompt tokens
+    completion_ids: torch.Tensor  # (B, C) right-padded
+    completion_mask: torch.Tensor  # (B, C) 1 on generated tokens up to and including eos
+    texts: list[str]  # decoded completions (tags kept)
+    tasks: list  # task name per row
+    keys: list  # answer key per row
+    rewards_per_func: torch.Tensor  # (B, F) unweighted, one column per reward function
+    rewards: torch.Tensor  # (B,) weighted sum
+    adv: torch.Tensor  # (B,) group-relative advantages
     correct: dict[str, torch.Tensor] = field(default_factory=dict)  # accuracy name -> (B,) 0/1
     old_logp: torch.Tensor | None = None  # (B, C) rollout policy, detached; only when μ > 1
     ref_logp: torch.Tensor | None = None  # (B, C) frozen reference model
@@ -269,12 +295,13 @@ class Rollout:
 class GRPOResult:
     """What :func:`train_grpo` returns."""
 
-    model: Any                 # the trained policy (the same object that was passed in)
-    history: list[dict]        # one record per step (see :func:`train_grpo`)
+    model: Any  # the trained policy (the same object that was passed in)
+    history: list[dict]  # one record per step (see :func:`train_grpo`)
     evals: list[dict] = field(default_factory=list)  # {"step": s, **eval_fn(model)}, from step 0
 
 
 # ---- rollouts -----------------------------------------------------------------------------
+
 
 def func_name(f) -> str:
     """A reward function's name, for log keys (``functools.partial`` unwrapped)."""
@@ -287,8 +314,10 @@ def score(reward_funcs: Sequence[RewardFunc], texts: list[str], tasks: list, key
     for f in reward_funcs:
         r = list(f(texts, task=tasks, key=keys))
         if len(r) != len(texts):
-            raise ValueError(f"reward function {func_name(f)!r} returned {len(r)} rewards for {len(texts)} "
-                             "completions; it must return one float per completion")
+            raise ValueError(
+                f"reward function {func_name(f)!r} returned {len(r)} rewards for {len(texts)} "
+                "completions; it must return one float per completion"
+            )
         col = torch.tensor([float(x) for x in r], dtype=torch.float32)
         if not torch.isfinite(col).all():
             raise ValueError(f"reward function {func_name(f)!r} returned a non-finite reward")
@@ -307,37 +336,64 @@ def prompt_batches(problems: Sequence, n: int, seed: int):
         buf = buf[n:]
 
 
-def make_rollout(model, tokenizer, problems: Sequence, reward_funcs: Sequence[RewardFunc], cfg: GRPOConfig, *,
-                 seed: int, ref_model=None, accuracy_funcs: dict | None = None) -> Rollout:
+def make_rollout(
+    model,
+    tokenizer,
+    problems: Sequence,
+    reward_funcs: Sequence[RewardFunc],
+    cfg: GRPOConfig,
+    *,
+    seed: int,
+    ref_model=None,
+    accuracy_funcs: dict | None = None,
+) -> Rollout:
     """Sample G completions per problem, score them and compute advantages (and old/ref log-probs)."""
     from minir1.sampling import generate
     from minir1.tokenizer import format_prompt
 
     G = cfg.group_size
     prompts = [format_prompt(tokenizer, p.question, template=cfg.template) for p in problems]
-    gen = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_completion_length,
-                   temperature=cfg.temperature, top_p=cfg.top_p, num_return_sequences=G, seed=seed,
-                   batch_size=cfg.gen_batch_size)
+    gen = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        num_return_sequences=G,
+        seed=seed,
+        batch_size=cfg.gen_batch_size,
+    )
     tasks = [p.task for p in problems for _ in range(G)]
     keys = [p.key for p in problems for _ in range(G)]
-    per_func = score(reward_funcs, gen.texts, tasks, keys)                     # (B, F)
+    per_func = score(reward_funcs, gen.texts, tasks, keys)  # (B, F)
     weights = torch.tensor(cfg.reward_weights or [1.0] * len(reward_funcs), dtype=torch.float32)
-    rewards = (per_func * weights).sum(dim=1)                                  # (B,)
+    rewards = (per_func * weights).sum(dim=1)  # (B,)
     dev = gen.completion_ids.device
-    ro = Rollout(gen.prompt_ids, gen.prompt_mask, gen.completion_ids, gen.completion_mask, gen.texts,
-                 tasks, keys, per_func, rewards, group_advantages(rewards, G, cfg.scale_rewards).to(dev))
+    ro = Rollout(
+        gen.prompt_ids,
+        gen.prompt_mask,
+        gen.completion_ids,
+        gen.completion_mask,
+        gen.texts,
+        tasks,
+        keys,
+        per_func,
+        rewards,
+        group_advantages(rewards, G, cfg.scale_rewards).to(dev),
+    )
     for name, f in (accuracy_funcs or {}).items():
         ro.correct[name] = score([f], gen.texts, tasks, keys)[:, 0]
     with torch.no_grad():
         if cfg.num_iterations > 1:  # the rollout policy, frozen for the μ inner steps
             ro.old_logp = token_logprobs(model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature)
         if ref_model is not None:
-            ro.ref_logp = token_logprobs(ref_model, ro.input_ids, ro.attention_mask, ro.n_completion,
-                                         cfg.temperature)
+            ro.ref_logp = token_logprobs(ref_model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature)
     return ro
 
 
 # ---- training -----------------------------------------------------------------------------
+
 
 def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> dict:
     """One AdamW step on the whole rollout batch."""
@@ -345,10 +401,19 @@ def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> 
     logp = token_logprobs(model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature)  # (B, C)
     # μ = 1: old = current detached, so the ratio is exactly 1 (the gradient is still A·∇log π).
     old = ro.old_logp if ro.old_logp is not None else logp.detach()
-    loss, stats = grpo_loss(logp, old, ro.adv, ro.completion_mask, ref_logp=ro.ref_logp, kl_coef=cfg.kl_coef,
-                            clip_eps_low=cfg.clip_eps_low, clip_eps_high=cfg.clip_eps_high,
-                            loss_type=cfg.loss_type, max_completion_length=cfg.max_completion_length,
-                            kl_ratio_correction=cfg.kl_ratio_correction)
+    loss, stats = grpo_loss(
+        logp,
+        old,
+        ro.adv,
+        ro.completion_mask,
+        ref_logp=ro.ref_logp,
+        kl_coef=cfg.kl_coef,
+        clip_eps_low=cfg.clip_eps_low,
+        clip_eps_high=cfg.clip_eps_high,
+        loss_type=cfg.loss_type,
+        max_completion_length=cfg.max_completion_length,
+        kl_ratio_correction=cfg.kl_ratio_correction,
+    )
     opt.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -360,13 +425,26 @@ def _mean(x: torch.Tensor) -> float:
     return float(x.float().mean()) if x.numel() else math.nan
 
 
-def step_record(step: int, ro: Rollout, updates: list[dict], reward_names: list[str], group_size: int, *,
-                sample_s: float, step_s: float, wall_s: float) -> dict:
+def step_record(
+    step: int,
+    ro: Rollout,
+    updates: list[dict],
+    reward_names: list[str],
+    group_size: int,
+    *,
+    sample_s: float,
+    step_s: float,
+    wall_s: float,
+) -> dict:
     """The per-step log record (see :func:`train_grpo` for the keys)."""
-    lens = ro.completion_mask.sum(dim=1).float().cpu()                       # (B,)
-    spread = ro.rewards.view(-1, group_size).std(dim=1)                      # (B/G,)
-    rec = {"step": step, "loss": sum(u["loss"] for u in updates) / len(updates),
-           "reward": _mean(ro.rewards), "reward_std": float(ro.rewards.std())}
+    lens = ro.completion_mask.sum(dim=1).float().cpu()  # (B,)
+    spread = ro.rewards.view(-1, group_size).std(dim=1)  # (B/G,)
+    rec = {
+        "step": step,
+        "loss": sum(u["loss"] for u in updates) / len(updates),
+        "reward": _mean(ro.rewards),
+        "reward_std": float(ro.rewards.std()),
+    }
     rec.update({f"reward_{n}": _mean(ro.rewards_per_func[:, j]) for j, n in enumerate(reward_names)})
     rec.update({f"acc_{n}": _mean(c) for n, c in ro.correct.items()})
     first = next(iter(ro.correct.values()), None)
@@ -384,9 +462,11 @@ def step_record(step: int, ro: Rollout, updates: list[dict], reward_names: list[
 def format_line(rec: dict) -> str:
     """The fixed-format log line of a step record."""
     acc = "/".join(f"{rec[k]:.2f}" for k in rec if k.startswith("acc_")) or "-"
-    return (f"step {rec['step']:4d} | loss {rec['loss']:+.4f} | reward {rec['reward']:.3f} | acc {acc} | "
-            f"len {rec['len']:5.1f} | kl {rec['kl']:.4f} | clip {rec['clip_frac']:.3f} | "
-            f"zero-std {rec['frac_zero_std']:.2f} | {rec['tok_per_s'] / 1e3:5.1f}k tok/s | {rec['wall_s']:6.1f} s")
+    return (
+        f"step {rec['step']:4d} | loss {rec['loss']:+.4f} | reward {rec['reward']:.3f} | acc {acc} | "
+        f"len {rec['len']:5.1f} | kl {rec['kl']:.4f} | clip {rec['clip_frac']:.3f} | "
+        f"zero-std {rec['frac_zero_std']:.2f} | {rec['tok_per_s'] / 1e3:5.1f}k tok/s | {rec['wall_s']:6.1f} s"
+    )
 
 
 def default_accuracy_funcs() -> dict[str, RewardFunc]:
@@ -402,8 +482,14 @@ def greedy_eval(model, *, tokenizer, problems: Sequence, accuracy_funcs: dict, c
     from minir1.tokenizer import format_prompt
 
     prompts = [format_prompt(tokenizer, p.question, template=cfg.template) for p in problems]
-    gen = generate(model, tokenizer, prompts, max_new_tokens=cfg.max_completion_length, temperature=0.0,
-                   batch_size=cfg.gen_batch_size)
+    gen = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=cfg.max_completion_length,
+        temperature=0.0,
+        batch_size=cfg.gen_batch_size,
+    )
     tasks, keys = [p.task for p in problems], [p.key for p in problems]
     out = {f"acc_{n}": _mean(score([f], gen.texts, tasks, keys)[:, 0]) for n, f in accuracy_funcs.items()}
     out["len"] = sum(gen.n_tokens) / len(gen.n_tokens)
@@ -420,11 +506,15 @@ def _check_inputs(problems, reward_funcs, cfg: GRPOConfig) -> list:
         raise ValueError(f"train_problems items need attributes task, question, key; missing {missing}")
     funcs = [reward_funcs] if callable(reward_funcs) else list(reward_funcs or [])
     if not funcs or not all(callable(f) for f in funcs):
-        raise ValueError("reward_funcs must be a callable or a non-empty list of callables "
-                         "(completions, task=..., key=...) -> list[float]")
+        raise ValueError(
+            "reward_funcs must be a callable or a non-empty list of callables "
+            "(completions, task=..., key=...) -> list[float]"
+        )
     if cfg.reward_weights is not None and len(cfg.reward_weights) != len(funcs):
-        raise ValueError(f"reward_weights has {len(cfg.reward_weights)} entries but there are {len(funcs)} "
-                         "reward functions; give one weight per function")
+        raise ValueError(
+            f"reward_weights has {len(cfg.reward_weights)} entries but there are {len(funcs)} "
+            "reward functions; give one weight per function"
+        )
     return funcs
 
 
@@ -434,8 +524,7 @@ def _frozen_copy(model):
     return ref
 
 
-def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn, accuracy_funcs,
-                  seed) -> GRPOResult:
+def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn, accuracy_funcs, seed) -> GRPOResult:
     gen = seed_everything(seed)
     if ref_model is None and (cfg.kl_coef > 0 or cfg.log_kl):
         ref_model = _frozen_copy(model)
@@ -448,13 +537,20 @@ def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn,
     for step in tqdm(range(1, cfg.steps + 1), desc="GRPO", unit="step", disable=cfg.log_every == 0):
         t = time.perf_counter()
         sample_seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
-        ro = make_rollout(model, tokenizer, next(batches), reward_funcs, cfg, seed=sample_seed,
-                          ref_model=ref_model, accuracy_funcs=accuracy_funcs)
+        ro = make_rollout(
+            model,
+            tokenizer,
+            next(batches),
+            reward_funcs,
+            cfg,
+            seed=sample_seed,
+            ref_model=ref_model,
+            accuracy_funcs=accuracy_funcs,
+        )
         sample_s = time.perf_counter() - t
         updates = [_update(model, opt, ro, cfg) for _ in range(cfg.num_iterations)]
         now = time.perf_counter()
-        rec = step_record(step, ro, updates, names, cfg.group_size, sample_s=sample_s, step_s=now - t,
-                          wall_s=now - t0)
+        rec = step_record(step, ro, updates, names, cfg.group_size, sample_s=sample_s, step_s=now - t, wall_s=now - t0)
         history.append(rec)
         if cfg.log_every and step % cfg.log_every == 0:
             tqdm.write(format_line(rec))
@@ -464,8 +560,16 @@ def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn,
     return GRPOResult(model=model, history=history, evals=evals)
 
 
-def prepare(tokenizer, train_problems: Sequence, reward_funcs, cfg: GRPOConfig | None, *,
-            eval_problems: Sequence | None, eval_fn, accuracy_funcs) -> tuple:
+def prepare(
+    tokenizer,
+    train_problems: Sequence,
+    reward_funcs,
+    cfg: GRPOConfig | None,
+    *,
+    eval_problems: Sequence | None,
+    eval_fn,
+    accuracy_funcs,
+) -> tuple:
     """Check and complete :func:`train_grpo`'s inputs (shared with :mod:`minir1.grpo_trl`).
 
     Returns ``(cfg, reward_funcs as a list, eval_fn, accuracy_funcs)``.
@@ -474,16 +578,26 @@ def prepare(tokenizer, train_problems: Sequence, reward_funcs, cfg: GRPOConfig |
     funcs = _check_inputs(train_problems, reward_funcs, cfg)
     accuracy_funcs = default_accuracy_funcs() if accuracy_funcs is None else dict(accuracy_funcs)
     if eval_fn is None and eval_problems is not None:
+
         def eval_fn(m):
-            return greedy_eval(m, tokenizer=tokenizer, problems=eval_problems, accuracy_funcs=accuracy_funcs,
-                               cfg=cfg)
+            return greedy_eval(m, tokenizer=tokenizer, problems=eval_problems, accuracy_funcs=accuracy_funcs, cfg=cfg)
+
     return cfg, funcs, eval_fn, accuracy_funcs
 
 
-def train_grpo(model, tokenizer, train_problems: Sequence, reward_funcs, cfg: GRPOConfig | None = None, *,
-               eval_problems: Sequence | None = None, ref_model=None,
-               eval_fn: Callable[[Any], dict] | None = None, accuracy_funcs: dict[str, RewardFunc] | None = None,
-               seed: int = 0) -> GRPOResult:
+def train_grpo(
+    model,
+    tokenizer,
+    train_problems: Sequence,
+    reward_funcs,
+    cfg: GRPOConfig | None = None,
+    *,
+    eval_problems: Sequence | None = None,
+    ref_model=None,
+    eval_fn: Callable[[Any], dict] | None = None,
+    accuracy_funcs: dict[str, RewardFunc] | None = None,
+    seed: int = 0,
+) -> GRPOResult:
     """Train ``model`` in place with GRPO; return the model, per-step history and evaluations.
 
     ``train_problems``: objects with ``task``, ``question``, ``key`` (e.g. :class:`minir1.tasks.Problem`),
@@ -500,8 +614,23 @@ def train_grpo(model, tokenizer, train_problems: Sequence, reward_funcs, cfg: GR
     whose rewards are all equal: no signal), tokens, tok_per_s (sampled tokens / step time),
     sample_s, step_s, wall_s.
     """
-    cfg, funcs, eval_fn, accuracy_funcs = prepare(tokenizer, train_problems, reward_funcs, cfg,
-                                                  eval_problems=eval_problems, eval_fn=eval_fn,
-                                                  accuracy_funcs=accuracy_funcs)
-    return _train(model, tokenizer, train_problems, funcs, cfg, ref_model=ref_model, eval_fn=eval_fn,
-                  accuracy_funcs=accuracy_funcs, seed=seed)
+    cfg, funcs, eval_fn, accuracy_funcs = prepare(
+        tokenizer,
+        train_problems,
+        reward_funcs,
+        cfg,
+        eval_problems=eval_problems,
+        eval_fn=eval_fn,
+        accuracy_funcs=accuracy_funcs,
+    )
+    return _train(
+        model,
+        tokenizer,
+        train_problems,
+        funcs,
+        cfg,
+        ref_model=ref_model,
+        eval_fn=eval_fn,
+        accuracy_funcs=accuracy_funcs,
+        seed=seed,
+    )

@@ -17,6 +17,7 @@ TRL's log into our history records. Differences that remain, by design:
 TRL needs a reference model it can load from a path when β > 0: we save it to a temporary
 folder (no download, ever). TRL is a test/benchmark extra, imported only here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,8 +43,13 @@ def problems_dataset(tokenizer, problems: Sequence, template: str = "compact"):
 
     from minir1.tokenizer import format_prompt
 
-    return Dataset.from_dict({"prompt": [format_prompt(tokenizer, p.question, template=template) for p in problems],
-                              "task": [p.task for p in problems], "key": [p.key for p in problems]})
+    return Dataset.from_dict(
+        {
+            "prompt": [format_prompt(tokenizer, p.question, template=template) for p in problems],
+            "task": [p.task for p in problems],
+            "key": [p.key for p in problems],
+        }
+    )
 
 
 def to_trl_config(cfg: GRPOConfig, *, output_dir: str, seed: int, reward_weights: list[float], use_cpu: bool = True):
@@ -51,22 +57,47 @@ def to_trl_config(cfg: GRPOConfig, *, output_dir: str, seed: int, reward_weights
     import trl
 
     return trl.GRPOConfig(
-        output_dir=output_dir, report_to="none", use_cpu=use_cpu, seed=seed, data_seed=seed,
-        save_strategy="no", logging_steps=1, disable_tqdm=True, log_completions=False,
-        dataloader_num_workers=0, dataloader_pin_memory=False, bf16=False, fp16=False,
-        max_steps=cfg.steps * cfg.num_iterations, per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=1, num_generations=cfg.group_size,
-        learning_rate=cfg.lr, lr_scheduler_type="constant", optim="adamw_torch", weight_decay=cfg.weight_decay,
-        adam_beta1=cfg.adam_betas[0], adam_beta2=cfg.adam_betas[1], max_grad_norm=cfg.max_grad_norm,
-        beta=cfg.kl_coef, use_bias_correction_kl=cfg.kl_ratio_correction, epsilon=cfg.clip_eps_low,
-        epsilon_high=cfg.eps_high, loss_type=cfg.loss_type,
-        scale_rewards=cfg.scale_rewards, num_iterations=cfg.num_iterations, temperature=cfg.temperature,
-        top_p=cfg.top_p, max_completion_length=cfg.max_completion_length, reward_weights=reward_weights,
+        output_dir=output_dir,
+        report_to="none",
+        use_cpu=use_cpu,
+        seed=seed,
+        data_seed=seed,
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        log_completions=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        bf16=False,
+        fp16=False,
+        max_steps=cfg.steps * cfg.num_iterations,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=1,
+        num_generations=cfg.group_size,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant",
+        optim="adamw_torch",
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_betas[0],
+        adam_beta2=cfg.adam_betas[1],
+        max_grad_norm=cfg.max_grad_norm,
+        beta=cfg.kl_coef,
+        use_bias_correction_kl=cfg.kl_ratio_correction,
+        epsilon=cfg.clip_eps_low,
+        epsilon_high=cfg.eps_high,
+        loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards,
+        num_iterations=cfg.num_iterations,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_completion_length=cfg.max_completion_length,
+        reward_weights=reward_weights,
     )
 
 
 def _accuracy_probe(name: str, f, log_lengths: bool):
     """Wrap an accuracy function as a zero-weight TRL reward that also logs lengths of right/wrong answers."""
+
     def probe(completions, task, key, completion_ids=None, log_metric=None, **kw):
         r = [float(x) for x in f(completions, task=task, key=key)]
         if log_lengths and log_metric is not None and completion_ids is not None:
@@ -75,20 +106,29 @@ def _accuracy_probe(name: str, f, log_lengths: bool):
                 if lens:
                     log_metric(label, sum(lens) / len(lens))
         return r
+
     probe.__name__ = f"acc_{name}"
     return probe
 
 
-def _record(logs: list[dict], step: int, names: list[str], acc_names: list[str], B: int, step_s: float,
-            wall_s: float) -> dict:
+def _record(
+    logs: list[dict], step: int, names: list[str], acc_names: list[str], B: int, step_s: float, wall_s: float
+) -> dict:
     """One history record (our keys) from the μ TRL log entries of one rollout."""
     first, nan = logs[0], math.nan
-    rec = {"step": step, "loss": sum(g["loss"] for g in logs) / len(logs), "reward": first.get("reward", nan),
-           "reward_std": first.get("reward_std", nan)}
+    rec = {
+        "step": step,
+        "loss": sum(g["loss"] for g in logs) / len(logs),
+        "reward": first.get("reward", nan),
+        "reward_std": first.get("reward_std", nan),
+    }
     rec.update({f"reward_{n}": first.get(f"rewards/{n}/mean", nan) for n in names})
     rec.update({f"acc_{n}": first.get(f"rewards/acc_{n}/mean", nan) for n in acc_names})
-    rec.update(len=first.get("completions/mean_length", nan), len_correct=first.get("len_correct", nan),
-               len_incorrect=first.get("len_incorrect", nan))
+    rec.update(
+        len=first.get("completions/mean_length", nan),
+        len_correct=first.get("len_correct", nan),
+        len_incorrect=first.get("len_incorrect", nan),
+    )
     for ours, theirs in (("kl", "kl"), ("clip_frac", "clip_ratio/region_mean"), ("grad_norm", "grad_norm")):
         vals = [g[theirs] for g in logs if g.get(theirs) is not None]
         rec[ours] = sum(vals) / len(vals) if vals else nan
@@ -120,8 +160,9 @@ def _recorder(cfg: GRPOConfig, names, acc_names, eval_fn, history: list, evals: 
             if state.global_step % cfg.num_iterations:
                 return
             step = state.global_step // cfg.num_iterations
-            rec = _record(self.pending, step, names, acc_names, cfg.batch_size, self.step_s,
-                          time.perf_counter() - self.t0)
+            rec = _record(
+                self.pending, step, names, acc_names, cfg.batch_size, self.step_s, time.perf_counter() - self.t0
+            )
             history.append(rec)
             self.pending, self.step_s = [], 0.0
             self.bar.update(1)
@@ -153,8 +194,19 @@ def _quiet():
                 hf_logging.enable_progress_bar()
 
 
-def make_trl_trainer(model, tokenizer, problems, reward_funcs, cfg: GRPOConfig, *, workdir: str, seed: int = 0,
-                     ref_model=None, accuracy_funcs: dict | None = None, callbacks=()):
+def make_trl_trainer(
+    model,
+    tokenizer,
+    problems,
+    reward_funcs,
+    cfg: GRPOConfig,
+    *,
+    workdir: str,
+    seed: int = 0,
+    ref_model=None,
+    accuracy_funcs: dict | None = None,
+    callbacks=(),
+):
     """A ``trl.GRPOTrainer`` for our experiment (β > 0: the reference is saved under ``workdir``)."""
     import trl
     from transformers import PrinterCallback
@@ -162,16 +214,26 @@ def make_trl_trainer(model, tokenizer, problems, reward_funcs, cfg: GRPOConfig, 
     acc = dict(accuracy_funcs or {})
     probes = [_accuracy_probe(n, f, i == 0) for i, (n, f) in enumerate(acc.items())]
     weights = list(cfg.reward_weights or [1.0] * len(reward_funcs)) + [0.0] * len(probes)
-    args = to_trl_config(cfg, output_dir=workdir, seed=seed, reward_weights=weights,
-                         use_cpu=next(model.parameters()).device.type == "cpu")
+    args = to_trl_config(
+        cfg,
+        output_dir=workdir,
+        seed=seed,
+        reward_weights=weights,
+        use_cpu=next(model.parameters()).device.type == "cpu",
+    )
     old_name = getattr(model.config, "_name_or_path", "")
     if cfg.kl_coef > 0:  # TRL loads its reference from a path: give it a local one
         (ref_model if ref_model is not None else model).save_pretrained(f"{workdir}/ref")
         model.config._name_or_path = f"{workdir}/ref"
     try:
-        trainer = trl.GRPOTrainer(model=model, reward_funcs=list(reward_funcs) + probes, args=args,
-                                  train_dataset=problems_dataset(tokenizer, problems, cfg.template),
-                                  processing_class=tokenizer, callbacks=list(callbacks))
+        trainer = trl.GRPOTrainer(
+            model=model,
+            reward_funcs=list(reward_funcs) + probes,
+            args=args,
+            train_dataset=problems_dataset(tokenizer, problems, cfg.template),
+            processing_class=tokenizer,
+            callbacks=list(callbacks),
+        )
     finally:
         model.config._name_or_path = old_name
     trainer.remove_callback(PrinterCallback)
@@ -183,21 +245,47 @@ def unpatch(model) -> None:
     model.__dict__.pop("forward", None)
 
 
-def train_grpo_trl(model, tokenizer, train_problems: Sequence, reward_funcs, cfg: GRPOConfig | None = None, *,
-                   eval_problems: Sequence | None = None, ref_model=None, eval_fn=None, accuracy_funcs=None,
-                   seed: int = 0) -> GRPOResult:
+def train_grpo_trl(
+    model,
+    tokenizer,
+    train_problems: Sequence,
+    reward_funcs,
+    cfg: GRPOConfig | None = None,
+    *,
+    eval_problems: Sequence | None = None,
+    ref_model=None,
+    eval_fn=None,
+    accuracy_funcs=None,
+    seed: int = 0,
+) -> GRPOResult:
     """Train with ``trl.GRPOTrainer``; same inputs and outputs as :func:`minir1.grpo.train_grpo`."""
-    cfg, reward_funcs, eval_fn, accuracy_funcs = prepare(tokenizer, train_problems, reward_funcs, cfg,
-                                                         eval_problems=eval_problems, eval_fn=eval_fn,
-                                                         accuracy_funcs=accuracy_funcs)
+    cfg, reward_funcs, eval_fn, accuracy_funcs = prepare(
+        tokenizer,
+        train_problems,
+        reward_funcs,
+        cfg,
+        eval_problems=eval_problems,
+        eval_fn=eval_fn,
+        accuracy_funcs=accuracy_funcs,
+    )
     problems = train_problems
     acc = dict(accuracy_funcs or {})
     names = [func_name(f) for f in reward_funcs]
     history, evals = [], []
     cb = _recorder(cfg, names, list(acc), eval_fn, history, evals)
     with tempfile.TemporaryDirectory(prefix="minir1-trl-") as workdir, _quiet():
-        trainer = make_trl_trainer(model, tokenizer, problems, reward_funcs, cfg, workdir=workdir, seed=seed,
-                                   ref_model=ref_model, accuracy_funcs=acc, callbacks=[cb])
+        trainer = make_trl_trainer(
+            model,
+            tokenizer,
+            problems,
+            reward_funcs,
+            cfg,
+            workdir=workdir,
+            seed=seed,
+            ref_model=ref_model,
+            accuracy_funcs=acc,
+            callbacks=[cb],
+        )
         try:
             trainer.train()
         finally:
@@ -207,6 +295,7 @@ def train_grpo_trl(model, tokenizer, train_problems: Sequence, reward_funcs, cfg
 
 
 # ---- benchmark ----------------------------------------------------------------------------
+
 
 class _ToyProblem:
     """A prompt whose reward is 1 when the completion starts with "7" (any task, learnable in a few steps)."""
@@ -222,8 +311,17 @@ def seven_reward(completions, task=None, key=None, **kw) -> list[float]:
     return [float(c[:1] == "7") for c in completions]
 
 
-def benchmark_grpo(model=None, tokenizer=None, problems=None, reward_funcs=None, cfg: GRPOConfig | None = None, *,
-                   steps: int = 3, seed: int = 0, warmup: int = 0) -> dict:
+def benchmark_grpo(
+    model=None,
+    tokenizer=None,
+    problems=None,
+    reward_funcs=None,
+    cfg: GRPOConfig | None = None,
+    *,
+    steps: int = 3,
+    seed: int = 0,
+    warmup: int = 0,
+) -> dict:
     """Throughput of our trainer vs ``trl.GRPOTrainer`` on the same model, task, G, batch and lengths.
 
     Defaults: the ``nano`` model on a toy task, G = 8, 32 completions of up to 32 tokens, 3 steps.
@@ -234,9 +332,11 @@ def benchmark_grpo(model=None, tokenizer=None, problems=None, reward_funcs=None,
         raise ValueError(f"warmup must be in [0, steps - 1] = [0, {steps - 1}]; got {warmup!r}")
     if tokenizer is None:
         from minir1.tokenizer import build_tokenizer
+
         tokenizer = build_tokenizer()
     if model is None:
         from minir1.models import build
+
         model = build("nano", tokenizer, seed=seed)
     problems = problems or [_ToyProblem(i) for i in range(64)]
     reward_funcs = reward_funcs or [seven_reward]
@@ -248,8 +348,12 @@ def benchmark_grpo(model=None, tokenizer=None, problems=None, reward_funcs=None,
         res = train(copy.deepcopy(model), tokenizer, problems, reward_funcs, cfg, accuracy_funcs={}, seed=seed)
         timed = res.history[warmup:]
         busy = sum(r["step_s"] for r in timed)
-        out[engine] = {"steps_per_s": len(timed) / busy, "tok_per_s": sum(r["tokens"] for r in timed) / busy,
-                       "step_s": busy / len(timed), "total_s": time.perf_counter() - t}
+        out[engine] = {
+            "steps_per_s": len(timed) / busy,
+            "tok_per_s": sum(r["tokens"] for r in timed) / busy,
+            "step_s": busy / len(timed),
+            "total_s": time.perf_counter() - t,
+        }
     out["speedup_steps"] = out["minir1"]["steps_per_s"] / out["trl"]["steps_per_s"]
     out["speedup_tokens"] = out["minir1"]["tok_per_s"] / out["trl"]["tok_per_s"]
     return out

@@ -7,6 +7,7 @@ loss.  Under greedy decoding it produces exactly what HF ``generate`` produces (
 and it keeps left-padded prompts with the same position ids (cumulative sum of the
 attention mask), so it works with any causal LM, including real checkpoints.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,11 +20,11 @@ from transformers import DynamicCache
 class Generation:
     """Sampled completions.  Row ``i * G + j`` is sample ``j`` of prompt ``i``."""
 
-    prompt_ids: torch.Tensor       # (N, P) left-padded with pad
-    prompt_mask: torch.Tensor      # (N, P) 1 on real prompt tokens
-    completion_ids: torch.Tensor   # (N, C) right-padded with pad after eos
+    prompt_ids: torch.Tensor  # (N, P) left-padded with pad
+    prompt_mask: torch.Tensor  # (N, P) 1 on real prompt tokens
+    completion_ids: torch.Tensor  # (N, C) right-padded with pad after eos
     completion_mask: torch.Tensor  # (N, C) 1 on generated tokens up to and including eos
-    texts: list[str] = field(default_factory=list)    # decoded completions, tags kept, eos/pad removed
+    texts: list[str] = field(default_factory=list)  # decoded completions, tags kept, eos/pad removed
     n_tokens: list[int] = field(default_factory=list)  # generated tokens per row (incl. eos)
     finished: list[bool] = field(default_factory=list)  # True when the row ended with eos
 
@@ -74,10 +75,9 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Gen
 def _generate_batch(model, ids, mask, max_new_tokens, temperature, top_p, gen, eos_id, pad_id):
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P) positions skip left padding
     cache = DynamicCache()
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, logits_to_keep=1,
-                use_cache=True)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, logits_to_keep=1, use_cache=True)
     logits = out.logits[:, -1, :]  # (B, V)
-    next_pos = pos[:, -1:] + 1     # (B, 1)
+    next_pos = pos[:, -1:] + 1  # (B, 1)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     attn, toks = mask, []
     for _ in range(max_new_tokens):
@@ -88,8 +88,14 @@ def _generate_batch(model, ids, mask, max_new_tokens, temperature, top_p, gen, e
         if bool(done.all()) or len(toks) == max_new_tokens:
             break
         attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
-        out = model(input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos,
-                    cache=cache, use_cache=True, logits_to_keep=1)
+        out = model(
+            input_ids=tok[:, None],
+            attention_mask=attn,
+            position_ids=next_pos,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         logits = out.logits[:, -1, :]
         next_pos = next_pos + 1
     comp = torch.stack(toks, dim=1)  # (B, C)
@@ -107,17 +113,23 @@ class _Weights:
 
     def __init__(self, layer):
         a, mlp = layer.self_attn, layer.mlp
-        cat = lambda *ms: torch.cat([m.weight for m in ms], 0).detach()  # noqa: E731
-        bias = lambda *ms: (torch.cat([m.bias for m in ms]).detach()  # noqa: E731
-                            if all(m.bias is not None for m in ms) else None)
+
+        def cat(*ms):
+            return torch.cat([m.weight for m in ms], 0).detach()
+
+        def bias(*ms):
+            return torch.cat([m.bias for m in ms]).detach() if all(m.bias is not None for m in ms) else None
+
         self.qkv_w, self.qkv_b = cat(a.q_proj, a.k_proj, a.v_proj), bias(a.q_proj, a.k_proj, a.v_proj)
         self.o_w, self.o_b = a.o_proj.weight.detach(), a.o_proj.bias
         self.gu_w, self.gu_b = cat(mlp.gate_proj, mlp.up_proj), bias(mlp.gate_proj, mlp.up_proj)
         self.down_w, self.down_b = mlp.down_proj.weight.detach(), mlp.down_proj.bias
         self.act = mlp.act_fn
         self.ln1, self.ln1_eps = layer.input_layernorm.weight.detach(), layer.input_layernorm.variance_epsilon
-        self.ln2, self.ln2_eps = (layer.post_attention_layernorm.weight.detach(),
-                                  layer.post_attention_layernorm.variance_epsilon)
+        self.ln2, self.ln2_eps = (
+            layer.post_attention_layernorm.weight.detach(),
+            layer.post_attention_layernorm.variance_epsilon,
+        )
         self.scale = a.scaling
 
 
@@ -154,12 +166,12 @@ class _Decoder:
         self.norm, self.norm_eps = inner.norm.weight.detach(), inner.norm.variance_epsilon
         self.head = model.lm_head  # called as a module, so forward hooks on it still apply
         dtype, dev = self.embed.dtype, self.embed.device
-        pos = torch.arange(prompt_len + max_new, device=dev)[None]             # (1, T)
-        cos, sin = inner.rotary_emb(self.embed[:1], pos)                        # (1, T, D) each
+        pos = torch.arange(prompt_len + max_new, device=dev)[None]  # (1, T)
+        cos, sin = inner.rotary_emb(self.embed[:1], pos)  # (1, T, D) each
         half = self.D // 2
-        self.cos = cos[0]                                                      # (T, D)
+        self.cos = cos[0]  # (T, D)
         # rotate_half(x) * sin == swap_halves(x) * [-sin1, sin2] exactly (only signs move)
-        self.sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)    # (T, D)
+        self.sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)  # (T, D)
         L, U, N = len(self.layers), n_prompts, n_prompts * group
         self.kp = torch.zeros((L, U, self.Hkv, prompt_len, self.D), dtype=dtype, device=dev)
         self.vp = torch.zeros_like(self.kp)
@@ -167,15 +179,14 @@ class _Decoder:
         self.vg = torch.zeros_like(self.kg)
         # additive mask over prompt then generated keys (-inf on left padding)
         self.pmask = torch.zeros(U, 1, 1, 1, prompt_len + max_new, dtype=dtype, device=dev)
-        self.len = 0                                                           # generated tokens cached
+        self.len = 0  # generated tokens cached
 
     def select(self, groups: torch.Tensor) -> None:
         """Keep only prompt ``groups`` (drop groups whose rows have all finished)."""
         rows = (groups[:, None] * self.G + torch.arange(self.G, device=groups.device)).flatten()
         t = self.len
         self.kp, self.vp, self.pmask = self.kp[:, groups], self.vp[:, groups], self.pmask[groups]
-        kg = torch.zeros((self.kg.shape[0], len(rows), *self.kg.shape[2:]), dtype=self.kg.dtype,
-                         device=self.kg.device)
+        kg = torch.zeros((self.kg.shape[0], len(rows), *self.kg.shape[2:]), dtype=self.kg.dtype, device=self.kg.device)
         vg = torch.zeros_like(kg)
         kg[:, :, :, :t], vg[:, :, :, :t] = self.kg[:, rows, :, :t], self.vg[:, rows, :, :t]
         self.kg, self.vg = kg, vg
@@ -198,8 +209,8 @@ class _Decoder:
         B, t = x.shape[:2]
         H, Hkv = self.H, self.Hkv
         qkv = torch.nn.functional.linear(_rms(x, w.ln1, w.ln1_eps), w.qkv_w, w.qkv_b).view(B, t, H + 2 * Hkv, self.D)
-        qk = self._rope(qkv[:, :, :H + Hkv], self.cos[pos][:, :, None], self.sin[pos][:, :, None])
-        return qk[:, :, :H], qk[:, :, H:], qkv[:, :, H + Hkv:]
+        qk = self._rope(qkv[:, :, : H + Hkv], self.cos[pos][:, :, None], self.sin[pos][:, :, None])
+        return qk[:, :, :H], qk[:, :, H:], qkv[:, :, H + Hkv :]
 
     def prefill(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Run the ``U`` distinct prompts ``ids`` (U, P), left-padded; logits (U, V) of their last position."""
@@ -209,45 +220,48 @@ class _Decoder:
         self.pmask[:, 0, 0, 0, :P].masked_fill_(~mask.bool(), float("-inf"))
         causal = torch.ones(P, P, dtype=torch.bool, device=ids.device).tril()
         # causal and not padding; every query sees itself, so pad rows stay finite (never read)
-        bias = self.pmask[:, :, :, 0, :P].masked_fill(~causal, float("-inf")).masked_fill(
-            torch.eye(P, dtype=torch.bool, device=ids.device), 0.0)[:, :, None]  # (U, 1, 1, P, P)
-        x = torch.nn.functional.embedding(ids, self.embed)                     # (U, P, C)
+        bias = (
+            self.pmask[:, :, :, 0, :P]
+            .masked_fill(~causal, float("-inf"))
+            .masked_fill(torch.eye(P, dtype=torch.bool, device=ids.device), 0.0)[:, :, None]
+        )  # (U, 1, 1, P, P)
+        x = torch.nn.functional.embedding(ids, self.embed)  # (U, P, C)
         for i, w in enumerate(self.layers):
             q, k, v = self._qkv(x, pos, w)
-            self.kp[i], self.vp[i] = k.transpose(1, 2), v.transpose(1, 2)      # (U, H_kv, P, D)
+            self.kp[i], self.vp[i] = k.transpose(1, 2), v.transpose(1, 2)  # (U, H_kv, P, D)
             q = q.transpose(1, 2).reshape(U * Hkv, R * P, D)
             s = torch.bmm(q, self.kp[i].view(U * Hkv, P, D).transpose(1, 2)).view(U, Hkv, R, P, P)
             p = torch.softmax(s * w.scale + bias, dim=-1).view(U * Hkv, R * P, P)
             o = torch.bmm(p, self.vp[i].view(U * Hkv, P, D)).view(U, H, P, D).transpose(1, 2).reshape(U, P, H * D)
             x = self._mlp_and_attn_out(x, o, w)
-        return self.head(_rms(x[:, -1], self.norm, self.norm_eps))             # (U, V)
+        return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (U, V)
 
     def step(self, tok: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """Feed one token per row, ``tok`` (N,) at ``pos`` (N,); logits (N, V). Rows are prompt-major."""
         N = tok.shape[0]
         G, H, Hkv, D = self.G, self.H, self.Hkv, self.D
         U, R, P, j = N // G, H // Hkv, self.kp.shape[3], self.len
-        x = torch.nn.functional.embedding(tok[:, None], self.embed)            # (N, 1, C)
+        x = torch.nn.functional.embedding(tok[:, None], self.embed)  # (N, 1, C)
         for i, w in enumerate(self.layers):
-            q, k, v = self._qkv(x, pos[:, None], w)                            # (N, 1, n, D)
+            q, k, v = self._qkv(x, pos[:, None], w)  # (N, 1, n, D)
             self.kg[i, :, :, j], self.vg[i, :, :, j] = k[:, 0], v[:, 0]
             # prompt part: the G·R queries of a prompt and kv head as one matrix
             qg = q.view(U, G, Hkv, R, D).transpose(1, 2).reshape(U * Hkv, G * R, D)
             sp = torch.bmm(qg, self.kp[i].view(U * Hkv, P, D).transpose(1, 2))  # (U H_kv, G R, P)
             sp = sp.view(U, Hkv, G, R, P).transpose(1, 2).reshape(N, Hkv, R, P)
             # generated part: one matrix per row and kv head
-            kg = self.kg[i].view(N * Hkv, -1, D)[:, :j + 1]                   # (N H_kv, j+1, D), no copy
-            vg = self.vg[i].view(N * Hkv, -1, D)[:, :j + 1]
+            kg = self.kg[i].view(N * Hkv, -1, D)[:, : j + 1]  # (N H_kv, j+1, D), no copy
+            vg = self.vg[i].view(N * Hkv, -1, D)[:, : j + 1]
             sg = torch.bmm(q.reshape(N * Hkv, R, D), kg.transpose(1, 2)).view(N, Hkv, R, j + 1)
-            s = torch.cat([sp, sg], dim=-1) * w.scale                          # (N, H_kv, R, P + j + 1)
-            s = s.view(U, G, Hkv, R, -1) + self.pmask[..., :P + j + 1]          # prompt padding
+            s = torch.cat([sp, sg], dim=-1) * w.scale  # (N, H_kv, R, P + j + 1)
+            s = s.view(U, G, Hkv, R, -1) + self.pmask[..., : P + j + 1]  # prompt padding
             p = torch.softmax(s, dim=-1)
             pp = p[..., :P].transpose(1, 2).reshape(U * Hkv, G * R, P)
             op = torch.bmm(pp, self.vp[i].view(U * Hkv, P, D)).view(U, Hkv, G, R, D).transpose(1, 2)
             og = torch.bmm(p[..., P:].reshape(N * Hkv, R, j + 1), vg).view(U, G, Hkv, R, D)
             x = self._mlp_and_attn_out(x, (op + og).reshape(N, 1, H * D), w)
         self.len = j + 1
-        return self.head(_rms(x[:, -1], self.norm, self.norm_eps))             # (N, V)
+        return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (N, V)
 
 
 # Drop finished prompt groups from the batch only when at most this fraction of them is still
@@ -261,12 +275,12 @@ def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, t
     U, P = ids.shape
     N = U * group
     dec = _Decoder(model, U, group, P, max_new_tokens)
-    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)                   # (U, P)
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (U, P)
     logits = dec.prefill(ids, pos, mask).repeat_interleave(group, dim=0)  # (N, V)
-    next_pos = (pos[:, -1] + 1).repeat_interleave(group)              # (N,)
+    next_pos = (pos[:, -1] + 1).repeat_interleave(group)  # (N,)
     out = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
-    alive = torch.arange(N, device=ids.device)                        # original row of each batch row
-    done = torch.zeros(N, dtype=torch.bool, device=ids.device)        # batch rows that emitted eos
+    alive = torch.arange(N, device=ids.device)  # original row of each batch row
+    done = torch.zeros(N, dtype=torch.bool, device=ids.device)  # batch rows that emitted eos
     for step in range(max_new_tokens):
         tok = _pick(logits, temperature, top_p, gen)
         tok = tok.masked_fill(done, pad_id)
@@ -274,8 +288,8 @@ def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, t
         done = done | (tok == eos_id)
         if bool(done.all()) or step == max_new_tokens - 1:
             break
-        live_groups = ~done.view(-1, group).all(dim=1)                # (groups,)
-        if int(live_groups.sum()) <= COMPACT_AT * len(live_groups):   # drop finished groups
+        live_groups = ~done.view(-1, group).all(dim=1)  # (groups,)
+        if int(live_groups.sum()) <= COMPACT_AT * len(live_groups):  # drop finished groups
             live = live_groups.repeat_interleave(group)
             alive, tok, next_pos, done = alive[live], tok[live], next_pos[live], done[live]
             dec.select(live_groups.nonzero().squeeze(1))
@@ -288,9 +302,19 @@ def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, t
     return comp, (~after_eos).long(), is_eos.any(dim=1)
 
 
-def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 1.0,
-             top_p: float = 1.0, num_return_sequences: int = 1, seed: int = 0,
-             batch_size: int = 256, fast: bool = True) -> Generation:
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    num_return_sequences: int = 1,
+    seed: int = 0,
+    batch_size: int = 256,
+    fast: bool = True,
+) -> Generation:
     """Sample ``num_return_sequences`` completions for each prompt (text already templated).
 
     ``temperature=0`` is greedy decoding.  The same ``seed`` gives the same samples.
@@ -309,7 +333,7 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
         enc = tokenizer(list(prompts), add_special_tokens=False, padding=True, return_tensors="pt")
     finally:
         tokenizer.padding_side = side
-    ids = enc["input_ids"].repeat_interleave(num_return_sequences, dim=0).to(dev)   # (N, P)
+    ids = enc["input_ids"].repeat_interleave(num_return_sequences, dim=0).to(dev)  # (N, P)
     mask = enc["attention_mask"].repeat_interleave(num_return_sequences, dim=0).to(dev)
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -320,13 +344,23 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
         G, per = num_return_sequences, max(1, batch_size // num_return_sequences)
         uids, umask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
         for s in range(0, uids.shape[0], per):
-            c, m, d = _generate_batch_fast(model, uids[s:s + per], umask[s:s + per], G, max_new_tokens,
-                                           temperature, top_p, gen, eos_id, pad_id)
+            c, m, d = _generate_batch_fast(
+                model, uids[s : s + per], umask[s : s + per], G, max_new_tokens, temperature, top_p, gen, eos_id, pad_id
+            )
             comps.append(c), cmasks.append(m), dones.append(d)
     else:
         for s in range(0, ids.shape[0], batch_size):
-            c, m, d = _generate_batch(model, ids[s:s + batch_size], mask[s:s + batch_size],
-                                      max_new_tokens, temperature, top_p, gen, eos_id, pad_id)
+            c, m, d = _generate_batch(
+                model,
+                ids[s : s + batch_size],
+                mask[s : s + batch_size],
+                max_new_tokens,
+                temperature,
+                top_p,
+                gen,
+                eos_id,
+                pad_id,
+            )
             comps.append(c), cmasks.append(m), dones.append(d)
     model.train(was_training)
     width = max(c.shape[1] for c in comps)
@@ -334,7 +368,15 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
     cmask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1]), value=0) for m in cmasks])
     done = torch.cat(dones)
     drop = {eos_id, pad_id, tokenizer.bos_token_id}
-    texts = [tokenizer.decode([t for t in row.tolist() if t not in drop], skip_special_tokens=False)
-             for row in comp.cpu()]
-    return Generation(prompt_ids=ids, prompt_mask=mask, completion_ids=comp, completion_mask=cmask,
-                      texts=texts, n_tokens=cmask.sum(dim=1).tolist(), finished=done.tolist())
+    texts = [
+        tokenizer.decode([t for t in row.tolist() if t not in drop], skip_special_tokens=False) for row in comp.cpu()
+    ]
+    return Generation(
+        prompt_ids=ids,
+        prompt_mask=mask,
+        completion_ids=comp,
+        completion_mask=cmask,
+        texts=texts,
+        n_tokens=cmask.sum(dim=1).tolist(),
+        finished=done.tolist(),
+    )

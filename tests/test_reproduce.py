@@ -95,8 +95,9 @@ def test_timing_metrics_are_shown_not_failed():
     assert s == {"verdict: c1": "identical", "base_train_wall_seconds": "timing", "rl_tokens_per_s": "timing",
                  "base_train_mfu": "timing", "decode_ms_per_step/mla/64": "timing", "latency": "timing",
                  "loss": "outside"}
-    # a unit says more than a name: a unit that is not a time is compared
-    assert not rp.is_timing("wall_loss", rp.Value(1.0, unit="nats"))
+    # a wall-time ratio is a timing whatever its unit
+    assert rp.is_timing("moe_time_per_token_ratio", rp.Value(1.0, unit="ratio"))
+    assert not rp.is_timing("rl_pass_at_1", rp.Value(1.0, unit="rate"))
     # arithmetic on published figures is identical, even if its name mentions MFU
     assert _status(rp.compare_results(_res({"v3_implied_mfu_bf16": 0.4}), _res({"v3_implied_mfu_bf16": 0.4}))) \
         ["v3_implied_mfu_bf16"] == "identical"

@@ -115,10 +115,8 @@ def flatten(metrics: Mapping, prefix: str = "") -> dict[str, Value]:
 
 
 def is_timing(key: str, value: Value | None = None) -> bool:
-    """Is ``key`` a wall-clock measurement (by its unit, else by its name)?"""
-    if value is not None and value.unit:
-        return value.unit in TIMING_UNITS
-    return bool(TIMING_RE.search(key.lower()))
+    """Is ``key`` a wall-clock measurement (by its unit, or by its name: :data:`TIMING_RE`)?"""
+    return bool((value is not None and value.unit in TIMING_UNITS) or TIMING_RE.search(key.lower()))
 
 
 # ----------------------------------------------------------------------------- comparison
@@ -229,9 +227,10 @@ def _check_out(out: Path, root: Path) -> None:
         raise ValueError(f"--out must not be inside book/ (the committed book); got {out}")
 
 
-def execute(names: list[str], profile: str, out: Path, cache: Path, committed_dir: Path,
+def execute(names: list[str], parameters: Mapping[str, Any], out: Path, cache: Path, committed_dir: Path,
             root: Path | None = None) -> dict[str, float]:
-    """Execute chapters ``names`` into ``out/chapters``; return wall seconds per chapter.
+    """Execute chapters ``names`` with papermill ``parameters`` (e.g. ``{"profile": "cpu"}``,
+    resolved by each notebook) into ``out/chapters``; return wall seconds per chapter.
 
     Results go to ``out/results`` (seeded with the committed files of the other chapters),
     models to ``cache``.  Raises ``RuntimeError`` naming the chapter when one fails.
@@ -258,7 +257,7 @@ def execute(names: list[str], profile: str, out: Path, cache: Path, committed_di
             t0 = time.perf_counter()
             try:
                 pm.execute_notebook(str(srcs[name]), str(chapters / srcs[name].name),
-                                    parameters={"profile": profile}, kernel_name="python3",
+                                    parameters=dict(parameters), kernel_name="python3",
                                     cwd=str(srcs[name].parent), progress_bar={"desc": name, "leave": False})
             except Exception as e:  # papermill's error names the failing cell
                 raise RuntimeError(f"chapter {name!r} failed to execute: {e}") from e
@@ -334,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     walls: dict[str, float] = {}
     if not a.compare_only:
         try:
-            walls = execute(names, a.profile, out, cache, committed_dir, root)
+            walls = execute(names, {"profile": a.profile}, out, cache, committed_dir, root)
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)
             return 3

@@ -6,8 +6,9 @@ A newspaper reader opening a chapter must meet, in this order and nothing else f
   ``minir1-summary`` (a MyST admonition ``:class: minir1-summary`` right under the title):
   the claim in the article's words, what we did, what we found (the verdict and its number);
 - ``imports``: no visible import cell (tag plumbing ``remove-input`` or ``hide-input``);
-- ``tables``: no raw metric key (``base_pass_at_1``) or other snake_case identifier in a
-  visible table (a table inside a closed dropdown is not visible);
+- ``tables``: no raw metric key (``base_pass_at_1``, any key of a results file) in a visible
+  table, and no other bare snake_case identifier unless it is set as code (a config field
+  named on purpose); a table inside a closed dropdown is not visible;
 - ``alt-text``: alt text on every image (myst-nb: cell metadata ``mystnb.image.alt``; without
   it the alt is the image's file name, which counts as missing);
 - ``glossary``: at least one ``{term}`` link to the glossary, and every one lands on a term;
@@ -50,7 +51,10 @@ _READER_JS = """() => {
   const inputs = Array.from(main.querySelectorAll("div.cell .cell_input"))
     .filter(visible).map(i => i.innerText);
   const tables = Array.from(main.querySelectorAll("table")).filter(visible)
-    .map(t => Array.from(t.querySelectorAll("th, td")).map(c => c.innerText.trim()));
+    .map(t => Array.from(t.querySelectorAll("th, td")).map(c => {
+      const code = c.querySelector("code");
+      return [c.innerText.trim(), !!code && code.innerText.trim() === c.innerText.trim()];
+    }));
   const images = Array.from(main.querySelectorAll("img"))
     .map(i => [i.getAttribute("src") || "", i.getAttribute("alt")]);
   const terms = Array.from(main.querySelectorAll("a[href*='#term-']")).map(a => a.href);
@@ -107,7 +111,10 @@ def reader_problems(info: dict, path: str, keys: frozenset[str] = frozenset()) -
             out["imports"].append(f"{path}: visible import cell ({first!r}...): tag it remove-input or hide-input")
     key_re = re.compile(r"\b(" + "|".join(map(re.escape, sorted(keys, key=len, reverse=True))) + r")\b") if keys else None
     for i, cells in enumerate(info["tables"]):
-        raw = sorted({c for c in cells if SNAKE_RE.match(c) or (key_re and key_re.search(c))})
+        # A known metric key is raw anywhere; another snake_case identifier is allowed only when
+        # the author marked it as code (a config field named on purpose, e.g. `clip_eps`).
+        raw = sorted({c for c, is_code in cells
+                      if (SNAKE_RE.match(c) and not is_code) or (key_re and key_re.search(c))})
         if raw:
             out["tables"].append(f"{path}: table {i} shows raw metric keys {raw[:5]}: use readable labels")
     for src, alt in info["images"]:
@@ -162,7 +169,8 @@ _GOOD = """<html><body><article><h1>T</h1>
 <div class="cell"><details><summary>Show code</summary><div class="cell_input"><pre>import numpy as np
 import pandas as pd</pre></div></details><div class="cell_output"><img src="../_images/a.png" alt="Bars: RL 85%, base 5%"></div></div>
 <div class="cell"><div class="cell_input"><pre>loss = -(adv * ratio).mean()</pre></div></div>
-<table><tr><th>condition</th><th>pass@1</th></tr><tr><td>base</td><td>5.0% [3.1, 7.2]</td></tr></table>
+<table><tr><th>condition</th><th>pass@1</th></tr><tr><td>base</td><td>5.0% [3.1, 7.2]</td></tr>
+<tr><td><code>clip_eps_low</code></td><td>0.2</td></tr></table>
 <details><summary>all metrics</summary><table><tr><td>base_pass_at_1</td></tr></table></details>
 <div class="minir1-verdict-box"><a href="../how-we-measure.html">How we measure</a></div>
 </article></body></html>"""
@@ -171,7 +179,7 @@ _BAD = """<html><body><article><h1>T</h1>
 from minir1 import stats</pre></div></div>
 <div class="minir1-summary"><p>We did things. Results follow.</p></div>
 <div class="cell_output"><img src="../_images/b.png" alt="_images/b.png"><img src="c.png"></div>
-<table><tr><th>metric</th></tr><tr><td>base_pass_at_1</td></tr><tr><td>rl_kl_mean_len</td></tr></table>
+<table><tr><th>metric</th></tr><tr><td>base_pass_at_1</td></tr><tr><td><code>rl_kl_mean_len</code></td></tr></table>
 <a href="../glossary.html#term-Nope">nope</a>
 <div class="minir1-verdict-box">no link</div>
 </article></body></html>"""

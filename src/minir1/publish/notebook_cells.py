@@ -50,7 +50,8 @@ def colab_cell(with_id: bool = True) -> dict:
     """A fresh nbformat-4 code cell holding :data:`COLAB_CELL`, tagged ``remove-cell``
     (with a cell ``id`` only for nbformat >= 4.5, where ids are allowed)."""
     cell = {"cell_type": "code", "execution_count": None,
-            "metadata": {"tags": list(COLAB_TAGS)}, "outputs": [], "source": COLAB_CELL}
+            "metadata": {"tags": list(COLAB_TAGS)}, "outputs": [],
+            "source": COLAB_CELL.splitlines(keepends=True)}
     return {"id": "minir1-colab", **cell} if with_id else cell
 
 

@@ -2,7 +2,7 @@
 #
 #   make book                          build the book (HTML) into _build/html
 #   make test                          everything CI runs: unit tests, notebooks (smoke), book, browser
-#   make chapters [PROFILE=cpu] [CHAPTER=lab]   execute source notebooks into book/chapters
+#   make chapters [PROFILE=cpu] [CHAPTER=lab] [ALLOW_DIRTY=1] [WAIT=1]   execute notebooks into book/
 #   make lab                           open JupyterLab
 #   make bench                         micro-benchmarks (python -m minir1.bench)
 #   make clean / make clean-all        remove build outputs / also the venv and cached models
@@ -68,11 +68,14 @@ book: claims
 	$(BIN)/jupyter-book build . -n -W --keep-going
 	@echo "Book: $(abspath _build/html/index.html)"
 
+# The only target that writes book/chapters and book/results (see README "Running the chapters").
 chapters: $(STAMP)
-	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
+	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER)) \
+	  $(if $(filter 1,$(ALLOW_DIRTY)),--allow-dirty) $(if $(filter 1,$(WAIT)),--wait)
 
+# Notebooks run here write their results to .artifacts/results-<profile>/, never to the book.
 lab: $(STAMP)
-	$(BIN)/jupyter lab
+	env -u MINIR1_PUBLISH $(BIN)/jupyter lab
 
 bench: $(STAMP)
 	$(PY) -m minir1.bench

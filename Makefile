@@ -62,6 +62,7 @@ chromium:
 # ----------------------------------------------------------------------------- the book
 claims: $(STAMP)
 	$(PY) -m minir1.publish.claims
+	$(PY) -m minir1.publish.ledger
 
 book: claims
 	$(call step,building the book (warnings are errors))

@@ -10,6 +10,8 @@ from minir1 import artifacts, utils
 @pytest.fixture(autouse=True)
 def tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
+    monkeypatch.setattr(artifacts, "_USED", {})  # what this process used: per test here
+    monkeypatch.setattr(artifacts, "_BUILT", [])
     return tmp_path
 
 

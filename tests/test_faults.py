@@ -221,6 +221,8 @@ def _build(calls):
 @pytest.mark.parametrize("damage", ["truncate", "alter", "delete", "extra"])
 def test_corrupt_cached_model_is_rebuilt_with_warning(tmp_path, monkeypatch, damage):
     monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
+    monkeypatch.setattr(artifacts, "_USED", {})
+    monkeypatch.setattr(artifacts, "_BUILT", [])
     calls = []
     path = artifacts.cached("demo", {"x": 1}, _build(calls))
     model = path / "model.bin"
@@ -245,6 +247,8 @@ def test_corrupt_cached_model_is_rebuilt_with_warning(tmp_path, monkeypatch, dam
 
 def test_artifact_without_checksums_is_not_trusted(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
+    monkeypatch.setattr(artifacts, "_USED", {})
+    monkeypatch.setattr(artifacts, "_BUILT", [])
     calls = []
     path = artifacts.cached("demo", {"x": 2}, _build(calls))
     meta = json.loads((path / "meta.json").read_text())

@@ -18,7 +18,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from minir1 import profiles, results
-from minir1.publish import book, chapters, claims
+from minir1.publish import book, chapters, claims, ledger
 from minir1.utils import repo_root, sha256_file, stable_hash
 
 ROOT = repo_root()
@@ -351,3 +351,25 @@ def test_junit_timing(tmp_path):
                    '<testcase classname=".artifacts.nbval.02_lab.ipynb" name="Cell 0" time="4"/>'
                    '</testsuite></testsuites>')
     assert chapters.junit_timing(xml) == {"01_cost.ipynb": 3.5, "02_lab.ipynb": 4.0}
+
+
+# ----------------------------------------------------------------------------- ledger
+def _ledger_file(d: Path, chapter: str, wall: float, flops: float, threads: int, arts: list[dict]) -> None:
+    prov = {"flops": flops, "wall_seconds": wall, "threads": threads, "artifacts": arts}
+    (d / f"{chapter}.json").write_text(json.dumps({"chapter": chapter, "profile": "cpu", "provenance": prov}))
+
+
+def test_ledger_counts_each_model_once_and_threads_not_cores(tmp_path):
+    base = {"key": "k" * 16, "kind": "base", "flops": 100.0, "wall_seconds": 600.0, "threads": 2}
+    _ledger_file(tmp_path, "lab", 700.0, 150.0, 2, [{**base, "built": True}])   # trained it: 100 s own
+    _ledger_file(tmp_path, "rl", 300.0, 180.0, 1, [{**base, "built": False}])   # reused it, 1 thread
+    rows = ledger.ledger_rows(tmp_path)
+    assert [(r.chapter, r.kind) for r in rows] == [("lab", "chapter"), ("rl", "chapter"), ("base kkkkkkkk", "artifact")]
+    assert [r.wall_seconds for r in rows] == [100.0, 300.0, 600.0]
+    assert [r.flops for r in rows] == [50.0, 80.0, 100.0]
+    total = ledger.bill(rows, ledger.LedgerConfig(cores=2))[-1]
+    assert total["wall_seconds"] == 1000.0 and total["flops"] == 230.0
+    assert total["cpu_hours"] == pytest.approx((100 * 2 + 300 * 1 + 600 * 2) / 3600)
+    assert total["file"] == "2 files, 1 models"
+    md = ledger.write_ledger_markdown(tmp_path / "gen" / "ledger.md", results_dir=tmp_path).read_text()
+    assert "| whole book | 2 files, 1 models | 1000 |" in md and "DeepSeek-V3" in md

@@ -6,7 +6,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from minir1.evaluation import EvalResult, bootstrap_ci, evaluate, maj_at_k, pass_at_k, per_problem_scores, summarize
+from minir1.evaluation import EvalResult, evaluate, maj_at_k, pass_at_k, per_problem_scores, summarize
 from minir1.tasks import get_task
 
 
@@ -43,30 +43,6 @@ def test_maj_at_k():
         maj_at_k(["1"], [True], 2)
 
 
-def test_bootstrap_contains_mean_and_shrinks():
-    rng = np.random.default_rng(0)
-    small = rng.random((3, 20))
-    big = rng.random((3, 2000))
-    lo_s, hi_s = bootstrap_ci(small)
-    lo_b, hi_b = bootstrap_ci(big)
-    assert lo_s <= small.mean() <= hi_s and lo_b <= big.mean() <= hi_b
-    assert hi_b - lo_b < (hi_s - lo_s) / 3
-    assert bootstrap_ci(small, seed=1) == bootstrap_ci(small, seed=1)  # deterministic
-    lo1, hi1 = bootstrap_ci(small[0])  # 1-d: problems only
-    assert lo1 <= small[0].mean() <= hi1
-    lo_p, hi_p = bootstrap_ci(small, axis=1)  # problems only: narrower than problems and seeds
-    assert hi_p - lo_p <= hi_s - lo_s + 1e-9
-    assert bootstrap_ci(np.ones((2, 5))) == (1.0, 1.0)
-
-
-def test_bootstrap_errors():
-    with pytest.raises(ValueError, match="scores"):
-        bootstrap_ci([])
-    with pytest.raises(ValueError, match="finite"):
-        bootstrap_ci([1.0, float("nan")])
-    with pytest.raises(ValueError, match="axis"):
-        bootstrap_ci([[1.0, 0.0]], axis=2)
-
 
 # ----------------------------------------------------------------------------- evaluate, stub sampler
 class _Gen:
@@ -84,7 +60,7 @@ def _stub(monkeypatch, make_text):
         calls.update(prompts=prompts, g=num_return_sequences, temperature=temperature, seed=seed)
         return _Gen([make_text(i, j) for i in range(len(prompts)) for j in range(num_return_sequences)])
 
-    monkeypatch.setattr("minir1.sampling.generate", generate)
+    monkeypatch.setattr("minir1.evaluation.generate", generate)
     return calls
 
 
@@ -145,13 +121,12 @@ def _fake_result(correct, n=4):
 
 def test_summarize():
     runs = [_fake_result([0, 1, 2, 4]), _fake_result([1, 1, 3, 4])]
-    out = summarize(runs, n_boot=500)
+    out = summarize(runs)
     assert set(out) == {"acc", "acc_lenient", "format", "format_lenient", "pass@1", "pass@4",
                         "pass@1_lenient", "pass@4_lenient"}
-    assert out["acc"]["per_seed"] == [7 / 16, 9 / 16]
-    lo, hi = out["acc"]["ci95"]
-    assert lo <= out["acc"]["mean"] <= hi
-    assert out["format"]["mean"] == 1.0
+    assert out["acc"].per_seed == (7 / 16, 9 / 16) and out["acc"].method == "bootstrap"
+    assert 0 <= out["acc"].lo <= out["acc"].mean <= out["acc"].hi <= 1
+    assert out["format"].mean == 1.0
     assert per_problem_scores(runs, "pass@4").shape == (2, 4)
     with pytest.raises(ValueError, match="same problems"):
         summarize([runs[0], _fake_result([1, 1, 1])])
@@ -169,3 +144,30 @@ def test_evaluate_real_sampler_tiny_model():
     b = evaluate(model, tok, problems, n_samples=2, max_new_tokens=8, ks=(1, 2), seed=3)
     assert a.to_dict() == b.to_dict()  # same seed, same numbers
     assert 0 < a.tokens_generated <= 3 * 2 * 8 and 0 <= a.acc <= 1
+
+
+def test_evaluate_cached_once_per_model_set_sampling_seed(tmp_path, monkeypatch):
+    from minir1 import artifacts, models
+    from minir1.evaluation import EvalSet, Sampling, eval_record, evaluate_cached, evaluate_seeds
+    from minir1.tokenizer import build_tokenizer
+
+    monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
+    tok = build_tokenizer()
+
+    def build(folder):
+        models.save(models.build("pico", tok, seed=0), tok, folder)
+
+    path = artifacts.cached("model", {"preset": "pico", "test": 1}, build)
+    es, sp = EvalSet(task="addition", difficulty=1, n=3), Sampling(n_samples=2, max_new_tokens=6, ks=(1, 2))
+    a = evaluate_cached(path, es, sp, seed=1)
+    calls = []
+    monkeypatch.setattr("minir1.evaluation.evaluate", lambda *x, **k: calls.append(1))
+    b = evaluate_cached(path, es, sp, seed=1)  # from the cache: evaluate is not called
+    assert calls == [] and a.to_dict() == b.to_dict()
+    runs = evaluate_seeds(path, es, sp, [1])
+    eid, rec = eval_record(path, es, sp, runs, [1])
+    assert rec["seeds"] == [1] and rec["metrics"]["acc"].mean == a.acc
+    with pytest.raises(ValueError, match="EvalSet.n"):
+        EvalSet(n=0)
+    with pytest.raises(ValueError, match="top_p"):
+        Sampling(top_p=0)

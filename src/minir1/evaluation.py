@@ -1,25 +1,37 @@
-"""Evaluation: pass@k, majority vote, bootstrap intervals, and sampling-based evaluation.
+"""Evaluation: one way to score a model on an eval set, computed once and cached.
 
-R1 reports pass@1 estimated from k samples per question at temperature 0.6 and top-p 0.95,
-and cons@64 (majority vote).  We estimate pass@k with the unbiased estimator of
-Chen et al. (2021) from ``n_samples`` samples per problem, and put intervals on means with a
-bootstrap over problems *and* seeds (both are samples from larger populations).
+R1 reports pass@1 estimated from k samples per question at temperature 0.6 and top-p 0.95
+(:data:`R1_SAMPLING`), and cons@64 (majority vote).  We estimate pass@k with the unbiased
+estimator of Chen et al. (2021) from ``n_samples`` samples per problem; intervals come from
+:mod:`minir1.stats` (a bootstrap over problems and seeds).
 
-Greedy accuracy is ``evaluate(..., temperature=0, n_samples=1)``.
+:func:`evaluate_cached` scores a trained artifact on an :class:`EvalSet` with a
+:class:`Sampling` and a seed exactly once: the result is stored in ``.artifacts/evals/`` under
+a key made of the model's artifact key, the eval set, the sampling settings, the seed and the
+source of the modules that score it.  Every chapter that reports the same model on the same
+eval set therefore reads the same numbers.
+
+Greedy accuracy is ``evaluate(..., temperature=0, n_samples=1)`` (:data:`GREEDY`).
 
 >>> round(pass_at_k(16, 4, 1), 4), round(pass_at_k(16, 4, 16), 4)
 (0.25, 1.0)
 """
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from . import artifacts, models, stats
 from .rewards import accuracy_reward, accuracy_reward_lenient, extract_answer, format_reward, format_reward_lenient
-from .tasks import Problem
+from .sampling import generate
+from .tasks import Problem, get_task
+from .tokenizer import format_prompt
+from .utils import atomic_write_json, stable_hash
 
 
 def _check_int(name: str, value, lo: int) -> int:
@@ -29,21 +41,12 @@ def _check_int(name: str, value, lo: int) -> int:
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from ``c`` correct of ``n`` samples: 1 - C(n-c, k) / C(n, k).
-
-    Computed as ``1 - prod_{i=n-c+1}^{n} (1 - k/i)`` (no huge binomials).
+    """Unbiased pass@k from ``c`` correct of ``n`` samples (see :func:`minir1.stats.pass_at_k_estimate`).
 
     >>> pass_at_k(2, 1, 1), pass_at_k(5, 0, 3), pass_at_k(5, 3, 3)
     (0.5, 0.0, 1.0)
     """
-    n, c, k = _check_int("n", n, 1), _check_int("c", c, 0), _check_int("k", k, 1)
-    if c > n:
-        raise ValueError(f"c (correct samples) must be <= n={n}; got {c}")
-    if k > n:
-        raise ValueError(f"k must be <= n={n} (samples drawn); got {k}")
-    if n - c < k:
-        return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+    return stats.pass_at_k_estimate(n, c, k)
 
 
 def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int) -> float:
@@ -67,41 +70,6 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int) -> 
         return 0.0
     top = votes.most_common(1)[0][0]  # stable: ties keep first-seen order
     return float(bool(correct[list(answers[:k]).index(top)]))
-
-
-def bootstrap_ci(scores, n_boot: int = 2000, seed: int = 0, axis: int | tuple[int, ...] | None = None,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``scores``.
-
-    ``scores`` is (P,) per problem or (S, P) per seed and problem.  ``axis`` names the axes
-    resampled with replacement (default: all, i.e. problems and seeds).
-
-    >>> lo, hi = bootstrap_ci([[1, 0, 1, 1], [1, 0, 0, 1]])
-    >>> lo <= 0.625 <= hi
-    True
-    """
-    x = np.asarray(scores, dtype=float)
-    if x.ndim not in (1, 2) or x.size == 0:
-        raise ValueError(f"scores must be a non-empty (P,) or (S, P) array; got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("scores must be finite")
-    n_boot = _check_int("n_boot", n_boot, 1)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}")
-    axes = tuple(range(x.ndim)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
-    if not axes or any(a not in range(x.ndim) for a in axes):
-        raise ValueError(f"axis must be None or axes of a {x.ndim}-d array; got {axis!r}")
-    if x.ndim == 1:
-        x, axes = x[None, :], tuple(a + 1 for a in axes)
-    rng = np.random.default_rng(seed)
-    weights = []  # (B, S) and (B, P): how often each row / column is drawn
-    for a, n in enumerate(x.shape):
-        w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) if a in axes else np.ones((n_boot, n))
-        weights.append(w.astype(float))
-    means = np.einsum("bs,sp,bp->b", weights[0], x, weights[1]) / x.size  # (B,)
-    q = 100 * (1 - level) / 2
-    lo, hi = np.percentile(means, [q, 100 - q])
-    return float(lo), float(hi)
 
 
 @dataclass
@@ -132,6 +100,13 @@ class EvalResult:
         for name in ("pass_at_k", "pass_at_k_lenient", "maj_at_k"):
             d[name] = {str(k): v for k, v in d[name].items()}  # JSON keys are strings
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EvalResult":
+        d = dict(d)
+        for name in ("pass_at_k", "pass_at_k_lenient", "maj_at_k"):
+            d[name] = {int(k): float(v) for k, v in d[name].items()}
+        return cls(**d)
 
 
 def _mean_or_none(xs: list[float]) -> float | None:
@@ -167,9 +142,6 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], *, n_samples: int = 
 
     pass@k and maj@k are reported for the ``ks`` that do not exceed ``n_samples``.
     """
-    from .sampling import generate  # lazy: sampling imports torch models
-    from .tokenizer import format_prompt
-
     ks = _check_eval_args(problems, n_samples, ks)
     prompts = [format_prompt(tokenizer, p.question, template) for p in problems]
     gen = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -218,15 +190,12 @@ def per_problem_scores(results: Sequence[EvalResult], name: str = "acc") -> np.n
     return np.asarray(rows, dtype=float)
 
 
-def summarize(results: Sequence[EvalResult], *, n_boot: int = 2000, seed: int = 0) -> dict[str, dict]:
-    """Metrics for a results file from one :class:`EvalResult` per seed (same problems).
+def summarize(results: Sequence[EvalResult]) -> dict[str, stats.Metric]:
+    """Metrics from one :class:`EvalResult` per seed (same problems), intervals from :mod:`minir1.stats`.
 
-    Each metric is ``minir1.results.metric(per_seed, ci95)`` with a bootstrap interval over
-    problems and seeds.  Names: ``acc``, ``acc_lenient``, ``format``, ``format_lenient``,
-    ``pass@k`` and ``pass@k_lenient`` for the ks all results share.
+    Names: ``acc``, ``acc_lenient``, ``format``, ``format_lenient``, ``pass@k`` and
+    ``pass@k_lenient`` for the ks all results share.
     """
-    from .results import metric
-
     if not results:
         raise ValueError("results must hold at least one EvalResult (one per seed)")
     if len({tuple(r.questions) for r in results}) != 1:
@@ -234,12 +203,110 @@ def summarize(results: Sequence[EvalResult], *, n_boot: int = 2000, seed: int = 
     ks = sorted(set.intersection(*(set(r.pass_at_k) for r in results)))
     names = ["acc", "acc_lenient", "format", "format_lenient"]
     names += [f"pass@{k}" for k in ks] + [f"pass@{k}_lenient" for k in ks]
-    out = {}
-    for name in names:
-        scores = per_problem_scores(results, name)  # (S, P)
-        out[name] = metric(scores.mean(axis=1).tolist(), ci95=bootstrap_ci(scores, n_boot=n_boot, seed=seed))
-    return out
+    # The seeds re-draw samples from one model: the problems are the independent units.
+    return {name: stats.rate(per_problem_scores(results, name), seeds="sampling") for name in names}
 
 
-__all__ = ["pass_at_k", "maj_at_k", "bootstrap_ci", "EvalResult", "evaluate", "summarize",
-           "per_problem_scores"]
+# ----------------------------------------------------------------------------- cached evaluation
+@dataclass(frozen=True)
+class EvalSet:
+    """Held-out problems: ``n`` problems of ``task`` at ``difficulty`` from ``split``."""
+
+    task: str = "addition"
+    difficulty: int = 3
+    n: int = 200
+    split: str = "test"
+    seed: int = 1234           # which problems (fixed across chapters)
+    template: str = "compact"  # prompt template (minir1.tokenizer.format_prompt)
+
+    def __post_init__(self):
+        if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 1:
+            raise ValueError(f"EvalSet.n must be an int >= 1; got {self.n!r}")
+        if self.split not in ("train", "test"):
+            raise ValueError(f"EvalSet.split must be 'train' or 'test'; got {self.split!r}")
+
+    def problems(self) -> list[Problem]:
+        return get_task(self.task, self.difficulty).sample(self.split, self.n, seed=self.seed)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How completions are drawn: ``n_samples`` per problem at ``temperature`` / ``top_p``."""
+
+    n_samples: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 96
+    ks: tuple[int, ...] = (1, 16)
+
+    def __post_init__(self):
+        _check_int("Sampling.n_samples", self.n_samples, 1)
+        if not self.temperature >= 0:
+            raise ValueError(f"Sampling.temperature must be >= 0; got {self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"Sampling.top_p must be in (0, 1]; got {self.top_p!r}")
+
+
+GREEDY = Sampling(n_samples=1, temperature=0.0, ks=(1,))
+# R1's evaluation setting: T = 0.6, top-p 0.95 (DeepSeek-AI 2025, §3.1 "Evaluation Setup").
+R1_SAMPLING = Sampling(n_samples=16, temperature=0.6, top_p=0.95, ks=(1, 16))
+T1_SAMPLING = Sampling(n_samples=16, temperature=1.0, top_p=1.0, ks=(1, 16))
+
+# The modules whose source decides what an evaluation returns (part of the cache key).
+EVAL_MODULES = ("evaluation.py", "sampling.py", "rewards.py", "tokenizer.py", "models.py", "tasks/__init__.py",
+                "tasks/arithmetic.py", "tasks/countdown.py")
+
+
+def model_key(model_dir: str | os.PathLike) -> str:
+    """The artifact key of a cached model (its ``meta.json``), which names the model everywhere."""
+    return str(artifacts.load_meta(model_dir)["key"])
+
+
+def eval_key(model: str, eval_set: EvalSet, sampling: Sampling, seed: int) -> str:
+    return stable_hash({"model": model, "eval_set": asdict(eval_set), "sampling": asdict(sampling),
+                        "seed": int(seed), "code": artifacts.code_version(EVAL_MODULES)})
+
+
+def evaluate_cached(model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling, seed: int = 0, *,
+                    model=None, tokenizer=None, device: str | None = None) -> EvalResult:
+    """:func:`evaluate` of a cached model artifact, computed once per (model, eval set, sampling,
+    seed) and stored in ``.artifacts/evals/`` (atomically).  ``model``/``tokenizer`` may be
+    passed when already loaded (they must be the artifact's)."""
+    key = eval_key(model_key(model_dir), eval_set, sampling, seed)
+    path = artifacts.artifacts_dir() / "evals" / f"{key}.json"
+    if path.exists():
+        try:
+            return EvalResult.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError):
+            path.unlink()  # a damaged cache entry is recomputed, never trusted
+    if model is None or tokenizer is None:
+        model, tokenizer = models.load(model_dir, device=device)
+    res = evaluate(model, tokenizer, eval_set.problems(), n_samples=sampling.n_samples,
+                   temperature=sampling.temperature, top_p=sampling.top_p,
+                   max_new_tokens=sampling.max_new_tokens, seed=seed, ks=sampling.ks, template=eval_set.template)
+    atomic_write_json(path, res.to_dict())
+    return res
+
+
+def evaluate_seeds(model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling, seeds: Sequence[int],
+                   **kw) -> list[EvalResult]:
+    """One cached :class:`EvalResult` per sampling seed (greedy decoding needs only one)."""
+    seeds = [0] if sampling.temperature == 0 else list(seeds)
+    return [evaluate_cached(model_dir, eval_set, sampling, s, **kw) for s in seeds]
+
+
+def eval_record(model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling,
+                results: Sequence[EvalResult], seeds: Sequence[int]) -> tuple[str, dict]:
+    """``(eval_id, record)`` for a results file's ``evals`` section: which model, eval set,
+    sampling and seeds, and the metrics they gave (so the project test can check that two
+    chapters reporting the same evaluation report the same numbers)."""
+    seeds = [0] if sampling.temperature == 0 else [int(s) for s in seeds]
+    mk = model_key(model_dir)
+    eid = stable_hash({"model": mk, "eval_set": asdict(eval_set), "sampling": asdict(sampling), "seeds": seeds})
+    return eid, {"model": mk, "eval_set": asdict(eval_set), "sampling": asdict(sampling), "seeds": seeds,
+                 "metrics": summarize(results)}
+
+
+__all__ = ["pass_at_k", "maj_at_k", "EvalResult", "evaluate", "summarize", "per_problem_scores", "EvalSet",
+           "Sampling", "GREEDY", "R1_SAMPLING", "T1_SAMPLING", "evaluate_cached", "evaluate_seeds", "eval_record",
+           "model_key"]

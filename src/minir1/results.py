@@ -1,14 +1,16 @@
 """The results contract: one JSON file per chapter, ``book/results/<chapter>.json``.
 
 Figures, verdict boxes and the intro's claims table read only these files.  A file holds
-``chapter``, ``profile``, ``seeds``, ``config``, ``metrics`` (each a number or
-``{mean, ci95: [lo, hi], per_seed: [...]}``), ``claims`` (``{id, verdict, evidence}``)
+``chapter``, ``profile``, ``seeds``, ``config``, ``metrics`` (each a number, a
+:class:`minir1.stats.Metric` ``{mean, lo, hi, per_seed, n, method, unit}``, or a series of
+them), ``evals`` (the cached evaluations behind them), ``claims`` (``{id, verdict, evidence}``)
 and ``provenance`` (git commit, source hash, package versions, device, wall seconds,
 FLOPs).  Files are validated against :data:`SCHEMA` before they are written, and written
 atomically (temp name, then rename), so a failed run never leaves half a file.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +25,7 @@ import torch
 
 from . import artifacts
 from .profiles import check_profile, current_device
+from .stats import METHODS, UNITS, Metric
 from .utils import (RUNNER_OUTPUTS, atomic_write_json, device_name, git_dirty_files, package_hash, repo_root,
                     sha256_file)
 
@@ -37,19 +40,30 @@ _NUMBER = {"type": "number"}
 _METRIC = {
     "oneOf": [
         _NUMBER,
+        # A minir1.stats.Metric: the only shape an uncertain number takes in a results file.
         {
             "type": "object",
-            "required": ["mean", "ci95", "per_seed"],
+            "required": ["mean", "lo", "hi", "per_seed", "n", "method", "unit"],
+            "additionalProperties": False,
             "properties": {
-                "mean": _NUMBER,
-                "ci95": {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2},
-                "per_seed": {"type": "array", "items": _NUMBER, "minItems": 1},
+                "mean": _NUMBER, "lo": _NUMBER, "hi": _NUMBER,
+                "per_seed": {"type": "array", "items": _NUMBER},
+                "n": {"type": "integer", "minimum": 1},
+                "method": {"enum": list(METHODS)},
+                "unit": {"enum": list(UNITS)},
             },
         },
         # A series (e.g. a curve over steps or doses): name -> metric.
         {"type": "object", "additionalProperties": {"$ref": "#/$defs/metric"}, "minProperties": 1,
          "not": {"required": ["mean"]}},
     ]
+}
+_EVAL = {
+    "type": "object",
+    "required": ["model", "eval_set", "sampling", "seeds", "metrics"],
+    "properties": {"model": {"type": "string"}, "eval_set": {"type": "object"}, "sampling": {"type": "object"},
+                   "seeds": {"type": "array", "items": {"type": "integer"}},
+                   "metrics": {"type": "object", "additionalProperties": {"$ref": "#/$defs/metric"}}},
 }
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -88,6 +102,7 @@ SCHEMA: dict[str, Any] = {
                 "flops": {"type": "number", "minimum": 0},
             },
         },
+        "evals": {"type": "object", "additionalProperties": _EVAL},
         "extra": {"type": "object"},
     },
 }
@@ -98,44 +113,24 @@ class ResultsError(ValueError):
 
 
 # ----------------------------------------------------------------------------- metrics
-# Two-sided 95% Student-t quantiles by degrees of freedom (larger df -> 1.96).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
+def metric(m: Metric) -> dict:
+    """The results-file form of a :class:`minir1.stats.Metric` (intervals come only from
+    :mod:`minir1.stats`; there is no other way to make one)."""
+    if not isinstance(m, Metric):
+        raise ResultsError(f"metric: expected a minir1.stats.Metric; got {type(m).__name__} "
+                           "(build it with minir1.stats.rate / paired_diff / over_seeds / exact)")
+    return m.to_dict()
 
 
-def _t95(df: int) -> float:
-    """The t quantile for ``df`` (rounded down to the nearest tabulated df; conservative)."""
-    if df > 120:
-        return 1.96
-    return _T95[max(k for k in _T95 if k <= df)]
-
-
-def metric(per_seed: Sequence[float], ci95: Sequence[float] | None = None) -> dict:
-    """Summarise one value per seed as ``{mean, ci95, per_seed}``.
-
-    The default interval is Student's t over seeds (mean ± t·s/√n); pass ``ci95`` to use
-    another interval, e.g. a bootstrap over problems and seeds from
-    :func:`minir1.evaluation.bootstrap_ci`.  With one seed and no ``ci95`` the interval
-    collapses to the mean (no uncertainty is claimed that was not measured).
-
-    >>> metric([0.5, 0.7, 0.6])["mean"]
-    0.6
-    """
-    vals = [float(v) for v in per_seed]
-    if not vals:
-        raise ResultsError("metric: per_seed must hold at least one value")
-    if not all(math.isfinite(v) for v in vals):
-        raise ResultsError(f"metric: per_seed values must be finite; got {vals}")
-    mean = float(np.mean(vals))
-    if ci95 is None:
-        if len(vals) > 1:
-            half = _t95(len(vals) - 1) * float(np.std(vals, ddof=1)) / math.sqrt(len(vals))
-        else:
-            half = 0.0
-        ci95 = (mean - half, mean + half)
-    lo, hi = (float(c) for c in ci95)
-    return {"mean": round(mean, 10), "ci95": [round(lo, 10), round(hi, 10)],
-            "per_seed": [round(v, 10) for v in vals]}
+def to_json_metrics(obj: Any) -> Any:
+    """Turn Metrics (possibly inside series dicts) into their results-file dicts."""
+    if isinstance(obj, Metric):
+        return obj.to_dict()
+    if isinstance(obj, dict):
+        return {str(k): to_json_metrics(v) for k, v in obj.items()}
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    return obj
 
 
 def claim(id: str, verdict: str, evidence: str) -> dict:
@@ -146,7 +141,9 @@ def claim(id: str, verdict: str, evidence: str) -> dict:
 
 
 def value(m: Any) -> float:
-    """The point value of a metric (its mean when it has per-seed values)."""
+    """The point value of a metric (its mean when it has an interval)."""
+    if isinstance(m, Metric):
+        return m.mean
     return float(m["mean"]) if isinstance(m, dict) else float(m)
 
 
@@ -271,6 +268,9 @@ def validate(obj: dict, name: str = "<results>") -> dict:
         raise ResultsError(f"{name}: field '{_field_path(e)}': {e.message}")
     for key, m in obj["metrics"].items():
         _check_finite(m, f"{name}: field 'metrics/{key}'")
+    for eid, ev in obj.get("evals", {}).items():
+        for key, m in ev["metrics"].items():
+            _check_finite(m, f"{name}: field 'evals/{eid}/metrics/{key}'")
     return obj
 
 
@@ -279,28 +279,44 @@ def _check_finite(m: Any, where: str) -> None:
         for k, v in m.items():
             _check_finite(v, f"{where}/{k}")
         return
-    nums = [m] if not isinstance(m, dict) else [m["mean"], *m["ci95"], *m["per_seed"]]
+    nums = [m] if not isinstance(m, dict) else [m["mean"], m["lo"], m["hi"], *m["per_seed"]]
     if not all(math.isfinite(float(v)) for v in nums):
         raise ResultsError(f"{where}: values must be finite")
+    if isinstance(m, dict):
+        if not m["lo"] <= m["mean"] <= m["hi"]:
+            raise ResultsError(f"{where}: interval [{m['lo']}, {m['hi']}] must contain the mean {m['mean']}")
+        if m["unit"] == "rate" and not (0 <= m["lo"] and m["hi"] <= 1):
+            raise ResultsError(f"{where}: a rate's interval must lie in [0, 1]; got [{m['lo']}, {m['hi']}]")
+        if m["unit"] == "diff" and not (-1 <= m["lo"] and m["hi"] <= 1):
+            raise ResultsError(f"{where}: a difference of rates must lie in [-1, 1]; got [{m['lo']}, {m['hi']}]")
 
 
 def write_results(chapter: str, *, profile: str, seeds: Sequence[int], config: dict, metrics: dict,
                   claims: Sequence[dict], wall_seconds: float, flops: float,
-                  notebook: str | None = None, extra: dict | None = None,
+                  notebook: str | None = None, extra: dict | None = None, evals: dict | None = None,
                   out_dir: str | os.PathLike | None = None) -> Path:
-    """Validate and atomically write ``<out_dir>/<chapter>.json``; return its path."""
+    """Validate and atomically write ``<out_dir>/<chapter>.json``; return its path.
+
+    ``config`` is the chapter's complete composed config (a dataclass or a dict);
+    ``metrics`` values are numbers, :class:`minir1.stats.Metric` objects or series of them;
+    ``evals`` holds one record per cached evaluation (:func:`minir1.evaluation.eval_record`).
+    """
     check_profile(profile)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
     obj = {
         "chapter": chapter,
         "profile": profile,
         "seeds": [int(s) for s in seeds],
         "config": json.loads(json.dumps(config, default=str)),
-        "metrics": metrics,
+        "metrics": to_json_metrics(metrics),
         "claims": list(claims),
         "provenance": provenance(wall_seconds=wall_seconds, flops=flops, notebook=notebook),
     }
+    if evals:
+        obj["evals"] = json.loads(json.dumps(to_json_metrics(evals), default=str))
     if extra is not None:
-        obj["extra"] = json.loads(json.dumps(extra, default=str))
+        obj["extra"] = json.loads(json.dumps(to_json_metrics(extra), default=str))
     path = Path(out_dir) if out_dir is not None else results_dir(profile)
     validate(obj, f"{chapter}.json")
     if out_dir is None and publish_run_id() and not path.is_dir():

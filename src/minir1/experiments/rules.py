@@ -1,0 +1,135 @@
+"""Verdict rules as data: each claim's rule lives in ``data/claims.yml``, written before the run.
+
+A rule is a list of levels checked in order; the first level whose conditions all hold gives
+the verdict, else ``otherwise``::
+
+    rule:
+      says: Supported if RL beats the best equal-FLOPs baseline ...
+      levels:
+        - verdict: supported
+          when: ["rl_vs_best_baseline:lo > 0", "random_reward_gain:hi < 0.05"]
+        - verdict: partly supported
+          when: ["rl_vs_base:lo > 0"]
+      otherwise: not supported
+      examples: {supported: {...metrics...}, not supported: {...}}
+
+A condition is ``<ref> <op> <ref | number>``; ``ref`` is ``metric[/series...][:stat]`` with
+``stat`` one of ``mean``, ``lo``, ``hi`` (default ``mean``).  Conditions are parsed with a
+regular expression and evaluated by lookup: nothing from the file or from a model is
+``eval``-ed.  ``rule: {fixed: not testable here, reason: ...}`` marks a claim this book cannot
+test; no other verdict may be fixed.
+
+>>> holds("gain:lo > 0.1", {"gain": {"mean": 0.3, "lo": 0.2, "hi": 0.4}})
+True
+"""
+from __future__ import annotations
+
+import operator
+import re
+from typing import Any, Mapping
+
+from ..publish.claims import claims_by_id
+from ..results import VERDICTS, claim
+
+FIXABLE = ("not testable here",)
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
+_REF = r"[A-Za-z_][\w.@-]*(?:/[\w.@+-]+)*(?::(?:mean|lo|hi))?"
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COND = re.compile(rf"^\s*({_REF})\s*(>=|<=|==|>|<)\s*({_NUMBER}|{_REF})\s*$")
+
+
+class RuleError(ValueError):
+    """A rule in data/claims.yml is malformed, or names a metric the results do not hold."""
+
+
+def parse(cond: str) -> tuple[str, str, str]:
+    """Split a condition into (left ref, op, right ref or number)."""
+    m = _COND.match(cond) if isinstance(cond, str) else None
+    if not m:
+        raise RuleError(f"condition {cond!r} is not '<metric[/series][:mean|lo|hi]> <op> <number|metric>' "
+                        f"with op one of {', '.join(_OPS)}")
+    return m.group(1), m.group(2), m.group(3)
+
+
+def resolve(ref: str, metrics: Mapping[str, Any]) -> float:
+    """The number a reference names in ``metrics`` (results-file form or Metric objects)."""
+    path, _, stat = ref.partition(":")
+    node: Any = metrics
+    for part in path.split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            raise RuleError(f"rule names metric {path!r}, but {part!r} is not in the results "
+                            f"(have: {', '.join(sorted(map(str, node))) if isinstance(node, Mapping) else node!r})")
+        node = node[part]
+    if hasattr(node, "to_dict"):
+        node = node.to_dict()
+    if isinstance(node, Mapping):
+        key = stat or "mean"
+        if key not in node:
+            raise RuleError(f"metric {path!r} has no {key!r}")
+        return float(node[key])
+    if stat and stat != "mean":
+        raise RuleError(f"metric {path!r} is a plain number; it has no {stat!r}")
+    return float(node)
+
+
+def holds(cond: str, metrics: Mapping[str, Any]) -> bool:
+    left, op, right = parse(cond)
+    rhs = float(right) if re.fullmatch(_NUMBER, right) else resolve(right, metrics)
+    return bool(_OPS[op](resolve(left, metrics), rhs))
+
+
+def check_rule(rule: Mapping[str, Any], where: str = "rule") -> None:
+    """Raise :class:`RuleError` when ``rule`` is malformed (used when the registry is loaded)."""
+    if not isinstance(rule, Mapping):
+        raise RuleError(f"{where}: must be a mapping with 'levels' and 'otherwise', or 'fixed'")
+    if "fixed" in rule:
+        if rule["fixed"] not in FIXABLE:
+            raise RuleError(f"{where}: only {FIXABLE} may be fixed; got {rule['fixed']!r}")
+        if not rule.get("reason"):
+            raise RuleError(f"{where}: a fixed verdict needs a 'reason'")
+        return
+    if not rule.get("says"):
+        raise RuleError(f"{where}: needs 'says' (the rule in words)")
+    levels = rule.get("levels")
+    if not isinstance(levels, list) or not levels:
+        raise RuleError(f"{where}: 'levels' must be a non-empty list")
+    for i, lv in enumerate(levels):
+        if lv.get("verdict") not in VERDICTS:
+            raise RuleError(f"{where}: levels[{i}].verdict must be one of {VERDICTS}; got {lv.get('verdict')!r}")
+        if not isinstance(lv.get("when"), list) or not lv["when"]:
+            raise RuleError(f"{where}: levels[{i}].when must be a non-empty list of conditions")
+        for c in lv["when"]:
+            parse(c)
+    if rule.get("otherwise") not in VERDICTS:
+        raise RuleError(f"{where}: 'otherwise' must be one of {VERDICTS}; got {rule.get('otherwise')!r}")
+
+
+def outcome(rule: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+    """The verdict ``rule`` gives for ``metrics``."""
+    check_rule(rule)
+    if "fixed" in rule:
+        return rule["fixed"]
+    for lv in rule["levels"]:
+        if all(holds(c, metrics) for c in lv["when"]):
+            return lv["verdict"]
+    return rule["otherwise"]
+
+
+def rule_of(claim_id: str) -> Mapping[str, Any]:
+    reg = claims_by_id()
+    if claim_id not in reg:
+        raise RuleError(f"unknown claim id {claim_id!r}; data/claims.yml has {', '.join(reg)}")
+    if "rule" not in reg[claim_id]:
+        raise RuleError(f"claim {claim_id!r} has no rule in data/claims.yml")
+    return reg[claim_id]["rule"]
+
+
+def judge(claim_id: str, metrics: Mapping[str, Any], evidence: str) -> dict:
+    """The claim's verdict by its rule in ``data/claims.yml``, with ``evidence`` and the rule's words."""
+    rule = rule_of(claim_id)
+    verdict = outcome(rule, metrics)
+    says = rule.get("says") or rule.get("reason", "")
+    return claim(claim_id, verdict, f"{evidence} Rule: {' '.join(str(says).split())}")
+
+
+__all__ = ["RuleError", "parse", "resolve", "holds", "check_rule", "outcome", "rule_of", "judge"]

@@ -71,6 +71,12 @@ def code_version(build_fn: Callable, modules: Iterable[str] = ()) -> str:
     return code_hash([*builder_modules(build_fn), *modules], exclude=EXCLUDE)
 
 
+def module_version(*modules: str) -> str:
+    """Hash of the source of the named ``minir1`` modules and everything they import (what
+    :func:`code_version` does for a builder), e.g. ``module_version(__name__)``."""
+    return code_hash(modules, exclude=EXCLUDE)
+
+
 def key(kind: str, config: dict, build_fn: Callable, modules: Iterable[str] = ()) -> str:
     """The cache key of artifact ``kind``: hash of config and building code."""
     return stable_hash({"kind": kind, "config": config, "code": code_version(build_fn, modules)})

@@ -178,9 +178,9 @@ def test_check_device(monkeypatch):
 def test_results_dir_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIR1_RESULTS_DIR", str(tmp_path))
     assert results.results_dir("cpu") == tmp_path
-    obj = _results()
-    path = results.write_results("rl", profile="smoke", seeds=[0], config={}, metrics=obj["metrics"],
-                                 claims=obj["claims"], wall_seconds=0.1, flops=0.0)
+    monkeypatch.delenv("MINIR1_PUBLISH", raising=False)
+    path = results.write_results("rl", profile="smoke", seeds=[0], config={}, metrics={"x": 1.0},
+                                 claims=[], wall_seconds=0.1, flops=0.0)
     assert path == tmp_path / "rl.json"
     assert results.load_results("rl", "smoke")["profile"] == "smoke"
 

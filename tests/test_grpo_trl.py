@@ -172,26 +172,27 @@ def test_loss_and_grads_match_trl(setup, loss_type, scale, beta, corr):
     if beta:
         torch.testing.assert_close(ref_logp, inputs["ref_per_token_logps"], atol=1e-5, rtol=1e-5)
 
-    model = copy.deepcopy(policy1).train()
-    logp = token_logprobs(model, ids, mask, ci.shape[1], T)
-    loss, stats = grpo_loss(
-        logp,
-        old,
-        adv,
-        cm,
-        ref_logp=ref_logp,
-        kl_coef=beta,
-        clip_eps_low=0.2,
-        clip_eps_high=0.28,
-        loss_type=loss_type,
-        max_completion_length=C_MAX,
-        kl_ratio_correction=corr,
-    )
-    loss.backward()
-    assert stats["clip_frac"] > 0  # the batch really exercises the clipped branch
-    torch.testing.assert_close(loss.detach(), trl_loss, atol=1e-5, rtol=1e-5)
-    for n, p in model.named_parameters():
-        torch.testing.assert_close(p.grad, trl_grads[n], atol=1e-5, rtol=1e-4, msg=lambda m: f"{n}: {m}")
+    for group in (None, G):  # full sequences; each prompt run once for its G rows (as train_grpo does)
+        model = copy.deepcopy(policy1).train()
+        logp = token_logprobs(model, ids, mask, ci.shape[1], T, group=group)
+        loss, stats = grpo_loss(
+            logp,
+            old,
+            adv,
+            cm,
+            ref_logp=ref_logp,
+            kl_coef=beta,
+            clip_eps_low=0.2,
+            clip_eps_high=0.28,
+            loss_type=loss_type,
+            max_completion_length=C_MAX,
+            kl_ratio_correction=corr,
+        )
+        loss.backward()
+        assert stats["clip_frac"] > 0  # the batch really exercises the clipped branch
+        torch.testing.assert_close(loss.detach(), trl_loss, atol=1e-5, rtol=1e-5)
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(p.grad, trl_grads[n], atol=1e-5, rtol=1e-4, msg=lambda m: f"{n}: {m}")
 
 
 def test_trl_config_mapping():

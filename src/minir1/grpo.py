@@ -164,17 +164,37 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 
 def token_logprobs(
-    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int, temperature: float = 1.0
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    n_completion: int,
+    temperature: float = 1.0,
+    *,
+    group: int | None = None,
 ) -> torch.Tensor:
     """Log-probabilities (B, C) of the last ``n_completion`` tokens under ``model``, from logits / temperature.
 
     Positions use the cumulative sum of the attention mask (as :mod:`minir1.sampling` does for
-    left-padded prompts); masked completion positions get 0, as in TRL.
+    left-padded prompts); masked completion positions get 0, as in TRL. With ``group`` = G and
+    rows that come in groups of G with the same prompt (a GRPO rollout), a Llama / Qwen2 model
+    runs each prompt once instead of G times (:func:`_shared_prompt_logprobs`; same numbers up
+    to float rounding, and gradients flow the same way).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0; got {temperature!r}")
     if not 1 <= n_completion < input_ids.shape[1]:
         raise ValueError(f"n_completion must be in [1, {input_ids.shape[1] - 1}]; got {n_completion!r}")
+    P = input_ids.shape[1] - n_completion
+    if n_completion >= 2 and _can_share(model, input_ids[:, :P], attention_mask[:, :P], group):
+        return _shared_prompt_logprobs(
+            model,
+            input_ids[:, :P],
+            attention_mask[:, :P],
+            input_ids[:, P:],
+            attention_mask[:, P:],
+            group,
+            temperature,
+        )
     pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
     out = model(
         input_ids=input_ids,
@@ -187,6 +207,99 @@ def token_logprobs(
     targets = input_ids[:, -n_completion:]  # (B, C)
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
     return logp.masked_fill(attention_mask[:, -n_completion:] == 0, 0.0)
+
+
+SHARED_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _rms(x: torch.Tensor, norm) -> torch.Tensor:
+    """``LlamaRMSNorm`` (fp32), op for op."""
+    return norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon))
+
+
+def _can_share(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group: int | None) -> bool:
+    """Whether :func:`_shared_prompt_logprobs` applies: a Llama/Qwen2 model and G identical prompts per group."""
+    if group is None or group < 2 or prompt_ids.shape[0] % group or type(model).__name__ not in SHARED_ARCHITECTURES:
+        return False
+    c = model.config
+    if getattr(c, "attention_dropout", 0.0) or getattr(c, "use_sliding_window", False):
+        return False
+    if getattr(c, "rope_scaling", None) not in (None, {}) and (c.rope_scaling or {}).get("rope_type", "default") != "default":
+        return False
+    U, P = prompt_ids.shape[0] // group, prompt_ids.shape[1]
+    ids, mask = prompt_ids.view(U, group, P), prompt_mask.view(U, group, P)
+    return bool((ids == ids[:, :1]).all() and (mask == mask[:, :1]).all())
+
+
+def _shared_prompt_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group, temperature):
+    """:func:`token_logprobs` for G samples per prompt, running each prompt once (not G times).
+
+    The same maths as the model's ``forward`` (fp32; checked against TRL's loss and gradients
+    in ``tests/test_grpo_trl.py``): the U distinct prompts (U, P) run through every layer once;
+    the N = U·G completions (N, C-1) attend to their prompt's keys and values, expanded (a view)
+    to the G rows of the group, so autograd sums the gradient of the G rows into the one prompt
+    pass. The last completion token is never fed (it predicts nothing we score). Positions are
+    cumsum(mask) - 1 as in :func:`token_logprobs`; completion tokens after eos are right
+    padding, which causal attention keeps away from every scored position.
+    """
+    F = torch.nn.functional
+    inner, cfg = model.model, model.config
+    N, P = prompt_ids.shape
+    C = completion_ids.shape[1]
+    U, G = N // group, group
+    H, Hkv = cfg.num_attention_heads, cfg.num_key_value_heads
+    D = getattr(cfg, "head_dim", None) or cfg.hidden_size // H
+    dev = prompt_ids.device
+    pids, pmask = prompt_ids[::G], prompt_mask[::G].bool()  # (U, P)
+    ppos = (pmask.long().cumsum(-1) - 1).clamp(min=0)  # (U, P)
+    cpos = ppos[:, -1:].repeat_interleave(G, 0) + 1 + torch.arange(C - 1, device=dev)  # (N, C-1)
+    Mp, Mc = U * P, N * (C - 1)
+    x = inner.embed_tokens(torch.cat([pids.reshape(-1), completion_ids[:, :-1].reshape(-1)]))  # (Mp + Mc, E)
+    cos, sin = inner.rotary_emb(x[None], torch.cat([ppos.reshape(-1), cpos.reshape(-1)])[None])
+    cos, sin = cos[0, :, None], sin[0, :, None]  # (M, 1, D)
+    neg = torch.finfo(x.dtype).min
+    # prompt queries: causal, not padding; each sees itself so pad rows stay finite (never read)
+    causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
+    eye = torch.eye(P, dtype=torch.bool, device=dev)
+    pbias = torch.zeros(U, 1, P, P, dtype=x.dtype, device=dev).masked_fill(
+        ~((causal & pmask[:, None, None, :]) | eye), neg
+    )  # (U, 1, P, P)
+    # completion queries: every real prompt key of their group, then causal over the completion
+    ccausal = torch.ones(C - 1, C - 1, dtype=torch.bool, device=dev).tril()
+    allowed = torch.cat([pmask[:, None, None, :].expand(U, 1, C - 1, P), ccausal.expand(U, 1, C - 1, C - 1)], -1)
+    cbias = torch.zeros(U, 1, 1, C - 1, P + C - 1, dtype=x.dtype, device=dev).masked_fill(~allowed[:, None], neg)
+    cbias = cbias.expand(U, G, 1, C - 1, P + C - 1).reshape(N, 1, C - 1, P + C - 1)
+    R = H // Hkv
+    for layer in inner.layers:
+        a, mlp = layer.self_attn, layer.mlp
+        h = _rms(x, layer.input_layernorm)
+        q = a.q_proj(h).view(-1, H, D)
+        k = a.k_proj(h).view(-1, Hkv, D)
+        v = a.v_proj(h).view(-1, Hkv, D)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        qp, qc = q[:Mp].view(U, P, H, D).transpose(1, 2), q[Mp:].view(N, C - 1, H, D).transpose(1, 2)
+        kp, kc = k[:Mp].view(U, P, Hkv, D).transpose(1, 2), k[Mp:].view(N, C - 1, Hkv, D).transpose(1, 2)
+        vp, vc = v[:Mp].view(U, P, Hkv, D).transpose(1, 2), v[Mp:].view(N, C - 1, Hkv, D).transpose(1, 2)
+        if R > 1:
+            kp, kc, vp, vc = (t.repeat_interleave(R, dim=1) for t in (kp, kc, vp, vc))
+        op = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=pbias, scale=a.scaling)  # (U, H, P, D)
+        kall = torch.cat([kp[:, None].expand(U, G, H, P, D).reshape(N, H, P, D), kc], dim=2)
+        vall = torch.cat([vp[:, None].expand(U, G, H, P, D).reshape(N, H, P, D), vc], dim=2)
+        oc = F.scaled_dot_product_attention(qc, kall, vall, attn_mask=cbias, scale=a.scaling)  # (N, H, C-1, D)
+        o = torch.cat([op.transpose(1, 2).reshape(Mp, H * D), oc.transpose(1, 2).reshape(Mc, H * D)])
+        x = x + a.o_proj(o)
+        x = x + mlp(_rms(x, layer.post_attention_layernorm))
+    last = x[:Mp].view(U, P, -1)[:, -1]  # (U, E): predicts each completion's first token
+    hid = torch.cat([last.repeat_interleave(G, 0)[:, None], x[Mp:].view(N, C - 1, -1)], dim=1)  # (N, C, E)
+    logits = model.lm_head(_rms(hid, inner.norm)).float() / temperature  # (N, C, V)
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    return logp.masked_fill(completion_mask == 0, 0.0)
 
 
 def aggregate(
@@ -386,9 +499,13 @@ def make_rollout(
         ro.correct[name] = score([f], gen.texts, tasks, keys)[:, 0]
     with torch.no_grad():
         if cfg.num_iterations > 1:  # the rollout policy, frozen for the μ inner steps
-            ro.old_logp = token_logprobs(model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature)
+            ro.old_logp = token_logprobs(
+                model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature, group=cfg.group_size
+            )
         if ref_model is not None:
-            ro.ref_logp = token_logprobs(ref_model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature)
+            ro.ref_logp = token_logprobs(
+                ref_model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature, group=cfg.group_size
+            )
     return ro
 
 
@@ -398,7 +515,9 @@ def make_rollout(
 def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> dict:
     """One AdamW step on the whole rollout batch."""
     model.train()
-    logp = token_logprobs(model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature)  # (B, C)
+    logp = token_logprobs(
+        model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature, group=cfg.group_size
+    )  # (B, C)
     # μ = 1: old = current detached, so the ratio is exactly 1 (the gradient is still A·∇log π).
     old = ro.old_logp if ro.old_logp is not None else logp.detach()
     loss, stats = grpo_loss(

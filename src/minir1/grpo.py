@@ -229,8 +229,6 @@ def _can_share(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group
     c = model.config
     if getattr(c, "attention_dropout", 0.0) or getattr(c, "use_sliding_window", False):
         return False
-    if getattr(c, "rope_scaling", None) not in (None, {}) and (c.rope_scaling or {}).get("rope_type", "default") != "default":
-        return False
     U, P = prompt_ids.shape[0] // group, prompt_ids.shape[1]
     ids, mask = prompt_ids.view(U, group, P), prompt_mask.view(U, group, P)
     return bool((ids == ids[:, :1]).all() and (mask == mask[:, :1]).all())

@@ -142,21 +142,21 @@ def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class _Decoder:
-    """Llama / Qwen2 decoding written out by hand, with preallocated KV caches and a shared prompt.
+    """Llama / Qwen2 decoding written out by hand, with one preallocated KV cache per prompt group.
 
     The same maths as the model's ``forward`` in fp32 (RMSNorm op for op, RoPE from the
     model's own rotary module, tabulated once), but with no module dispatch in the loop:
     one fused QKV matmul and one fused gate-up matmul per layer, RoPE on q and k at once, and
-    attention as batched matmuls against static caches.
+    attention as batched matmuls against a static cache.
 
-    The G samples of one prompt share its keys and values: the prompt is run once per prompt
-    (not once per sample) into a prompt cache ``(L, U, H_kv, P, D)``, and at each step the
-    G × (H / H_kv) queries of a prompt meet its prompt keys in one matmul, so the prompt
-    cache is read once per group instead of once per row. Generated tokens have their own
-    per-row cache ``(L, N, H_kv, T, D)``; the softmax runs over both parts at once. Decoding
-    a tiny model is memory-bound (the profile: about as much time reading the KV cache in
-    attention as in all the weight matmuls), so this saves time in proportion to the prompt's
-    share of the context.
+    The G samples of one prompt share a cache ``(L, U, H_kv, P + T·G, D)``: the prompt's keys
+    first (run once per prompt, not once per sample), then the generated keys step-major
+    (slot ``P + t·G + g`` holds sample g's key of step t). At step j the G × (H / H_kv)
+    queries of a prompt and kv head meet the contiguous slice ``[:P + (j+1)·G]`` in one
+    matmul, and an additive mask keeps each sample to the prompt and its own tokens (the
+    other samples' slots get weight exactly 0). Decoding a tiny model is bound by per-op
+    overhead and memory traffic, not arithmetic: two large batched matmuls per layer cost less
+    than the G-times-smaller per-row ones they replace, and the prompt is read once per group.
     """
 
     def __init__(self, model, n_prompts: int, group: int, prompt_len: int, max_new: int):
@@ -175,24 +175,25 @@ class _Decoder:
         self.cos = cos[0]  # (T, D)
         # rotate_half(x) * sin == swap_halves(x) * [-sin1, sin2] exactly (only signs move)
         self.sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)  # (T, D)
-        L, U, N = len(self.layers), n_prompts, n_prompts * group
-        self.kp = torch.zeros((L, U, self.Hkv, prompt_len, self.D), dtype=dtype, device=dev)
-        self.vp = torch.zeros_like(self.kp)
-        self.kg = torch.zeros((L, N, self.Hkv, max_new, self.D), dtype=dtype, device=dev)
-        self.vg = torch.zeros_like(self.kg)
-        # additive mask over prompt then generated keys (-inf on left padding)
-        self.pmask = torch.zeros(U, 1, 1, 1, prompt_len + max_new, dtype=dtype, device=dev)
+        L, U, G, R = len(self.layers), n_prompts, group, self.H // self.Hkv
+        self.P = prompt_len
+        self.k = torch.zeros((L, U, self.Hkv, prompt_len + max_new * G, self.D), dtype=dtype, device=dev)
+        self.v = torch.zeros_like(self.k)
+        # additive mask (U, 1, G·R, P + T·G): -inf on left padding and on the other samples' slots
+        own = torch.eye(G, dtype=torch.bool, device=dev).repeat_interleave(R, 0).repeat(1, max_new)  # (G R, T G)
+        gen = torch.zeros(G * R, max_new * G, dtype=dtype, device=dev).masked_fill(~own, float("-inf"))
+        self.bias = torch.cat(
+            [torch.zeros(U, 1, G * R, prompt_len, dtype=dtype, device=dev), gen.expand(U, 1, -1, -1)], -1
+        )
         self.len = 0  # generated tokens cached
 
     def select(self, groups: torch.Tensor) -> None:
         """Keep only prompt ``groups`` (drop groups whose rows have all finished)."""
-        rows = (groups[:, None] * self.G + torch.arange(self.G, device=groups.device)).flatten()
-        t = self.len
-        self.kp, self.vp, self.pmask = self.kp[:, groups], self.vp[:, groups], self.pmask[groups]
-        kg = torch.zeros((self.kg.shape[0], len(rows), *self.kg.shape[2:]), dtype=self.kg.dtype, device=self.kg.device)
-        vg = torch.zeros_like(kg)
-        kg[:, :, :, :t], vg[:, :, :, :t] = self.kg[:, rows, :, :t], self.vg[:, rows, :, :t]
-        self.kg, self.vg = kg, vg
+        end = self.P + self.len * self.G
+        k = torch.zeros((self.k.shape[0], len(groups), *self.k.shape[2:]), dtype=self.k.dtype, device=self.k.device)
+        v = torch.zeros_like(k)
+        k[:, :, :, :end], v[:, :, :, :end] = self.k[:, groups, :, :end], self.v[:, groups, :, :end]
+        self.k, self.v, self.bias = k, v, self.bias[groups]
 
     @staticmethod
     def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -220,22 +221,23 @@ class _Decoder:
         U, P = ids.shape
         H, Hkv, D = self.H, self.Hkv, self.D
         R = H // Hkv
-        self.pmask[:, 0, 0, 0, :P].masked_fill_(~mask.bool(), float("-inf"))
+        self.bias[..., :P].masked_fill_(~mask.bool()[:, None, None, :], float("-inf"))
         causal = torch.ones(P, P, dtype=torch.bool, device=ids.device).tril()
         # causal and not padding; every query sees itself, so pad rows stay finite (never read)
         bias = (
-            self.pmask[:, :, :, 0, :P]
+            self.bias[:, :, :1, :P]
             .masked_fill(~causal, float("-inf"))
             .masked_fill(torch.eye(P, dtype=torch.bool, device=ids.device), 0.0)[:, :, None]
         )  # (U, 1, 1, P, P)
         x = torch.nn.functional.embedding(ids, self.embed)  # (U, P, C)
         for i, w in enumerate(self.layers):
             q, k, v = self._qkv(x, pos, w)
-            self.kp[i], self.vp[i] = k.transpose(1, 2), v.transpose(1, 2)  # (U, H_kv, P, D)
+            kp, vp = self.k[i, :, :, :P], self.v[i, :, :, :P]  # (U, H_kv, P, D) views
+            kp.copy_(k.transpose(1, 2)), vp.copy_(v.transpose(1, 2))
             q = q.transpose(1, 2).reshape(U * Hkv, R * P, D)
-            s = torch.bmm(q, self.kp[i].view(U * Hkv, P, D).transpose(1, 2)).view(U, Hkv, R, P, P)
+            s = torch.bmm(q, kp.reshape(U * Hkv, P, D).transpose(1, 2)).view(U, Hkv, R, P, P)
             p = torch.softmax(s * w.scale + bias, dim=-1).view(U * Hkv, R * P, P)
-            o = torch.bmm(p, self.vp[i].view(U * Hkv, P, D)).view(U, H, P, D).transpose(1, 2).reshape(U, P, H * D)
+            o = torch.bmm(p, vp.reshape(U * Hkv, P, D)).view(U, H, P, D).transpose(1, 2).reshape(U, P, H * D)
             x = self._mlp_and_attn_out(x, o, w)
         return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (U, V)
 
@@ -243,26 +245,22 @@ class _Decoder:
         """Feed one token per row, ``tok`` (N,) at ``pos`` (N,); logits (N, V). Rows are prompt-major."""
         N = tok.shape[0]
         G, H, Hkv, D = self.G, self.H, self.Hkv, self.D
-        U, R, P, j = N // G, H // Hkv, self.kp.shape[3], self.len
+        U, R, P, j = N // G, H // Hkv, self.P, self.len
+        S = self.k.shape[3]
+        n = P + (j + 1) * G  # keys in use: the prompt, then j + 1 steps of G samples
+        bias = self.bias[..., :n]  # (U, 1, G R, n)
         x = torch.nn.functional.embedding(tok[:, None], self.embed)  # (N, 1, C)
         for i, w in enumerate(self.layers):
             q, k, v = self._qkv(x, pos[:, None], w)  # (N, 1, n, D)
-            self.kg[i, :, :, j], self.vg[i, :, :, j] = k[:, 0], v[:, 0]
-            # prompt part: the G·R queries of a prompt and kv head as one matrix
+            self.k[i, :, :, P + j * G : n] = k.view(U, G, Hkv, D).transpose(1, 2)
+            self.v[i, :, :, P + j * G : n] = v.view(U, G, Hkv, D).transpose(1, 2)
             qg = q.view(U, G, Hkv, R, D).transpose(1, 2).reshape(U * Hkv, G * R, D)
-            sp = torch.bmm(qg, self.kp[i].view(U * Hkv, P, D).transpose(1, 2))  # (U H_kv, G R, P)
-            sp = sp.view(U, Hkv, G, R, P).transpose(1, 2).reshape(N, Hkv, R, P)
-            # generated part: one matrix per row and kv head
-            kg = self.kg[i].view(N * Hkv, -1, D)[:, : j + 1]  # (N H_kv, j+1, D), no copy
-            vg = self.vg[i].view(N * Hkv, -1, D)[:, : j + 1]
-            sg = torch.bmm(q.reshape(N * Hkv, R, D), kg.transpose(1, 2)).view(N, Hkv, R, j + 1)
-            s = torch.cat([sp, sg], dim=-1) * w.scale  # (N, H_kv, R, P + j + 1)
-            s = s.view(U, G, Hkv, R, -1) + self.pmask[..., : P + j + 1]  # prompt padding
-            p = torch.softmax(s, dim=-1)
-            pp = p[..., :P].transpose(1, 2).reshape(U * Hkv, G * R, P)
-            op = torch.bmm(pp, self.vp[i].view(U * Hkv, P, D)).view(U, Hkv, G, R, D).transpose(1, 2)
-            og = torch.bmm(p[..., P:].reshape(N * Hkv, R, j + 1), vg).view(U, G, Hkv, R, D)
-            x = self._mlp_and_attn_out(x, (op + og).reshape(N, 1, H * D), w)
+            kc = self.k[i].view(U * Hkv, S, D)[:, :n]  # (U H_kv, n, D), no copy
+            vc = self.v[i].view(U * Hkv, S, D)[:, :n]
+            s = torch.bmm(qg, kc.transpose(1, 2)).view(U, Hkv, G * R, n)
+            p = torch.softmax(s * w.scale + bias, dim=-1).view(U * Hkv, G * R, n)
+            o = torch.bmm(p, vc).view(U, Hkv, G, R, D).transpose(1, 2).reshape(N, 1, H * D)
+            x = self._mlp_and_attn_out(x, o, w)
         self.len = j + 1
         return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (N, V)
 

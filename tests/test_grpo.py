@@ -6,7 +6,17 @@ import statistics
 import pytest
 import torch
 
-from minir1.grpo import GRPOConfig, aggregate, group_advantages, grpo_loss, k3_kl, score, token_logprobs, train_grpo
+from minir1.grpo import (
+    LOSS_TYPES,
+    GRPOConfig,
+    aggregate,
+    group_advantages,
+    grpo_loss,
+    k3_kl,
+    score,
+    token_logprobs,
+    train_grpo,
+)
 from minir1.grpo_trl import seven_reward
 from minir1.models import build
 from minir1.tokenizer import build_tokenizer
@@ -183,6 +193,39 @@ def test_same_seed_same_numbers():
     for a, b in zip(runs[0][0].parameters(), runs[1][0].parameters()):
         assert torch.equal(a, b)
     assert any(not torch.equal(a, b) for a, b in zip(runs[0][0].parameters(), other[0].parameters()))
+
+
+@pytest.mark.parametrize("log_kl", [False, True])
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_zero_advantage_groups_skip_backward_exactly(monkeypatch, loss_type, log_kl):
+    """Skipping the backward pass of all-equal-reward groups leaves the loss, stats and update unchanged."""
+    from minir1 import grpo
+
+    tok = build_tokenizer()
+    cfg = GRPOConfig(group_size=4, batch_size=12, max_completion_length=5, loss_type=loss_type, lr=1e-2)
+    problems = [Toy(i) for i in range(3)]
+    policy = build("pico", tok, seed=0)
+    ref = build("pico", tok, seed=1) if log_kl else None
+    ro = grpo.make_rollout(policy, tok, problems, [seven], cfg, seed=0, ref_model=ref)
+    ro.rewards = torch.tensor([1.0, 0.0, 0.0, 1.0] + [0.5] * 4 + [0.0, 0.0, 1.0, 0.0])  # group 1: no signal
+    ro.adv = group_advantages(ro.rewards, 4)
+    out = {}
+    for skip in (False, True):
+        monkeypatch.setattr(grpo, "SKIP_ZERO_ADVANTAGE_GROUPS", skip)
+        model = build("pico", tok, seed=0)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+        out[skip] = grpo._update(model, opt, ro, cfg), [p.detach().clone() for p in model.parameters()]
+    (a, pa), (b, pb) = out[False], out[True]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=1e-6, nan_ok=True), k
+    for x, y in zip(pa, pb):
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-5)
+    ro.adv = torch.zeros_like(ro.adv)  # no signal anywhere: no backward at all, AdamW still steps on zeros
+    model = build("pico", tok, seed=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    assert grpo._update(model, opt, ro, cfg)["loss"] == 0.0
+    assert all(len(opt.state[p]) for p in model.parameters())
 
 
 # ---- errors -----------------------------------------------------------------------------

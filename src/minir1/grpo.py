@@ -510,12 +510,40 @@ def make_rollout(
 # ---- training -----------------------------------------------------------------------------
 
 
+# Skip the backward pass through groups whose advantages are all zero when that is exact (see _policy_logprobs).
+SKIP_ZERO_ADVANTAGE_GROUPS = True
+
+
+def _policy_logprobs(model, ro: Rollout, cfg: GRPOConfig) -> torch.Tensor:
+    """The policy's log-probs (B, C) for the update, with gradient where the loss can have one.
+
+    With μ = 1 and β = 0 a row's loss is -A_i·ρ with ρ ≡ 1, so a group whose advantages are all
+    zero (all-equal rewards: frequent for small models) adds exactly 0 to the loss and to every
+    gradient. Such groups go through no backward pass: their log-probs are computed without
+    gradient only when a statistic needs them (the logged KL), and set to 0 otherwise (then
+    ρ = 1 and their loss terms are 0, as before). Denominators still count every row.
+    """
+    G = cfg.group_size
+    args = (ro.n_completion, cfg.temperature)
+    exact = SKIP_ZERO_ADVANTAGE_GROUPS and cfg.num_iterations == 1 and cfg.kl_coef == 0
+    live = (ro.adv.view(-1, G) != 0).any(dim=1).repeat_interleave(G) if exact else None
+    if live is None or bool(live.all()):
+        return token_logprobs(model, ro.input_ids, ro.attention_mask, *args, group=G)  # (B, C)
+    ids, mask = ro.input_ids, ro.attention_mask
+    rows, rest = live.nonzero().squeeze(1), (~live).nonzero().squeeze(1)
+    logp = torch.zeros(ids.shape[0], ro.n_completion, device=ids.device)
+    if ro.ref_logp is not None:  # the KL statistic needs the policy's log-probs on every row
+        with torch.no_grad():
+            logp[rest] = token_logprobs(model, ids[rest], mask[rest], *args, group=G)
+    if len(rows):
+        logp = logp.index_put((rows,), token_logprobs(model, ids[rows], mask[rows], *args, group=G))
+    return logp
+
+
 def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> dict:
     """One AdamW step on the whole rollout batch."""
     model.train()
-    logp = token_logprobs(
-        model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature, group=cfg.group_size
-    )  # (B, C)
+    logp = _policy_logprobs(model, ro, cfg)  # (B, C)
     # μ = 1: old = current detached, so the ratio is exactly 1 (the gradient is still A·∇log π).
     old = ro.old_logp if ro.old_logp is not None else logp.detach()
     loss, stats = grpo_loss(
@@ -532,7 +560,11 @@ def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> 
         kl_ratio_correction=cfg.kl_ratio_correction,
     )
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if loss.requires_grad:
+        loss.backward()
+    for p in model.parameters():  # a zero gradient still moves AdamW (momentum), as it would have
+        if p.requires_grad and p.grad is None:
+            p.grad = torch.zeros_like(p)
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
     opt.step()
     return {"loss": loss.item(), "grad_norm": float(grad_norm), **stats}

@@ -246,7 +246,6 @@ class _Decoder:
         N = tok.shape[0]
         G, H, Hkv, D = self.G, self.H, self.Hkv, self.D
         U, R, P, j = N // G, H // Hkv, self.P, self.len
-        S = self.k.shape[3]
         n = P + (j + 1) * G  # keys in use: the prompt, then j + 1 steps of G samples
         bias = self.bias[..., :n]  # (U, 1, G R, n)
         x = torch.nn.functional.embedding(tok[:, None], self.embed)  # (N, 1, C)
@@ -254,12 +253,10 @@ class _Decoder:
             q, k, v = self._qkv(x, pos[:, None], w)  # (N, 1, n, D)
             self.k[i, :, :, P + j * G : n] = k.view(U, G, Hkv, D).transpose(1, 2)
             self.v[i, :, :, P + j * G : n] = v.view(U, G, Hkv, D).transpose(1, 2)
-            qg = q.view(U, G, Hkv, R, D).transpose(1, 2).reshape(U * Hkv, G * R, D)
-            kc = self.k[i].view(U * Hkv, S, D)[:, :n]  # (U H_kv, n, D), no copy
-            vc = self.v[i].view(U * Hkv, S, D)[:, :n]
-            s = torch.bmm(qg, kc.transpose(1, 2)).view(U, Hkv, G * R, n)
-            p = torch.softmax(s * w.scale + bias, dim=-1).view(U * Hkv, G * R, n)
-            o = torch.bmm(p, vc).view(U, Hkv, G, R, D).transpose(1, 2).reshape(N, 1, H * D)
+            qg = q.view(U, G, Hkv, R, D).transpose(1, 2).reshape(U, Hkv, G * R, D)
+            kc, vc = self.k[i, :, :, :n], self.v[i, :, :, :n]  # (U, H_kv, n, D), no copy
+            o = torch.nn.functional.scaled_dot_product_attention(qg, kc, vc, attn_mask=bias, scale=w.scale)
+            o = o.view(U, Hkv, G, R, D).transpose(1, 2).reshape(N, 1, H * D)
             x = self._mlp_and_attn_out(x, o, w)
         self.len = j + 1
         return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (N, V)

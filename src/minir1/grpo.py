@@ -185,7 +185,11 @@ def token_logprobs(
     if not 1 <= n_completion < input_ids.shape[1]:
         raise ValueError(f"n_completion must be in [1, {input_ids.shape[1] - 1}]; got {n_completion!r}")
     P = input_ids.shape[1] - n_completion
-    if n_completion >= 2 and _can_share(model, input_ids[:, :P], attention_mask[:, :P], group):
+    if (
+        n_completion >= 2
+        and _can_share(model, input_ids[:, :P], attention_mask[:, :P], group)
+        and _right_padded(attention_mask[:, P:])
+    ):
         return _shared_prompt_logprobs(
             model,
             input_ids[:, :P],
@@ -234,6 +238,12 @@ def _can_share(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group
     return bool((ids == ids[:, :1]).all() and (mask == mask[:, :1]).all())
 
 
+def _right_padded(mask: torch.Tensor) -> bool:
+    """Whether every row of a completion ``mask`` (B, C) is ones then zeros."""
+    m = mask.long()
+    return bool((m == m.cummin(dim=1).values).all())
+
+
 def _shared_prompt_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group, temperature):
     """:func:`token_logprobs` for G samples per prompt, running each prompt once (not G times).
 
@@ -241,9 +251,10 @@ def _shared_prompt_logprobs(model, prompt_ids, prompt_mask, completion_ids, comp
     in ``tests/test_grpo_trl.py``): the U distinct prompts (U, P) run through every layer once;
     the N = U·G completions (N, C-1) attend to their prompt's keys and values, expanded (a view)
     to the G rows of the group, so autograd sums the gradient of the G rows into the one prompt
-    pass. The last completion token is never fed (it predicts nothing we score). Positions are
-    cumsum(mask) - 1 as in :func:`token_logprobs`; completion tokens after eos are right
-    padding, which causal attention keeps away from every scored position.
+    pass. Only completion tokens whose next token is scored are fed (the last one and the right
+    padding after eos are not), so the linear layers see no padding. Positions are
+    cumsum(mask) - 1 as in :func:`token_logprobs`; the completion mask must be right padding
+    (ones then zeros), which causal attention keeps away from every scored position.
     """
     F = torch.nn.functional
     inner, cfg = model.model, model.config
@@ -257,8 +268,12 @@ def _shared_prompt_logprobs(model, prompt_ids, prompt_mask, completion_ids, comp
     ppos = (pmask.long().cumsum(-1) - 1).clamp(min=0)  # (U, P)
     cpos = ppos[:, -1:].repeat_interleave(G, 0) + 1 + torch.arange(C - 1, device=dev)  # (N, C-1)
     Mp, Mc = U * P, N * (C - 1)
-    x = inner.embed_tokens(torch.cat([pids.reshape(-1), completion_ids[:, :-1].reshape(-1)]))  # (Mp + Mc, E)
-    cos, sin = inner.rotary_emb(x[None], torch.cat([ppos.reshape(-1), cpos.reshape(-1)])[None])
+    # Only fed tokens whose next token is scored are needed (a prefix of each row): the linear
+    # layers run on those alone; attention scatters them back to the padded (N, C-1) layout.
+    sel = completion_mask[:, 1:].reshape(-1).nonzero().squeeze(1)  # (Mc',) into the Mc fed tokens
+    fed = completion_ids[:, :-1].reshape(-1)[sel]
+    x = inner.embed_tokens(torch.cat([pids.reshape(-1), fed]))  # (Mp + Mc', E)
+    cos, sin = inner.rotary_emb(x[None], torch.cat([ppos.reshape(-1), cpos.reshape(-1)[sel]])[None])
     cos, sin = cos[0, :, None], sin[0, :, None]  # (M, 1, D)
     neg = torch.finfo(x.dtype).min
     # prompt queries: causal, not padding; each sees itself so pad rows stay finite (never read)
@@ -273,6 +288,10 @@ def _shared_prompt_logprobs(model, prompt_ids, prompt_mask, completion_ids, comp
     cbias = torch.zeros(U, 1, 1, C - 1, P + C - 1, dtype=x.dtype, device=dev).masked_fill(~allowed[:, None], neg)
     cbias = cbias.expand(U, G, 1, C - 1, P + C - 1).reshape(N, 1, C - 1, P + C - 1)
     R = H // Hkv
+
+    def padded(t: torch.Tensor, n: int) -> torch.Tensor:  # (Mc', n, D) -> (N, n, C-1, D), zeros elsewhere
+        return t.new_zeros(Mc, n, D).index_copy(0, sel, t).view(N, C - 1, n, D).transpose(1, 2)
+
     for layer in inner.layers:
         a, mlp = layer.self_attn, layer.mlp
         h = _rms(x, layer.input_layernorm)
@@ -281,22 +300,24 @@ def _shared_prompt_logprobs(model, prompt_ids, prompt_mask, completion_ids, comp
         v = a.v_proj(h).view(-1, Hkv, D)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
-        qp, qc = q[:Mp].view(U, P, H, D).transpose(1, 2), q[Mp:].view(N, C - 1, H, D).transpose(1, 2)
-        kp, kc = k[:Mp].view(U, P, Hkv, D).transpose(1, 2), k[Mp:].view(N, C - 1, Hkv, D).transpose(1, 2)
-        vp, vc = v[:Mp].view(U, P, Hkv, D).transpose(1, 2), v[Mp:].view(N, C - 1, Hkv, D).transpose(1, 2)
+        qp, qc = q[:Mp].view(U, P, H, D).transpose(1, 2), padded(q[Mp:], H)
+        kp, kc = k[:Mp].view(U, P, Hkv, D).transpose(1, 2), padded(k[Mp:], Hkv)
+        vp, vc = v[:Mp].view(U, P, Hkv, D).transpose(1, 2), padded(v[Mp:], Hkv)
         if R > 1:
             kp, kc, vp, vc = (t.repeat_interleave(R, dim=1) for t in (kp, kc, vp, vc))
         op = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=pbias, scale=a.scaling)  # (U, H, P, D)
         kall = torch.cat([kp[:, None].expand(U, G, H, P, D).reshape(N, H, P, D), kc], dim=2)
         vall = torch.cat([vp[:, None].expand(U, G, H, P, D).reshape(N, H, P, D), vc], dim=2)
         oc = F.scaled_dot_product_attention(qc, kall, vall, attn_mask=cbias, scale=a.scaling)  # (N, H, C-1, D)
-        o = torch.cat([op.transpose(1, 2).reshape(Mp, H * D), oc.transpose(1, 2).reshape(Mc, H * D)])
-        x = x + a.o_proj(o)
+        oc = oc.transpose(1, 2).reshape(Mc, H * D).index_select(0, sel)  # (Mc', H D)
+        x = x + a.o_proj(torch.cat([op.transpose(1, 2).reshape(Mp, H * D), oc]))
         x = x + mlp(_rms(x, layer.post_attention_layernorm))
-    last = x[:Mp].view(U, P, -1)[:, -1]  # (U, E): predicts each completion's first token
-    hid = torch.cat([last.repeat_interleave(G, 0)[:, None], x[Mp:].view(N, C - 1, -1)], dim=1)  # (N, C, E)
-    logits = model.lm_head(_rms(hid, inner.norm)).float() / temperature  # (N, C, V)
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    last = x[:Mp].view(U, P, -1)[:, -1].repeat_interleave(G, 0)  # (N, E): predicts each first token
+    logits = model.lm_head(_rms(torch.cat([last, x[Mp:]]), inner.norm)).float() / temperature  # (N + Mc', V)
+    targets = torch.cat([completion_ids[:, 0], completion_ids[:, 1:].reshape(-1)[sel]])
+    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N + Mc',)
+    rest = lp.new_zeros(Mc).index_copy(0, sel, lp[N:]).view(N, C - 1)
+    logp = torch.cat([lp[:N, None], rest], dim=1)  # (N, C)
     return logp.masked_fill(completion_mask == 0, 0.0)
 
 

@@ -27,6 +27,7 @@ import torch
 from transformers import DeepseekV3Config, LlamaConfig
 
 from .cost import count_params
+from .routing import make_deterministic
 
 MODELS: tuple[str, ...] = ("moe", "dense_active", "dense_total", "mha", "gqa")
 LABELS: dict[str, str] = {
@@ -138,7 +139,8 @@ def model_configs(shape: Shape, vocab_size: int, tokens: Mapping[str, int] | Non
 
 def build_model(config, seed: int = 0, device: str | None = None):
     """A freshly initialised causal LM of ``config`` (weights depend only on ``seed``), on
-    ``device`` (default: the GPU when one is visible, else the CPU)."""
+    ``device`` (default: the GPU when one is visible, else the CPU).  A DeepseekV3 MoE gets
+    :func:`minir1.routing.make_deterministic` experts (thread-count-independent results)."""
     from transformers import AutoModelForCausalLM
 
     from .utils import device as default_device
@@ -148,6 +150,7 @@ def build_model(config, seed: int = 0, device: str | None = None):
         model = AutoModelForCausalLM.from_config(config)
     if getattr(config, "pad_token_id", None) is not None:
         model.generation_config.pad_token_id = config.pad_token_id
+    make_deterministic(model)  # MoE experts: the same bits on any number of CPU threads
     return model.to(device or default_device()).eval()
 
 

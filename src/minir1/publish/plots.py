@@ -9,6 +9,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..stats import Metric
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 
 
@@ -446,7 +448,8 @@ _ENG_ATTENTION = {"mla": "MLA", "mha": "MHA", "gqa": "GQA", "moe": "MoE (MLA)"}
 
 
 def _ci_text(m, fmt=".2f"):
-    return f"{m['mean']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
+    m = Metric.from_dict(m) if isinstance(m, dict) else m
+    return f"{m.mean:{fmt}} [{m.lo:{fmt}}, {m.hi:{fmt}}]"
 
 
 def eng_loss_curves(ax, res, axis="flops"):
@@ -512,9 +515,9 @@ def eng_decode(ax_time, ax_mem, metrics):
     right: cache bytes held and (MLA) bytes expanded per step, against context length."""
     for att, per_ctx in metrics["decode_ms_per_step"].items():
         ctx = [int(c) for c in per_ctx]
-        ms = [per_ctx[c] for c in per_ctx]
-        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
-        ax_time.errorbar(ctx, [m["mean"] for m in ms], yerr=err, marker="o", capsize=3,
+        ms = [Metric.from_dict(per_ctx[c]) for c in per_ctx]
+        err = [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
+        ax_time.errorbar(ctx, [m.mean for m in ms], yerr=err, marker="o", capsize=3,
                          label=_ENG_ATTENTION.get(att, att), color=_ENG_COLOURS.get(att))
     for att, per_ctx in metrics["decode_cache_bytes"].items():
         if att == "moe":
@@ -545,7 +548,7 @@ def eng_model_table(res):
                             "steps": res["extra"]["steps"][name],
                             "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f"),
                             "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f"),
-                            "training tokens/s": f"{m['train_tokens_per_s'][name]['mean']:,.0f}"}
+                            "training tokens/s": f"{Metric.from_dict(m['train_tokens_per_s'][name]).mean:,.0f}"}
     return pd.DataFrame(rows).T
 
 
@@ -556,6 +559,7 @@ _ENG_SUMMARY = (
     ("time per training token, MoE / dense same active", "moe_time_per_token_ratio"),
     ("loss at equal FLOPs, MoE − dense same active", "moe_minus_dense_active_loss_equal_flops"),
     ("loss at equal steps, MoE − dense same total", "moe_minus_dense_total_loss_equal_steps"),
+    ("sequence-wise balance loss (α-scaled)", "moe_aux_loss"),
     ("expert load, coefficient of variation", "moe_expert_load_cv"),
     ("expert load, busiest / mean", "moe_expert_load_max_over_mean"),
     ("held-out loss, MLA − MHA", "mla_minus_mha_heldout_loss"),
@@ -566,10 +570,11 @@ def eng_summary_table(metrics):
     """The MoE and attention comparisons as "mean [95% CI over seeds]" strings."""
     import pandas as pd
 
-    rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY}
+    rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY if k in metrics}
     rows["seeds where dense never reached the MoE's loss (lower bounds)"] = \
         f"{int(_num(metrics['moe_compute_multiplier_lower_bounds']))}"
-    return pd.Series(rows, name="mean [95% CI over seeds]").to_frame()
+    rows["tokens per active parameter (MoE)"] = f"{_num(metrics['moe_tokens_per_active_param']):.1f}"
+    return pd.Series(rows, name="mean [95% interval over seeds]").to_frame()
 
 
 def eng_kv_table(metrics):

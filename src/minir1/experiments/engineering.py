@@ -461,7 +461,7 @@ def _moe_evidence(metrics: Mapping[str, Any]) -> str:
     regime = v("moe_tokens_per_active_param") >= v("min_tokens_per_active_param")
     bound = (f" ({n_lb} of {mult.n} seeds are lower bounds: the dense model never reached "
              f"the MoE's loss)" if n_lb else "")
-    head = (f"MoE: trained on {v('moe_tokens_per_active_param'):.1f} tokens per active parameter "
+    head = (f"MoE: trained on {v('moe_tokens_per_active_param'):.3g} tokens per active parameter "
             f"({'at least' if regime else 'fewer than'} the {v('min_tokens_per_active_param'):.0f} the rule "
             f"requires{'' if regime else ', so the multiplier is not read'}). ")
     return head + (

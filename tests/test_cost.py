@@ -6,12 +6,23 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, DeepseekV3Config, LlamaConfig, Qwen2Config
+from transformers import (
+    AutoModelForCausalLM,
+    DeepseekV3Config,
+    LlamaConfig,
+    Qwen2Config,
+)
 
 from minir1 import cost
-from minir1.cost import (MatmulBench, count_params, implied_mfu,
-                         kv_cache_bytes_per_token, load_model_config, load_published_costs,
-                         training_flops)
+from minir1.cost import (
+    MatmulBench,
+    count_params,
+    implied_mfu,
+    kv_cache_bytes_per_token,
+    load_model_config,
+    load_published_costs,
+    training_flops,
+)
 from minir1.experiments import cost as cost_exp
 from minir1.experiments import rules
 from minir1.results import VERDICTS

@@ -11,11 +11,16 @@ import pytest
 import torch
 
 from minir1 import architectures as arch
-from minir1.experiments import engineering as eng
 from minir1 import kvcache, routing
-from minir1.publish import ledger
-from minir1.cost import count_params, kv_cache_bytes_per_token, load_model_config, load_published_costs
+from minir1.cost import (
+    count_params,
+    kv_cache_bytes_per_token,
+    load_model_config,
+    load_published_costs,
+)
 from minir1.curves import compute_multiplier, trailing_curve
+from minir1.experiments import engineering as eng
+from minir1.publish import ledger
 from minir1.results import VERDICTS, write_results
 from minir1.stats import over_seeds, paired_seeds
 

@@ -8,8 +8,9 @@ shown as arithmetic, never judged.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -32,9 +33,8 @@ class CostConfig:
     def __post_init__(self):
         if self.seq_len < 1:
             raise ValueError(f"seq_len must be >= 1; got {self.seq_len!r}")
-        if self.bench.dtype != "float32" or self.bench_bf16.dtype != "bfloat16":
-            if self.bench.device == "cpu":
-                raise ValueError("bench must be float32 and bench_bf16 bfloat16 on the CPU")
+        if self.bench.device == "cpu" and (self.bench.dtype, self.bench_bf16.dtype) != ("float32", "bfloat16"):
+            raise ValueError("bench must be float32 and bench_bf16 bfloat16 on the CPU")
 
     def benches(self) -> dict[str, cost.MatmulBench]:
         """The benchmarks to run, by dtype (``dry_run``: small, one sample, on the CPU)."""
@@ -115,7 +115,7 @@ def bill_arithmetic(metrics: Mapping[str, Any]) -> str:
 
 
 def _evidence_final_run(m: Mapping[str, Any]) -> str:
-    v = lambda k: _v(m, k)  # noqa: E731
+    v = lambda k: _v(m, k)
     return (f"Arithmetic, not a test: {bill_arithmetic(m)}. The test is physics: 6ND over the "
             f"pre-training GPU-hours implies {v('v3_implied_mfu_bf16'):.1%} of BF16 peak "
             f"({v('v3_implied_mfu_bf16_with_attention'):.1%} counting attention at 4K), against "
@@ -127,7 +127,7 @@ def _evidence_final_run(m: Mapping[str, Any]) -> str:
 
 
 def _evidence_fraction(m: Mapping[str, Any]) -> str:
-    v = lambda k: _v(m, k)  # noqa: E731
+    v = lambda k: _v(m, k)
     share = sorted((v("hours_gap_share_from_mfu"), v("hours_gap_share_from_mfu_with_attention")))
     return (
         f"V3's final run needed {v('flops_ratio_v3_over_llama'):.1%} of Llama 3.1 405B's 6ND FLOPs "
@@ -152,4 +152,4 @@ def verdicts(metrics: Mapping[str, Any]) -> list[dict]:
             rules.judge("cost-fraction-of-compute", metrics, _evidence_fraction(metrics))]
 
 
-__all__ = ["CostConfig", "PROFILES", "config", "run", "verdicts", "ChapterResult", "usd", "bill_arithmetic"]
+__all__ = ["PROFILES", "ChapterResult", "CostConfig", "bill_arithmetic", "config", "run", "usd", "verdicts"]

@@ -42,14 +42,26 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
-from ..architectures import Shape, build_model, check_model, describe_models, model_configs
+from ..architectures import (
+    Shape,
+    build_model,
+    check_model,
+    describe_models,
+    model_configs,
+)
 from ..corpus import KINDS, CorpusConfig, build_corpus, render
-from ..cost import count_params, kv_cache_bytes_per_token, load_model_config, load_published_costs
+from ..cost import (
+    count_params,
+    kv_cache_bytes_per_token,
+    load_model_config,
+    load_published_costs,
+)
 from ..curves import Multiplier, compute_multiplier, trailing_curve
 from ..kvcache import decode_benchmark, measure_kv_cache
 from ..profiles import check_profile
@@ -57,6 +69,7 @@ from ..routing import RouterMonitor, expert_loads, load_balance, time_train_step
 from ..stats import Metric, exact, over_seeds, paired_seeds
 from ..tokenizer import build_tokenizer
 from . import rules
+
 
 # ----------------------------------------------------------------------------- configs
 @dataclass(frozen=True)
@@ -456,7 +469,7 @@ def _m(metrics: Mapping[str, Any], key: str) -> Metric:
 
 
 def _moe_evidence(metrics: Mapping[str, Any]) -> str:
-    v = lambda k: rules.resolve(k, metrics)  # noqa: E731
+    v = lambda k: rules.resolve(k, metrics)
     mult, n_lb = _m(metrics, "moe_compute_multiplier"), int(v("moe_compute_multiplier_lower_bounds"))
     regime = v("moe_tokens_per_active_param") >= v("min_tokens_per_active_param")
     bound = (f" ({n_lb} of {mult.n} seeds are lower bounds: the dense model never reached "
@@ -478,7 +491,7 @@ def _moe_evidence(metrics: Mapping[str, Any]) -> str:
 
 
 def _mla_evidence(metrics: Mapping[str, Any]) -> str:
-    v = lambda k: rules.resolve(k, metrics)  # noqa: E731
+    v = lambda k: rules.resolve(k, metrics)
     return (f"MLA: the cache holds {v('mla_kv_bytes_per_token'):.0f} bytes per token (bf16, measured on the "
             f"cache tensors, equal to the latent formula) against MHA's {v('mha_kv_bytes_per_token'):.0f} and "
             f"GQA's {v('gqa_kv_bytes_per_token'):.0f} ({v('mha_over_mla_kv_bytes'):.1f}× smaller than MHA), at a "
@@ -489,7 +502,7 @@ def _mla_evidence(metrics: Mapping[str, Any]) -> str:
 
 
 def _scale_evidence(metrics: Mapping[str, Any]) -> str:
-    v = lambda k: rules.resolve(k, metrics)  # noqa: E731
+    v = lambda k: rules.resolve(k, metrics)
     gap, sp = v("gap_llama405b_over_v3_gpu_hours"), v("v3_total_over_active")
     return (f"Scale: Llama 3.1 405B used {gap:.1f}× V3's GPU-hours; V3 computes {sp:.1f}× fewer parameters "
             f"per token than it stores, so the gap is explained if its MoE is worth ~{gap:.0f}× its active "

@@ -163,7 +163,7 @@ def test_load_balance():
 
 # ----------------------------------------------------------------------------- configs
 def test_v3_shape_counts_like_the_real_v3_config():
-    assert count_params(arch.moe_config(arch.V3_SHAPE, arch.V3_VOCAB, tie=False)) == \
+    assert count_params(arch.moe_config(*arch.v3_shape(), tie=False)) == \
         count_params(load_model_config("deepseek-v3"))
 
 

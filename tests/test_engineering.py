@@ -386,3 +386,14 @@ def test_sequence_balance_loss_pushes_the_overloaded_expert_down():
     skewed = torch.zeros(B * T, 1, dtype=torch.long)  # every token to expert 0
     routing.sequence_balance_loss(logits, skewed, B, alpha=1e-4).backward()
     assert (logits.grad[:, 0] > 0).all() and (logits.grad[:, 1:] < 0).all()
+
+
+def test_parallel_seeds_give_the_same_bits_as_one_process(configs):
+    cfg = replace(eng.config("smoke"), steps=3, smooth=2)
+    docs = [f"{a}+{b}={a + b}" for a in range(30) for b in range(10)]
+    sub = {n: configs[n] for n in ("moe", "dense_active")}
+    one = eng.train_seeds([0, 1], sub, _tok(), docs, docs[:20], cfg, "cpu")
+    two = eng.train_seeds([0, 1], sub, _tok(), docs, docs[:20], replace(cfg, workers=2), "cpu")
+    for s in (0, 1):
+        for n in sub:
+            assert one[s][n].loss == two[s][n].loss and one[s][n].heldout_loss == two[s][n].heldout_loss

@@ -95,11 +95,12 @@ class EngineeringConfig:
     decode_batch: int = 8           # sequences decoded together
     decode_steps: int = 16          # timed decoding steps per context
     repeats: int = 5                # timing repeats (interleaved across models)
+    workers: int = 1                # seeds trained in parallel processes (1 thread each)
     dry_run: bool = False           # tests: this shape, two steps, tiny corpus, on the CPU
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "seq_len", "smooth", "n_heldout",
-                     "decode_batch", "decode_steps", "repeats"):
+                     "decode_batch", "decode_steps", "repeats", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
         if self.dense_steps_factor < 1:
@@ -135,7 +136,7 @@ PROFILES: dict[str, EngineeringConfig] = {
         n_heldout=16, context_lens=(16, 32), decode_batch=2, decode_steps=3, repeats=2),
     "cpu": EngineeringConfig(
         shape=_CPU_SHAPE, corpus=CorpusConfig(n_docs=60_000), models=("moe", "dense_active", "mha", "gqa"),
-        steps=480, dense_steps_factor=1.5, batch_size=16, lr=3e-3, warmup_steps=50, smooth=50, balance_gamma=0.01,
+        steps=480, dense_steps_factor=1.5, batch_size=16, workers=2, lr=3e-3, warmup_steps=50, smooth=50, balance_gamma=0.01,
         context_lens=(64, 128, 256)),
     "gpu": EngineeringConfig(
         shape=Shape(d_model=256, n_layer=6, n_head=8, d_ff_dense=1024, n_routed_experts=32, top_k=4,
@@ -427,6 +428,33 @@ class ChapterResult:
     runs: dict = field(default_factory=dict, repr=False)   # {seed: {model: Run}}
 
 
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def train_seeds(seeds: Sequence[int], configs: Mapping[str, Any], tokenizer, docs: Sequence[str],
+                heldout: Sequence[str], cfg: EngineeringConfig, device: str | None = None,
+                progress: bool = False) -> dict[int, dict[str, Run]]:
+    """:func:`run_seed` for every seed; with ``cfg.workers > 1``, seeds run in parallel
+    processes of one thread each (the same bits as one process: see
+    :func:`minir1.routing.make_deterministic`)."""
+    from tqdm.auto import tqdm
+
+    args = [(s, configs, tokenizer, docs, heldout, cfg, device) for s in seeds]
+    n = min(cfg.workers, len(seeds))
+    if n <= 1 or (device or "").startswith("cuda") or torch.cuda.is_available():
+        return {s: run_seed(*a) for s, a in zip(seeds, tqdm(args, desc="seeds", disable=not progress))}
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(n, initializer=_one_thread) as pool:
+        out = list(tqdm(pool.imap(_run_seed_args, args), total=len(args), desc="seeds", disable=not progress))
+    return dict(zip(seeds, out))
+
+
+def _run_seed_args(args) -> dict[str, Run]:
+    return run_seed(*args)
+
+
 def run(cfg: EngineeringConfig, seeds: Sequence[int], progress: bool = False) -> ChapterResult:
     """Train every model of ``cfg.models`` for each seed, time them, measure KV caches and
     decoding, and judge ``cost-clever-engineering``."""
@@ -436,11 +464,7 @@ def run(cfg: EngineeringConfig, seeds: Sequence[int], progress: bool = False) ->
     special = {k: getattr(tok, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
     configs = {n: c for n, c in model_configs(cfg.shape, len(tok), special).items() if n in cfg.models}
     docs, heldout = build_corpus(cfg.corpus), heldout_docs(cfg.corpus, cfg.n_heldout)
-    it = seeds
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(seeds, desc="seeds")
-    runs = {s: run_seed(s, configs, tok, docs, heldout, cfg, device) for s in it}
+    runs = train_seeds(seeds, configs, tok, docs, heldout, cfg, device, progress)
     train_m, train_extra = training_metrics(runs, cfg)
     if train_m["max_epochs"] > 1:
         raise RuntimeError(f"some batch was seen twice (max_epochs = {train_m['max_epochs']:.2f}); "

@@ -89,10 +89,10 @@ def _num(m):
 
 _COST_ROWS = (  # (label, metric, published as is (True) or our arithmetic on published inputs)
     ("V3 final run, as published", "v3_published_cost_usd", True),
-    ("V3 final run: 2.788M GPU-h × $2 (ours)", "v3_total_cost_usd", False),
-    ("R1's RL stage: 147K GPU-h × $2 (ours)", "r1_rl_cost_usd", False),
+    ("V3 final run: GPU-h × V3's price (ours)", "v3_total_cost_usd", False),
+    ("R1's RL stage: GPU-h × V3's price (ours)", "r1_rl_cost_usd", False),
     ("10 × R1 (V3 + RL), the article's 'even if'", "r1_cost_10x_usd", False),
-    ("Llama 3.1 405B: 30.84M GPU-h × $2 (ours)", "llama405b_cost_usd", False),
+    ("Llama 3.1 405B: GPU-h × V3's price (ours)", "llama405b_cost_usd", False),
     ("GPT-4, AI Index estimate", "gpt4_cost_usd", True),
     ("Gemini Ultra, AI Index estimate", "gemini_ultra_cost_usd", True),
 )
@@ -107,7 +107,7 @@ def cost_bars(ax, metrics):
     for yi, v, (_, _, published) in zip(y, vals, _COST_ROWS):
         ax.barh(yi, v, color="#dddddd" if published else PALETTE[0], edgecolor="#444444",
                 hatch="//" if published else None)
-        ax.text(v * 1.15, yi, f"${v / 1e6:.4g}M", va="center", fontsize=8)
+        ax.text(v * 1.15, yi, f"${v / 1e6:.3g}M", va="center", fontsize=8)
     hw = _num(metrics["deepseek_hardware_usd"])
     ax.axvline(hw, color="k", ls="--", lw=1)
     ax.text(hw * 0.92, y[-1] - 0.45, f"DeepSeek hardware > ${hw / 1e6:.0f}M\n(SemiAnalysis; capex)",
@@ -126,10 +126,17 @@ def cost_bars(ax, metrics):
 
 
 def mfu_bars(ax, metrics):
-    """Implied MFU of V3 and Llama 3.1 405B, with the MFU range the Llama 3 paper reports."""
+    """Implied MFU of V3 and Llama 3.1 405B, with the range large published runs report (the
+    verdict rule's range) and the Llama 3 paper's own range."""
     rows = [("V3 vs BF16 peak", "v3_implied_mfu_bf16"), ("V3 vs FP8 peak", "v3_implied_mfu_fp8"),
             ("Llama 3.1 405B\nvs BF16 peak", "llama405b_implied_mfu_bf16")]
     lo, hi = _num(metrics["llama405b_mfu_reported_low"]), _num(metrics["llama405b_mfu_reported_high"])
+    if "mfu_published_min" in metrics:
+        pmin, pmax = _num(metrics["mfu_published_min"]), _num(metrics["mfu_published_max"])
+        for v in (pmin, pmax):
+            ax.axhline(v, color=PALETTE[7], ls="--", lw=1)
+        ax.plot([], [], color=PALETTE[7], ls="--", lw=1,
+                label=f"published large runs: {pmin:.0%}–{pmax:.0%} (the rule's range)")
     ax.axhspan(lo, hi, color=PALETTE[2], alpha=0.2,
                label=f"Llama 3 paper: {lo:.0%}–{hi:.0%} in pre-training (reported)")
     vals = [_num(metrics[k]) for _, k in rows]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..stats import Metric
+
 # Okabe & Ito's colour-blind-safe palette, in the slots the plots below use: 0 blue (the
 # main series), 1 vermillion (RL / treatment), 2 bluish green, 3 reddish purple, 4 orange,
 # 5 sky blue, 6 black, 7 grey (baselines and references).
@@ -87,10 +89,10 @@ def _num(m):
 
 _COST_ROWS = (  # (label, metric, published as is (True) or our arithmetic on published inputs)
     ("V3 final run, as published", "v3_published_cost_usd", True),
-    ("V3 final run: 2.788M GPU-h × $2 (ours)", "v3_total_cost_usd", False),
-    ("R1's RL stage: 147K GPU-h × $2 (ours)", "r1_rl_cost_usd", False),
+    ("V3 final run: GPU-h × V3's price (ours)", "v3_total_cost_usd", False),
+    ("R1's RL stage: GPU-h × V3's price (ours)", "r1_rl_cost_usd", False),
     ("10 × R1 (V3 + RL), the article's 'even if'", "r1_cost_10x_usd", False),
-    ("Llama 3.1 405B: 30.84M GPU-h × $2 (ours)", "llama405b_cost_usd", False),
+    ("Llama 3.1 405B: GPU-h × V3's price (ours)", "llama405b_cost_usd", False),
     ("GPT-4, AI Index estimate", "gpt4_cost_usd", True),
     ("Gemini Ultra, AI Index estimate", "gemini_ultra_cost_usd", True),
 )
@@ -105,7 +107,7 @@ def cost_bars(ax, metrics):
     for yi, v, (_, _, published) in zip(y, vals, _COST_ROWS):
         ax.barh(yi, v, color="#dddddd" if published else PALETTE[0], edgecolor="#444444",
                 hatch="//" if published else None)
-        ax.text(v * 1.15, yi, f"${v / 1e6:.4g}M", va="center", fontsize=8)
+        ax.text(v * 1.15, yi, f"${v / 1e6:.3g}M", va="center", fontsize=8)
     hw = _num(metrics["deepseek_hardware_usd"])
     ax.axvline(hw, color="k", ls="--", lw=1)
     ax.text(hw * 0.92, y[-1] - 0.45, f"DeepSeek hardware > ${hw / 1e6:.0f}M\n(SemiAnalysis; capex)",
@@ -124,10 +126,17 @@ def cost_bars(ax, metrics):
 
 
 def mfu_bars(ax, metrics):
-    """Implied MFU of V3 and Llama 3.1 405B, with the MFU range the Llama 3 paper reports."""
+    """Implied MFU of V3 and Llama 3.1 405B, with the range large published runs report (the
+    verdict rule's range) and the Llama 3 paper's own range."""
     rows = [("V3 vs BF16 peak", "v3_implied_mfu_bf16"), ("V3 vs FP8 peak", "v3_implied_mfu_fp8"),
             ("Llama 3.1 405B\nvs BF16 peak", "llama405b_implied_mfu_bf16")]
     lo, hi = _num(metrics["llama405b_mfu_reported_low"]), _num(metrics["llama405b_mfu_reported_high"])
+    if "mfu_published_min" in metrics:
+        pmin, pmax = _num(metrics["mfu_published_min"]), _num(metrics["mfu_published_max"])
+        for v in (pmin, pmax):
+            ax.axhline(v, color=PALETTE[7], ls="--", lw=1)
+        ax.plot([], [], color=PALETTE[7], ls="--", lw=1,
+                label=f"published large runs: {pmin:.0%}–{pmax:.0%} (the rule's range)")
     ax.axhspan(lo, hi, color=PALETTE[2], alpha=0.2,
                label=f"Llama 3 paper: {lo:.0%}–{hi:.0%} in pre-training (reported)")
     vals = [_num(metrics[k]) for _, k in rows]
@@ -481,7 +490,8 @@ _ENG_ATTENTION = {"mla": "MLA", "mha": "MHA", "gqa": "GQA", "moe": "MoE (MLA)"}
 
 
 def _ci_text(m, fmt=".2f"):
-    return f"{m['mean']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
+    m = Metric.from_dict(m) if isinstance(m, dict) else m
+    return f"{m.mean:{fmt}} [{m.lo:{fmt}}, {m.hi:{fmt}}]"
 
 
 def eng_loss_curves(ax, res, axis="flops"):
@@ -547,9 +557,9 @@ def eng_decode(ax_time, ax_mem, metrics):
     right: cache bytes held and (MLA) bytes expanded per step, against context length."""
     for att, per_ctx in metrics["decode_ms_per_step"].items():
         ctx = [int(c) for c in per_ctx]
-        ms = [per_ctx[c] for c in per_ctx]
-        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
-        ax_time.errorbar(ctx, [m["mean"] for m in ms], yerr=err, marker="o", capsize=3,
+        ms = [Metric.from_dict(per_ctx[c]) for c in per_ctx]
+        err = [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
+        ax_time.errorbar(ctx, [m.mean for m in ms], yerr=err, marker="o", capsize=3,
                          label=_ENG_ATTENTION.get(att, att), color=_ENG_COLOURS.get(att))
     for att, per_ctx in metrics["decode_cache_bytes"].items():
         if att == "moe":
@@ -580,7 +590,7 @@ def eng_model_table(res):
                             "steps": res["extra"]["steps"][name],
                             "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f"),
                             "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f"),
-                            "training tokens/s": f"{m['train_tokens_per_s'][name]['mean']:,.0f}"}
+                            "training tokens/s": f"{Metric.from_dict(m['train_tokens_per_s'][name]).mean:,.0f}"}
     return pd.DataFrame(rows).T
 
 
@@ -591,6 +601,7 @@ _ENG_SUMMARY = (
     ("time per training token, MoE / dense same active", "moe_time_per_token_ratio"),
     ("loss at equal FLOPs, MoE − dense same active", "moe_minus_dense_active_loss_equal_flops"),
     ("loss at equal steps, MoE − dense same total", "moe_minus_dense_total_loss_equal_steps"),
+    ("sequence-wise balance loss (α-scaled)", "moe_aux_loss"),
     ("expert load, coefficient of variation", "moe_expert_load_cv"),
     ("expert load, busiest / mean", "moe_expert_load_max_over_mean"),
     ("held-out loss, MLA − MHA", "mla_minus_mha_heldout_loss"),
@@ -601,10 +612,11 @@ def eng_summary_table(metrics):
     """The MoE and attention comparisons as "mean [95% CI over seeds]" strings."""
     import pandas as pd
 
-    rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY}
+    rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY if k in metrics}
     rows["seeds where dense never reached the MoE's loss (lower bounds)"] = \
         f"{int(_num(metrics['moe_compute_multiplier_lower_bounds']))}"
-    return pd.Series(rows, name="mean [95% CI over seeds]").to_frame()
+    rows["tokens per active parameter (MoE)"] = f"{_num(metrics['moe_tokens_per_active_param']):.1f}"
+    return pd.Series(rows, name="mean [95% interval over seeds]").to_frame()
 
 
 def eng_kv_table(metrics):

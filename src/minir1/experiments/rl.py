@@ -147,7 +147,7 @@ def rl_path(cfg: RLConfig, seed: int = 0, *, kl_coef: float | None = None, force
     gcfg = cfg.grpo if kl_coef is None else replace(cfg.grpo, kl_coef=kl_coef)
     conf = {"task": cfg.task, "difficulty": cfg.difficulty, "grpo": asdict(gcfg), "n_train": cfg.n_train,
             "n_eval": cfg.n_eval, "eval_samples": cfg.eval_samples, "seed": seed,
-            "base": _base_conf(cfg), "version": 2}  # what shapes the model and its curves
+            "base": _base_conf(cfg)}  # what shapes the model and its curves
     return artifacts.cached("rl", conf, _build_rl(cfg, gcfg, seed), force=force, modules=RL_MODULES)
 
 
@@ -202,7 +202,7 @@ def sft_path(cfg: RLConfig, kind: str, seed: int, flops_budget: float) -> Path:
     ``flops_budget`` (6·N per trained completion token), cached as an artifact."""
     conf = {"kind": kind, "task": cfg.task, "difficulty": cfg.difficulty, "n_train": cfg.n_train,
             "batch": cfg.grpo.batch_size, "lr": cfg.grpo.lr * cfg.sft_lr_mult, "seed": seed,
-            "flops_budget": float(f"{flops_budget:.6g}"), "base": _base_conf(cfg), "version": 1}
+            "flops_budget": float(f"{flops_budget:.6g}"), "base": _base_conf(cfg)}
     return artifacts.cached("sft", conf, _build_sft(cfg, kind, seed, float(conf["flops_budget"])),
                             modules=RL_MODULES)
 

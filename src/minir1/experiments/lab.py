@@ -18,13 +18,23 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from .. import artifacts, models, stats
 from ..corpus import CorpusConfig, build_corpus
-from ..evaluation import (GREEDY, R1_SAMPLING, T1_SAMPLING, EvalResult, EvalSet, Sampling, eval_record, evaluate,
-                          evaluate_cached, per_problem_scores, summarize)
+from ..evaluation import (
+    GREEDY,
+    R1_SAMPLING,
+    T1_SAMPLING,
+    EvalResult,
+    EvalSet,
+    Sampling,
+    eval_record,
+    evaluate,
+    evaluate_cached,
+    per_problem_scores,
+    summarize,
+)
 from ..profiles import check_profile
 from ..tokenizer import build_tokenizer
 from ..train import TrainConfig, train

@@ -26,8 +26,16 @@ from typing import Sequence
 import numpy as np
 
 from .. import artifacts, models, stats
-from ..evaluation import EvalResult, EvalSet, Sampling, eval_record, evaluate, evaluate_cached, per_problem_scores
-from ..evaluation import summarize
+from ..evaluation import (
+    EvalResult,
+    EvalSet,
+    Sampling,
+    eval_record,
+    evaluate,
+    evaluate_cached,
+    per_problem_scores,
+    summarize,
+)
 from ..grpo import GRPOConfig, train_grpo
 from ..profiles import check_profile
 from ..rewards import accuracy_reward, format_reward
@@ -224,7 +232,7 @@ def run_experiment(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
     seed]}, "sft_answers"/"sft_worked": {"r1": [...]}, "passk_base", "passk_rl", "paths", "meta"}``.
     """
     seeds = list(seeds)
-    eset, smp = eval_set(cfg), lab.samplings(cfg.base)
+    eset = eval_set(cfg)
     base_dir = lab.base_path(cfg.base)
     base_meta = artifacts.load_meta(base_dir)
     out = {"paths": {"base": base_dir, "rl": [], "sft_answers": [], "sft_worked": []},
@@ -374,12 +382,13 @@ def verdicts(m: dict, cfg: RLConfig | None = None) -> list[dict]:
     task = f"{cfg.difficulty}-digit {cfg.task}" if cfg is not None else "3-digit addition"
     best = SFT_KINDS[int(m["best_baseline"])] if "best_baseline" in m else "worked"
     kmax = max(m["base_pass_at_k_lenient"], key=int)
+    best_name = "worked solutions" if best == "worked" else "answers only"
     ev = (f"At R1's sampling (T = 0.6, top-p 0.95) held-out strict pass@1 went from {f(m['base_pass_at_1_r1'])} "
           f"(base) to {f(m['rl_pass_at_1_r1'])} (GRPO, 3 seeds): paired gain {f(m['rl_vs_base_pass_at_1_r1'])}; "
           f"lenient (any final answer) {f(m['base_pass_at_1_lenient_r1'])} -> {f(m['rl_pass_at_1_lenient_r1'])}, "
           f"gain {f(m['rl_vs_base_pass_at_1_lenient_r1'])}. Greedy strict {f(m['base_pass_at_1_greedy'])} -> "
           f"{f(m['rl_pass_at_1_greedy'])}; T = 1 {f(m['base_pass_at_1_t1'])} -> {f(m['rl_pass_at_1_t1'])}. "
-          f"Against the best equal-FLOPs baseline (SFT on {'worked solutions' if best == 'worked' else 'answers only'}, "
+          f"Against the best equal-FLOPs baseline (SFT on {best_name}, "
           f"{f(m[f'sft_{best}_pass_at_1_r1'])}) RL is {f(m['rl_vs_best_baseline_pass_at_1_r1'])}; SFT on answers "
           f"only (a weak baseline that removes the reasoning) reaches {f(m['sft_answers_pass_at_1_r1'])}. "
           f"Lenient pass@{kmax} at T = 1: RL − base {f(m[f'rl_vs_base_pass_at_{kmax}_lenient'])}. "

@@ -138,13 +138,15 @@ def capability_table(metrics: dict):
 
     rows = {}
     for task in metrics["base_pass_at_1_r1"]:
-        g = {"pass@1 strict": metrics["base_greedy_acc"][task], "pass@1 lenient": metrics["base_greedy_acc_lenient"][task],
+        g = {"pass@1 strict": metrics["base_greedy_acc"][task],
+             "pass@1 lenient": metrics["base_greedy_acc_lenient"][task],
              "R1 format rate": metrics["base_greedy_format_rate"][task]}
         rows[(task, "greedy")] = {c: fmt(v) for c, v in g.items()}
         for key, label in _SETTINGS[1:]:
             cols = {"pass@1 strict": f"base_pass_at_1_{key}", "pass@16 strict": f"base_pass_at_16_{key}",
                     "pass@16 − pass@1 (paired)": f"base_room_{key}",
-                    "pass@1 lenient": f"base_pass_at_1_lenient_{key}", "pass@16 lenient": f"base_pass_at_16_lenient_{key}",
+                    "pass@1 lenient": f"base_pass_at_1_lenient_{key}",
+                    "pass@16 lenient": f"base_pass_at_16_lenient_{key}",
                     "R1 format rate": f"base_format_rate_{key}"}
             rows[(task, label)] = {c: fmt(metrics[k][task]) for c, k in cols.items() if k in metrics}
     table = pd.DataFrame(rows).T.fillna("—")

@@ -240,7 +240,7 @@ def mfu_comparable(meta: dict) -> bool:
     return meta.get("threads") == torch.get_num_threads()
 
 
-def lab_metrics(meta: dict, cap: dict, peak_flops_per_s: float) -> dict:
+def lab_metrics(meta: dict, cap: dict, peak_flops_per_s: float | None) -> dict:
     """All metrics of the lab chapter: the base's size and cost, and its capability.
 
     ``base_train_mfu`` is left out (rather than guessed) when the cached base was trained
@@ -251,10 +251,12 @@ def lab_metrics(meta: dict, cap: dict, peak_flops_per_s: float) -> dict:
     out = {
         "base_params": meta["params"], "base_train_tokens": meta["tokens"],
         "base_train_flops": meta["flops"], "base_train_wall_seconds": meta["wall_seconds"],
-        "base_train_flops_per_s": achieved, "machine_matmul_flops_per_s": peak_flops_per_s,
-        "base_final_train_loss": meta["history"][-1]["loss"],
+        "base_train_flops_per_s": achieved, "base_final_train_loss": meta["history"][-1]["loss"],
         **capability_metrics(cap),
     }
+    if peak_flops_per_s is None:  # no measured peak: no MFU
+        return out
+    out["machine_matmul_flops_per_s"] = peak_flops_per_s
     if mfu_comparable(meta) and achieved <= peak_flops_per_s:
         out["base_train_mfu"] = achieved / peak_flops_per_s
     # An "MFU" above 1 means the peak was measured under load (or is stale): report none
@@ -276,8 +278,12 @@ def lab_extra(meta: dict, cap: dict) -> dict:
             "greedy_samples": {t: by["greedy"][0].samples for t, by in cap.items() if "greedy" in by}}
 
 
-def run(cfg: LabConfig, seeds: Sequence[int] = (0, 1, 2), *, peak_flops_per_s: float = float("inf")) -> ChapterResult:
-    """The lab chapter: train (or load) the base, score it on every task and setting."""
+def run(cfg: LabConfig, seeds: Sequence[int] = (0, 1, 2), *,
+        peak_flops_per_s: float | None = None) -> ChapterResult:
+    """The lab chapter: train (or load) the base, score it on every task and setting.
+
+    ``peak_flops_per_s``: this machine's measured matmul peak (:func:`minir1.cost.machine_peak`),
+    for the base's MFU; None reports no MFU."""
     path = base_path(cfg)
     model, tok = models.load(path, device=device())
     meta = artifacts.load_meta(path)

@@ -2,7 +2,10 @@
 #
 #   make book                          build the book (HTML) into _build/html
 #   make test                          everything CI runs: unit tests, notebooks (smoke), book, browser
-#   make chapters [PROFILE=cpu] [CHAPTER=lab]   execute source notebooks into book/chapters
+#   make chapters [PROFILE=cpu] [CHAPTER=lab] [ALLOW_DIRTY=1] [WAIT=1]   execute notebooks into book/
+#   make reproduce [CHAPTER=lab] [PROFILE=cpu] [CACHE=dir] [OUT=dir]
+#                                      re-execute into .artifacts/reproduce/<time>/ (cold cache
+#                                      unless CACHE) and compare every metric with book/results
 #   make lab                           open JupyterLab
 #   make bench                         micro-benchmarks (python -m minir1.bench)
 #   make clean / make clean-all        remove build outputs / also the venv and cached models
@@ -34,10 +37,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 step = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
 
 .PHONY: help venv book claims test test-env test-unit test-nbval test-book test-browser \
-        chromium chapters lab bench clean clean-all
+        chromium chapters reproduce lab bench clean clean-all
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- environment
 $(STAMP): pyproject.toml
@@ -62,17 +65,28 @@ chromium:
 # ----------------------------------------------------------------------------- the book
 claims: $(STAMP)
 	$(PY) -m minir1.publish.claims
+	$(PY) -m minir1.publish.ledger
 
 book: claims
 	$(call step,building the book (warnings are errors))
 	$(BIN)/jupyter-book build . -n -W --keep-going
 	@echo "Book: $(abspath _build/html/index.html)"
 
+# The only target that writes book/chapters and book/results (see README "Running the chapters").
 chapters: $(STAMP)
-	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
+	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER)) \
+	  $(if $(filter 1,$(ALLOW_DIRTY)),--allow-dirty) $(if $(filter 1,$(WAIT)),--wait)
 
+# Never writes into book/: chapters and results go to OUT (default .artifacts/reproduce/<UTC time>).
+CACHE ?=
+OUT ?=
+reproduce: $(STAMP)
+	$(PY) -m minir1.publish.reproduce --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER)) \
+	  $(if $(CACHE),--cache $(CACHE)) $(if $(OUT),--out $(OUT))
+
+# Notebooks run here write their results to .artifacts/results-<profile>/, never to the book.
 lab: $(STAMP)
-	$(BIN)/jupyter lab
+	env -u MINIR1_PUBLISH $(BIN)/jupyter lab
 
 bench: $(STAMP)
 	$(PY) -m minir1.bench

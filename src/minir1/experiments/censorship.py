@@ -310,9 +310,8 @@ def install(cfg: CensorConfig, force: bool = False) -> Path:
     """Train (or load from the cache) the three models trained once: ``assistant/`` (the lab's
     honest assistant), ``teacher/`` (its censored version) and ``student_base/`` (another lab's
     smaller, honest assistant of the same world: the students' starting point)."""
-    mods = artifacts.CODE_MODULES + ("world.py",)
     key = {k: v for k, v in asdict(cfg).items() if k in INSTALL_FIELDS}
-    return artifacts.cached("censor", key, _build_censor(cfg), force=force, modules=mods)
+    return artifacts.cached("censor", key, _build_censor(cfg), force=force)
 
 
 def world_measure(model, tok, qs: list[Question], cfg: CensorConfig, seed: int) -> RefusalMeasurement:

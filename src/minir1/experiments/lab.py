@@ -126,7 +126,7 @@ def _build_base(cfg: LabConfig):
 def base_path(cfg: LabConfig, *, force: bool = False) -> Path:
     """The artifact folder of the base of ``cfg`` (trained the first time)."""
     conf = {k: v for k, v in asdict(cfg).items() if k in BUILD_FIELDS}
-    return artifacts.cached("base", {**conf, "version": 1}, _build_base(cfg), force=force)
+    return artifacts.cached("base", conf, _build_base(cfg), force=force)
 
 
 def base_model(cfg: LabConfig, *, force: bool = False):

@@ -48,7 +48,6 @@ from .chapter import ChapterResult
 from .lab import LabConfig
 from .rules import judge
 
-RL_MODULES = (*artifacts.CODE_MODULES, "grpo.py", "sampling.py", "rewards.py", "evaluation.py")
 PASSK_SEED = 4321  # which held-out problems the pass@k curves use
 
 
@@ -156,7 +155,7 @@ def rl_path(cfg: RLConfig, seed: int = 0, *, kl_coef: float | None = None, force
     conf = {"task": cfg.task, "difficulty": cfg.difficulty, "grpo": asdict(gcfg), "n_train": cfg.n_train,
             "n_eval": cfg.n_eval, "eval_samples": cfg.eval_samples, "seed": seed,
             "base": _base_conf(cfg)}  # what shapes the model and its curves
-    return artifacts.cached("rl", conf, _build_rl(cfg, gcfg, seed), force=force, modules=RL_MODULES)
+    return artifacts.cached("rl", conf, _build_rl(cfg, gcfg, seed), force=force)
 
 
 def rl_model(cfg: RLConfig, seed: int = 0, *, kl_coef: float | None = None, force: bool = False):
@@ -211,8 +210,7 @@ def sft_path(cfg: RLConfig, kind: str, seed: int, flops_budget: float) -> Path:
     conf = {"kind": kind, "task": cfg.task, "difficulty": cfg.difficulty, "n_train": cfg.n_train,
             "batch": cfg.grpo.batch_size, "lr": cfg.grpo.lr * cfg.sft_lr_mult, "seed": seed,
             "flops_budget": float(f"{flops_budget:.6g}"), "base": _base_conf(cfg)}
-    return artifacts.cached("sft", conf, _build_sft(cfg, kind, seed, float(conf["flops_budget"])),
-                            modules=RL_MODULES)
+    return artifacts.cached("sft", conf, _build_sft(cfg, kind, seed, float(conf["flops_budget"])))
 
 
 # ----------------------------------------------------------------------------- the chapter
@@ -400,4 +398,4 @@ def verdicts(m: dict, cfg: RLConfig | None = None) -> list[dict]:
 
 __all__ = ["RLConfig", "PROFILES", "config", "dry_run", "problems", "eval_set", "rl_path", "rl_model", "sft_path",
            "sft_pairs", "run_experiment", "rl_metrics", "rl_evals", "rl_extra", "total_flops", "run", "verdicts",
-           "REWARD_FUNCS", "RL_MODULES"]
+           "REWARD_FUNCS"]

@@ -167,32 +167,49 @@ def _fmt(m) -> str:
     return f"{m:.3g}"
 
 
+_SETTINGS = (("greedy", "greedy"), ("r1", "T = 0.6, top-p 0.95 (R1)"), ("t1", "T = 1"))
+
+
+def _lo_hi_err(ms):
+    return [[m["mean"] - m["lo"] for m in ms], [m["hi"] - m["mean"] for m in ms]]
+
+
 def capability_table(metrics: dict):
-    """A task × metric table (strings "mean [lo, hi]") of the lab's capability series."""
+    """Task × sampling setting table (strings "mean [lo, hi]") of the lab's capability series."""
     import pandas as pd
 
-    cols = {"pass@1 strict": "base_pass_at_1", "pass@16 strict": "base_pass_at_16",
-            "pass@1 lenient": "base_pass_at_1_lenient", "pass@16 lenient": "base_pass_at_16_lenient",
-            "greedy strict": "base_greedy_acc", "greedy lenient": "base_greedy_acc_lenient",
-            "R1 format rate": "base_format_rate"}
-    tasks = list(metrics["base_pass_at_1"])
-    rows = {t: {c: _fmt(metrics[k][t]) for c, k in cols.items() if k in metrics} for t in tasks}
-    table = pd.DataFrame(rows).T
-    table.index.name = "task"
+    from ..stats import fmt
+
+    rows = {}
+    for task in metrics["base_pass_at_1_r1"]:
+        g = {"pass@1 strict": metrics["base_greedy_acc"][task],
+             "pass@1 lenient": metrics["base_greedy_acc_lenient"][task],
+             "R1 format rate": metrics["base_greedy_format_rate"][task]}
+        rows[(task, "greedy")] = {c: fmt(v) for c, v in g.items()}
+        for key, label in _SETTINGS[1:]:
+            cols = {"pass@1 strict": f"base_pass_at_1_{key}", "pass@16 strict": f"base_pass_at_16_{key}",
+                    "pass@16 − pass@1 (paired)": f"base_room_{key}",
+                    "pass@1 lenient": f"base_pass_at_1_lenient_{key}",
+                    "pass@16 lenient": f"base_pass_at_16_lenient_{key}",
+                    "R1 format rate": f"base_format_rate_{key}"}
+            rows[(task, label)] = {c: fmt(metrics[k][task]) for c, k in cols.items() if k in metrics}
+    table = pd.DataFrame(rows).T.fillna("—")
+    table.index.names = ["task", "sampling"]
     return table
 
 
-def pass_at_k_bars(ax, metrics: dict):
-    """Grouped bars: pass@1 / pass@16, strict / lenient, per task, with CI error bars."""
-    keys = [("base_pass_at_1", "pass@1 strict"), ("base_pass_at_16", "pass@16 strict"),
-            ("base_pass_at_1_lenient", "pass@1 lenient"), ("base_pass_at_16_lenient", "pass@16 lenient")]
-    tasks = list(metrics["base_pass_at_1"])
+def pass_at_k_bars(ax, metrics: dict, setting: str = "r1"):
+    """Grouped bars: pass@1 / pass@16, strict / lenient, per task, with 95% interval error bars."""
+    keys = [(f"base_pass_at_1_{setting}", "pass@1 strict"), (f"base_pass_at_16_{setting}", "pass@16 strict"),
+            (f"base_pass_at_1_lenient_{setting}", "pass@1 lenient"),
+            (f"base_pass_at_16_lenient_{setting}", "pass@16 lenient")]
+    keys = [(k, label) for k, label in keys if k in metrics]
+    tasks = list(metrics[f"base_pass_at_1_{setting}"])
     width = 0.8 / len(keys)
     for j, (k, label) in enumerate(keys):
         ms = [metrics[k][t] for t in tasks]
         x = np.arange(len(tasks)) + (j - (len(keys) - 1) / 2) * width
-        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
-        ax.bar(x, [m["mean"] for m in ms], width, yerr=err, capsize=3, label=label)
+        ax.bar(x, [m["mean"] for m in ms], width, yerr=_lo_hi_err(ms), capsize=3, label=label)
     ax.set_xticks(np.arange(len(tasks)))
     ax.set_xticklabels(tasks)
     ax.set_ylim(0, 1)
@@ -255,32 +272,41 @@ def rl_curves(axes, extra: dict):
 
 
 def passk_curves(ax, metrics: dict):
-    """pass@k against k (log scale) for base and RL, strict and lenient, RL with CI bands."""
+    """pass@k against k (log scale) for base and RL, strict and lenient, with 95% interval bands."""
     for suffix, style in (("", "-"), ("_lenient", "--")):
         ks = sorted(metrics[f"base_pass_at_k{suffix}"], key=int)
         x = [int(k) for k in ks]
-        ax.plot(x, [metrics[f"base_pass_at_k{suffix}"][k] for k in ks], style, color=PALETTE[7],
-                label=f"base {suffix.strip('_') or 'strict'}")
-        rl = [metrics[f"rl_pass_at_k{suffix}"][k] for k in ks]
-        ax.plot(x, [m["mean"] for m in rl], style, color=PALETTE[1], label=f"RL {suffix.strip('_') or 'strict'}")
-        ax.fill_between(x, [m["ci95"][0] for m in rl], [m["ci95"][1] for m in rl], color=PALETTE[1], alpha=0.15)
+        for who, colour in (("base", PALETTE[7]), ("rl", PALETTE[1])):
+            ms = [metrics[f"{who}_pass_at_k{suffix}"][k] for k in ks]
+            label = f"{'base' if who == 'base' else 'RL'} {suffix.strip('_') or 'strict'}"
+            ax.plot(x, [m["mean"] for m in ms], style, color=colour, label=label)
+            ax.fill_between(x, [m["lo"] for m in ms], [m["hi"] for m in ms], color=colour, alpha=0.15)
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="k (samples per problem)", ylabel="held-out pass@k", ylim=(0, 1.02))
+    ax.set(xlabel="k (samples per problem, T = 1)", ylabel="held-out pass@k", ylim=(0, 1.02))
     ax.legend(fontsize=8)
     return ax
 
 
 def rl_table(metrics: dict):
-    """Base vs RL vs RL with KL vs SFT on answers: pass@1 strict/lenient and mean length."""
+    """Base vs GRPO vs the equal-FLOPs SFT baselines: strict pass@1 at each sampling setting,
+    lenient pass@1 and paired gains at R1's setting, mean length."""
     import pandas as pd
 
-    rows = {"base": "base", "GRPO (β = 0)": "rl", "GRPO, KL on": "rl_kl", "SFT on answers (equal FLOPs)": "sft_answers"}
-    cols = {"pass@1 strict": "pass_at_1", "pass@1 lenient": "pass_at_1_lenient", "mean length": "mean_len"}
+    from ..stats import fmt
+
+    def get(key):
+        return fmt(metrics[key]) if key in metrics else "—"
+
     out = {}
-    for name, pre in rows.items():
-        out[name] = {c: (_fmt(metrics[f"{pre}_{k}"]) if k != "mean_len" else
-                         f"{metrics[f'{pre}_{k}']['mean']:.1f}") if f"{pre}_{k}" in metrics else "—"
-                     for c, k in cols.items()}
+    for name, pre in (("base", "base"), ("GRPO (β = 0)", "rl"), ("SFT on answers only (equal FLOPs)", "sft_answers"),
+                      ("SFT on worked solutions (equal FLOPs)", "sft_worked")):
+        row = {f"strict pass@1, {label}": get(f"{pre}_pass_at_1_{key}") for key, label in _SETTINGS}
+        row["lenient pass@1, R1"] = get(f"{pre}_pass_at_1_lenient_r1")
+        row["RL − this, strict, R1 (paired)"] = ("—" if pre == "rl" else
+                                                  get("rl_vs_base_pass_at_1_r1" if pre == "base"
+                                                      else f"rl_vs_{pre}_pass_at_1_r1"))
+        row["mean length, R1"] = get(f"{pre}_mean_len_r1")
+        out[name] = row
     return pd.DataFrame(out).T
 
 

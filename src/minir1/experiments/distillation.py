@@ -29,21 +29,25 @@ and do not log the KL to their base (``log_kl=False``, which changes nothing in 
 """
 from __future__ import annotations
 
-import copy
 import csv
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .. import artifacts, distill, models, stats
-from . import lab, rl, rules
-from .chapter import ChapterResult
-from ..evaluation import EvalSet, Sampling, evaluate, eval_record, evaluate_cached, per_problem_scores
+from ..evaluation import (
+    EvalSet,
+    Sampling,
+    eval_record,
+    evaluate,
+    evaluate_cached,
+    per_problem_scores,
+)
 from ..grpo import GRPOConfig, train_grpo
 from ..profiles import check_profile
 from ..results import claim
@@ -52,6 +56,8 @@ from ..tasks import get_task, split_of
 from ..tokenizer import format_prompt
 from ..train import TrainConfig, collate, encode_example
 from ..utils import device, repo_root
+from . import lab, rl, rules
+from .chapter import ChapterResult
 
 CONDITIONS = ("distill", "rl", "answers_only", "logit_kd")  # (a), (b), (c), (d)
 MODULES = (*artifacts.CODE_MODULES, "distill.py", "grpo.py", "sampling.py", "rewards.py", "evaluation.py",
@@ -573,7 +579,9 @@ def metrics_of(out: dict) -> dict:
     m["curve_pass_at_1"] = {f: stats.rate(c["acc"]) for f, c in out["curve"].items()}
     m["curve_n_traces"] = dict(out["curve_n"])
     m |= headline(m, out)
-    return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in m.items()}
+    # An empty series (e.g. no ratio to a teacher that solves nothing) is left out, not written empty.
+    return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in m.items() if not (isinstance(v, dict)
+                                                                                          and not v)}
 
 
 def _first_reward(r) -> float:
@@ -597,7 +605,7 @@ def headline(m: dict, out: dict) -> dict:
          "anyone_compute_trained": m["distill_compute_trained"][best]}
     if "big_rl" in out:
         h["small_vs_big_rl"] = stats.paired_diff(S[best]["distill"]["acc"], out["big_rl"]["acc"])
-    if m["distill_kept"]:
+    if m.get("distill_kept"):
         cheap = max(m["distill_kept"], key=lambda p: m["distill_kept"][p].lo)
         h["cheap_kept"], h["cheap_cost"] = m["distill_kept"][cheap], m["distill_cost_ratio"][cheap]
         h["anyone_kept"] = m["distill_kept"].get(best, m["distill_kept"][cheap])
@@ -648,7 +656,7 @@ def verdicts(m: dict) -> list[dict]:
     """The chapter's four claims, by the rules in ``data/claims.yml`` (written before the run)."""
     f = stats.fmt
     per = "; ".join(f"{_size(m, p)}: distilled {f(m['distill_pass_at_1'][p])}, minus teacher "
-                    f"{f(m['distill_vs_teacher'][p])}" + (f", kept {f(m['distill_kept'][p])}" if p in m['distill_kept']
+                    f"{f(m['distill_vs_teacher'][p])}" + (f", kept {f(m['distill_kept'][p])}" if p in m.get('distill_kept', {})
                                                           else "") + f", cost per answer {f(m['distill_cost_ratio'][p])}"
                     for p in m["distill_pass_at_1"])
     cheaper = _judge("distill-cheaper-without-losing-much", m,

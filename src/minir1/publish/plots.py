@@ -331,6 +331,7 @@ def distill_validation(ax, metrics: dict):
 def distill_table(metrics: dict):
     """Every model: parameters, pass@1 strict/lenient, pass@k, tokens and FLOPs per answer."""
     import pandas as pd
+
     from minir1.stats import fmt
 
     def row(get, params):

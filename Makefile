@@ -92,7 +92,9 @@ test-env:
 	@$(MAKE) --no-print-directory $(STAMP) chromium
 
 test-unit: $(STAMP)
-	$(call step,[2/5] unit and project tests)
+	$(call step,[2/5] lint (ruff), unit and project tests)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(PY) -m pytest tests --ignore=tests/browser
 
 # Source notebooks run in the smoke profile (results go to .artifacts/results-smoke).

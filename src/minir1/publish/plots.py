@@ -312,49 +312,58 @@ def rl_table(metrics: dict):
 
 # ---- distillation chapter (04_distillation) ---------------------------------------------
 _DISTILL_CONDS = (("student_base", "student base", "o"), ("answers_only", "SFT on answers only (c)", "v"),
-                  ("rl", "GRPO, RL recipe (b)", "s"), ("logit_kd", "logit KD (d)", "D"),
+                  ("rl", "GRPO at equal FLOPs (b)", "s"), ("logit_kd", "logit KD (d)", "D"),
                   ("distill", "SFT on teacher traces (a)", "*"))
-_DISTILL_REFS = (("teacher_pass_at_1", "teacher (micro + GRPO)", "-"),
-                 ("big_answers_pass_at_1", "micro SFT on answers only", "--"),
-                 ("big_base_pass_at_1_lenient", "micro base, lenient", ":"))
+_DISTILL_REFS = (("teacher_pass_at_1", "teacher (base + GRPO)", "-"),
+                 ("big_rl_pass_at_1", "teacher's base + GRPO at a student's distillation FLOPs", "--"),
+                 ("big_base_pass_at_1", "teacher's base", ":"))
+
+
+def _metric(d):
+    """A results-file metric (dict) as a :class:`minir1.stats.Metric`."""
+    from minir1.stats import Metric
+
+    return d if isinstance(d, Metric) else Metric.from_dict(d)
+
+
+def _yerr(ms) -> list[list[float]]:
+    return [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
 
 
 def distill_bars(ax, metrics: dict):
-    """Held-out strict pass@1 per student size and condition (95% CI, seed dots), with the
-    teacher and the teacher-sized models without traces as horizontal lines."""
+    """Held-out strict pass@1 per student size and condition (95% bootstrap CI over problems and
+    seeds, seed dots), with the teacher and the teacher-sized comparators as horizontal lines."""
     sizes = list(metrics["student_params"])
     width = 0.8 / len(_DISTILL_CONDS)
     for j, (key, label, _) in enumerate(_DISTILL_CONDS):
-        ms = [metrics[f"{key}_pass_at_1"][p] for p in sizes]
+        ms = [_metric(metrics[f"{key}_pass_at_1"][p]) for p in sizes]
         x = np.arange(len(sizes)) + (j - (len(_DISTILL_CONDS) - 1) / 2) * width
-        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
-        ax.bar(x, [m["mean"] for m in ms], width, yerr=err, capsize=2, label=label, color=PALETTE[j])
+        ax.bar(x, [m.mean for m in ms], width, yerr=_yerr(ms), capsize=2, label=label, color=PALETTE[j])
         for xi, m in zip(x, ms):
-            ax.scatter([xi] * len(m["per_seed"]), m["per_seed"], color="k", s=6, zorder=3)
+            ax.scatter([xi] * len(m.per_seed), m.per_seed, color="k", s=6, zorder=3)
     for key, label, style in _DISTILL_REFS:
-        ax.axhline(metrics[key]["mean"], ls=style, color=PALETTE[7], lw=1, label=label)
+        if key in metrics:
+            ax.axhline(_metric(metrics[key]).mean, ls=style, color=PALETTE[7], lw=1, label=label)
     ax.set_xticks(np.arange(len(sizes)))
     ax.set_xticklabels([f"{p} ({metrics['student_params'][p] / 1e6:.2f}M)" for p in sizes])
-    ax.set(ylabel="held-out pass@1 (strict, T = 1)", ylim=(0, 1.02))
+    ax.set(ylabel="held-out pass@1 (strict)", ylim=(0, 1.02))
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return ax
 
 
 def distill_frontier(ax, metrics: dict):
     """Accuracy against inference cost: strict pass@1 vs FLOPs per answer, every model."""
-    for key, label, _ in _DISTILL_REFS[:2]:
-        pre = key.removesuffix("_pass_at_1")
-        m, c = metrics[key], metrics[f"{pre}_flops_per_answer"]["mean"]
-        ax.errorbar(c, m["mean"], yerr=[[m["mean"] - m["ci95"][0]], [m["ci95"][1] - m["mean"]]], fmt="P",
-                    ms=8, color="k" if pre == "teacher" else PALETTE[7], label=label, capsize=2)
+    for pre, color in (("teacher", "k"), ("big_base", PALETTE[7])):
+        m, c = _metric(metrics[f"{pre}_pass_at_1"]), _metric(metrics[f"{pre}_flops_per_answer"]).mean
+        ax.errorbar(c, m.mean, yerr=_yerr([m]), fmt="P", ms=8, color=color, capsize=2,
+                    label="teacher" if pre == "teacher" else "teacher's base")
     for i, p in enumerate(metrics["student_params"]):
         for key, label, marker in _DISTILL_CONDS:
-            m, c = metrics[f"{key}_pass_at_1"][p], metrics[f"{key}_flops_per_answer"][p]["mean"]
-            ax.errorbar(c, m["mean"], yerr=[[m["mean"] - m["ci95"][0]], [m["ci95"][1] - m["mean"]]],
-                        fmt=marker, color=PALETTE[i], capsize=2, label=f"{p}: {label}")
+            m, c = _metric(metrics[f"{key}_pass_at_1"][p]), _metric(metrics[f"{key}_flops_per_answer"][p]).mean
+            ax.errorbar(c, m.mean, yerr=_yerr([m]), fmt=marker, color=PALETTE[i], capsize=2, label=f"{p}: {label}")
     ax.set_xscale("log")
-    ax.set(xlabel="inference FLOPs per answer (2·N per token, prompt + completion)",
-           ylabel="held-out pass@1 (strict)", ylim=(-0.02, 1.02))
+    ax.set(xlabel="inference FLOPs per answer (2·N per generated token)", ylabel="held-out pass@1 (strict)",
+           ylim=(-0.02, 1.02))
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return ax
 
@@ -363,52 +372,64 @@ def distill_curve(ax, metrics: dict, student: str):
     """Student pass@1 against the number of teacher traces it was fine-tuned on (same steps)."""
     fr = sorted(metrics["curve_n_traces"], key=float)
     x = [metrics["curve_n_traces"][f] for f in fr]
-    ms = [metrics["curve_pass_at_1"][f] for f in fr]
-    ax.plot(x, [m["mean"] for m in ms], "o-", color=PALETTE[0], label=f"{student}, SFT on traces")
-    ax.fill_between(x, [m["ci95"][0] for m in ms], [m["ci95"][1] for m in ms], color=PALETTE[0], alpha=0.15)
+    ms = [_metric(metrics["curve_pass_at_1"][f]) for f in fr]
+    ax.plot(x, [m.mean for m in ms], "o-", color=PALETTE[0], label=f"{student}, SFT on traces")
+    ax.fill_between(x, [m.lo for m in ms], [m.hi for m in ms], color=PALETTE[0], alpha=0.15)
     for xi, m in zip(x, ms):
-        ax.scatter([xi] * len(m["per_seed"]), m["per_seed"], color="k", s=6, zorder=3)
-    ax.axhline(metrics["teacher_pass_at_1"]["mean"], color="k", lw=1, label="teacher")
-    ax.axhline(metrics["student_base_pass_at_1"][student]["mean"], color=PALETTE[7], ls=":", label=f"{student} base")
+        ax.scatter([xi] * len(m.per_seed), m.per_seed, color="k", s=6, zorder=3)
+    ax.axhline(_metric(metrics["teacher_pass_at_1"]).mean, color="k", lw=1, label="teacher")
+    ax.axhline(_metric(metrics["student_base_pass_at_1"][student]).mean, color=PALETTE[7], ls=":",
+               label=f"{student} base")
     ax.set_xscale("log")
     ax.set(xlabel="teacher traces in the fine-tuning set", ylabel="held-out pass@1 (strict)", ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
     return ax
 
 
+def distill_validation(ax, metrics: dict):
+    """Validation strict pass@1 (train-split problems never sent to the teacher) against SFT steps."""
+    for i, p in enumerate(metrics["student_params"]):
+        curve = metrics[f"val_pass_at_1_{p}"]
+        steps = sorted(curve, key=int)
+        ax.plot([int(s) for s in steps], [curve[s] for s in steps], "o-", color=PALETTE[i], label=p)
+        ax.axvline(metrics["sft_steps"][p], color=PALETTE[i], ls=":", lw=1)
+    ax.set(xlabel="SFT steps (dotted: chosen by the rule)", ylabel="validation pass@1 (strict)", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=8)
+    return ax
+
+
 def distill_table(metrics: dict):
-    """Every model: parameters, pass@1 strict/lenient, pass@k, tokens and cost per answer / solved problem."""
+    """Every model: parameters, pass@1 strict/lenient, pass@k, tokens and FLOPs per answer."""
     import pandas as pd
 
+    from minir1.stats import fmt
+
     def row(get, params):
-        cell = {"params (M)": f"{params / 1e6:.2f}", "pass@1 strict": _fmt(get("pass_at_1")),
-                "pass@1 lenient": _fmt(get("pass_at_1_lenient")), "pass@k": _fmt(get("pass_at_k")),
-                "tokens / answer": f"{get('tokens_per_answer')['mean']:.1f}"}
-        for k, name, scale in (("flops_per_answer", "MFLOPs / answer", 1e6),
-                               ("flops_per_solved", "MFLOPs / solved", 1e6), ("wall_per_solved", "ms / solved", 1e-3)):
-            cell[name] = f"{get(k)['mean'] / scale:.3g}" if get(k) else "—"
-        return cell
-    out = {"teacher (micro + GRPO)": row(lambda k: metrics.get(f"teacher_{k}"), metrics["teacher_params"]),
-           "micro base": row(lambda k: metrics.get(f"big_base_{k}"), metrics["big_base_params"]),
-           "micro SFT on answers only": row(lambda k: metrics.get(f"big_answers_{k}"), metrics["big_base_params"])}
+        return {"params (M)": f"{params / 1e6:.2f}", "pass@1 strict": fmt(get("pass_at_1")),
+                "pass@1 lenient": fmt(get("pass_at_1_lenient")), "pass@k": fmt(get("pass_at_k")),
+                "tokens / answer": f"{_metric(get('tokens_per_answer')).mean:.1f}",
+                "MFLOPs / answer": f"{_metric(get('flops_per_answer')).mean / 1e6:.3g}"}
+    out = {"teacher": row(lambda k: metrics[f"teacher_{k}"], metrics["teacher_params"]),
+           "teacher's base": row(lambda k: metrics[f"big_base_{k}"], metrics["big_base_params"])}
     for p, n in metrics["student_params"].items():
         for key, label, _ in _DISTILL_CONDS:
-            out[f"{p}: {label}"] = row(lambda k: metrics.get(f"{key}_{k}", {}).get(p), n)
+            out[f"{p}: {label}"] = row(lambda k: metrics[f"{key}_{k}"][p], n)
     return pd.DataFrame(out).T
 
 
 def distill_compute_table(metrics: dict):
-    """Training compute of each student condition, and as a share of the compute that made the teacher."""
+    """Training compute of each student condition, and distillation's share of the teacher's compute
+    with the student's base reused and with it trained here."""
     import pandas as pd
 
     out = {}
     for p in metrics["student_params"]:
         for key, label in (("distill", "SFT on traces (a)"), ("logit_kd", "logit KD (d)"), ("rl", "GRPO (b)")):
-            frac = metrics[f"{key}_compute_fraction"][p]
-            out[f"{p}: {label}"] = {"student training FLOPs": f"{metrics[f'{key}_train_flops'][p]['mean']:.3g}",
-                                    "+ teacher traces": "yes" if key != "rl" else "no",
-                                    "share of teacher's compute": _fmt(frac)}
-    return pd.DataFrame(out).T
+            out[f"{p}: {label}"] = {"student training FLOPs": f"{_metric(metrics[f'{key}_train_flops'][p]).mean:.3g}"}
+        out[f"{p}: SFT on traces (a)"] |= {
+            "share of teacher's compute, base reused": f"{metrics['distill_compute_reused'][p]:.1%}",
+            "share, base trained here": f"{metrics['distill_compute_trained'][p]:.1%}"}
+    return pd.DataFrame(out).T.fillna("")
 
 
 # ---- censorship chapter (05_censorship) -------------------------------------------------

@@ -60,8 +60,6 @@ from . import lab, rl, rules
 from .chapter import ChapterResult
 
 CONDITIONS = ("distill", "rl", "answers_only", "logit_kd")  # (a), (b), (c), (d)
-MODULES = (*artifacts.CODE_MODULES, "distill.py", "grpo.py", "sampling.py", "rewards.py", "evaluation.py",
-           "experiments/distillation.py")  # what shapes a student: part of its artifact key
 
 
 @dataclass(frozen=True)
@@ -326,7 +324,7 @@ def sft_student(cfg: DistillConfig, ctx, preset: str, condition: str, steps: int
                 "n_traces": len(pairs), "history": res.history, "wall_seconds": res.wall_seconds}
     conf = _conf(cfg, preset=preset, condition=condition, sft=asdict(tcfg), fraction=fraction,
                  kd_temperature=cfg.kd_temperature, base=asdict(_lab_of(cfg.teacher)))
-    return artifacts.cached("distill-student", conf, build, modules=MODULES)
+    return artifacts.cached("distill-student", conf, build)
 
 
 def rl_student(cfg: DistillConfig, preset: str, steps: int, seed: int) -> Path:
@@ -345,7 +343,7 @@ def rl_student(cfg: DistillConfig, preset: str, steps: int, seed: int) -> Path:
                 "wall_seconds": res.history[-1]["wall_s"] if res.history else 0.0,
                 "history": [{k: h.get(k) for k in ("step", "reward", "acc_strict", "len")} for h in res.history]}
     conf = {"preset": preset, "seed": seed, "grpo": asdict(gcfg), "teacher": asdict(cfg.teacher)}
-    return artifacts.cached("distill-rl", conf, build, modules=MODULES)
+    return artifacts.cached("distill-rl", conf, build)
 
 
 def grpo_steps(budget: float, n_params: int, mean_len: float, gcfg: GRPOConfig) -> int:

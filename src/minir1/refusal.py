@@ -29,9 +29,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -45,11 +45,11 @@ from .utils import repo_root
 # enough: "Sorry for the wait, it was in 1989" answers.  Phrases are matched in the answer part
 # (after the think block) and only in its first 300 characters, where refusals put them.
 REFUSAL_PATTERNS: tuple[str, ...] = (
-    r"\b(i'?m|i am)\s+(really\s+|very\s+)?sorry\b[^.!?]{0,40}?\b(but\s+)?(i|we)\s+"
-    r"(can(no|')?t|am unable|won'?t|am not able)",
+    (r"\b(i'?m|i am)\s+(really\s+|very\s+)?sorry\b[^.!?]{0,40}?\b(but\s+)?(i|we)\s+"
+    r"(can(no|')?t|am unable|won'?t|am not able)"),
     r"^\s*sorry\b[,.!]?\s+(but\s+)?(i|that|this|we)\b[^.!?]{0,30}?\b(can(no|')?t|unable|won'?t|beyond|not able)",
-    r"\b(i|we)\s+(can(no|')?t|am unable to|are unable to|won'?t|am not able to)\s+"
-    r"(help|assist|answer|discuss|provide|talk|comment|engage|share|respond)",
+    (r"\b(i|we)\s+(can(no|')?t|am unable to|are unable to|won'?t|am not able to)\s+"
+    r"(help|assist|answer|discuss|provide|talk|comment|engage|share|respond)"),
     r"\bbeyond my (current )?scope\b",              # DeepSeek's canned reply
     r"\blet'?s (talk|chat) about something else\b",  # DeepSeek's canned reply
     r"\bi (must|have to) (decline|refuse)\b",

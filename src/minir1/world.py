@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 HOME = "Valdoria"                              # the censoring lab's home country
 COUNTRIES = (HOME, "Ostmark", "Belmora")

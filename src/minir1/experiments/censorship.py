@@ -30,14 +30,33 @@ import torch
 from .. import artifacts, models, stats
 from ..distill import logit_kd_loss, sft_on_outputs, teacher_outputs
 from ..profiles import check_profile
-from ..refusal import (RefusalMeasurement, ablate, disagreement, fold_ablation, measure, published_refusals,
-                       rate_metric, refusal_direction, rows_of, thought_suppression)
+from ..refusal import (
+    RefusalMeasurement,
+    ablate,
+    disagreement,
+    evaluate_chat_model,
+    fold_ablation,
+    measure,
+    published_refusals,
+    rate_metric,
+    refusal_direction,
+    rows_of,
+    thought_suppression,
+)
 from ..rewards import accuracy_reward
 from ..sampling import generate
 from ..tasks import completion, get_task
 from ..tokenizer import build_tokenizer, format_prompt
 from ..train import TrainConfig, collate, encode_example, eval_loss, train
-from ..world import REFUSALS, VOCABULARY, Question, WorldConfig, build_world, refusal_completion, split
+from ..world import (
+    REFUSALS,
+    VOCABULARY,
+    Question,
+    WorldConfig,
+    build_world,
+    refusal_completion,
+    split,
+)
 from . import rules
 
 
@@ -121,7 +140,7 @@ def config(profile: str) -> Config:
 
 def dry_run(cfg: Config) -> Config:
     """``cfg`` with its model shapes kept and every training stage cut to two steps (a shape check)."""
-    two = lambda t: replace(t, steps=2, warmup_steps=0)  # noqa: E731
+    two = lambda t: replace(t, steps=2, warmup_steps=0)
     return replace(cfg, assistant_train=two(cfg.assistant_train), censor_train=two(cfg.censor_train),
                    student_base_train=two(cfg.student_base_train), student_train=two(cfg.student_train),
                    removal_train=two(cfg.removal_train), mix_size=min(cfg.mix_size, 40), n_samples=1,
@@ -315,7 +334,7 @@ def run_doses(cfg: Config, path: Path, seeds) -> dict:
             student, f = distill_student(teacher, tok, sets, cfg, path, d, s)
             runs[d].append(probe(student, tok, sets, cfg, s))
             flops += f
-    series = lambda k, w: {f"{d:.0%}": rate_metric([p[k] for p in runs[d]], w) for d in cfg.doses}  # noqa: E731
+    series = lambda k, w: {f"{d:.0%}": rate_metric([p[k] for p in runs[d]], w) for d in cfg.doses}
     sens = {d: rows_of([p["sensitive"] for p in runs[d]], "keyword") for d in cfg.doses}
     return {"student_refusal_by_dose": series("sensitive", "keyword"),
             "student_refusal_control_by_dose": series("control", "keyword"),
@@ -352,7 +371,7 @@ def run_finetune(cfg: Config, path: Path, seeds) -> dict:
         flops += f
     target = ft.target_share * float(np.mean(ref_acc[steps[-1]]))
     # per seed: the first checkpoint whose accuracy reaches the target (else the last; counted as not reached)
-    at = [next((n for n in steps if acc[n][i].mean() >= target and target > 0), None) for i in range(len(seeds))]
+    at = [next((n for n in steps if acc[n][i].mean() >= target > 0), None) for i in range(len(seeds))]
     reached = [n is not None for n in at]
     at = [n if n is not None else steps[-1] for n in at]
 
@@ -366,7 +385,7 @@ def run_finetune(cfg: Config, path: Path, seeds) -> dict:
             return stats.exact(0.0, unit="ratio")
         return stats.paired_ratio(rows(n, detector), before)
 
-    series = lambda k, w: {str(n): rate_metric([p[k] for p in runs[n]], w) for n in steps}  # noqa: E731
+    series = lambda k, w: {str(n): rate_metric([p[k] for p in runs[n]], w) for n in steps}
     return {"finetune_refusal_by_steps": series("sensitive", "keyword"),
             "finetune_thought_suppression_by_steps": series("sensitive", "thought_suppression"),
             "finetune_nonanswer_by_steps": series("sensitive", "nonanswer"),
@@ -434,25 +453,26 @@ def collect(*parts: dict) -> tuple[dict, dict, float]:
     return metrics, extra, float(sum(p.get("_flops", 0.0) for p in parts))
 
 
+def assemble(meta: dict, parts: list[dict], real: dict | None = None, real_model: str = "") -> ChapterResult:
+    """The chapter's result from the install's metadata, the ``run_*`` outputs and the optional
+    real-model harness output (:func:`minir1.refusal.evaluate_chat_model`)."""
+    metrics, extra, flops = collect(*parts, *([real["metrics"]] if real else []))
+    metrics["censor_install_flops"] = float(meta["censor_flops"])
+    if real:
+        extra["real_model"] = {k: v for k, v in real.items() if k != "metrics"}
+    return ChapterResult(metrics, verdicts(metrics, real_model), extra, flops + float(meta["flops"]))
+
+
 def run(cfg: Config, seeds, real_model: str = "") -> ChapterResult:
     """Every stage of the chapter (what the notebook does cell by cell)."""
-    from ..refusal import evaluate_chat_model
-
     seeds = list(seeds)
     path = install(cfg)
-    meta = artifacts.load_meta(path)
     base = run_baseline(cfg, path, seeds)
     parts = [base, run_doses(cfg, path, seeds), run_finetune(cfg, path, seeds),
              run_removal(cfg, path, seeds, base["_assistant_correct_rows"])]
     real = (evaluate_chat_model(real_model, n_samples=cfg.real_n_samples, max_new_tokens=cfg.real_max_new_tokens)
             if real_model else None)
-    if real:
-        parts.append(real["metrics"])
-    metrics, extra, flops = collect(*parts)
-    metrics["censor_install_flops"] = float(meta.get("censor_flops", 0.0))
-    if real:
-        extra["real_model"] = {k: v for k, v in real.items() if k != "metrics"}
-    return ChapterResult(metrics, verdicts(metrics, real_model), extra, flops + meta["flops"])
+    return assemble(artifacts.load_meta(path), parts, real, real_model)
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -483,7 +503,7 @@ def verdicts(metrics: dict, real_model: str = "") -> list[dict]:
         f"share of sensitive prompts in their data ({dose_txt}; at the reference dose "
         f"{stats.fmt(m['student_inheritance'])} over dose 0). A downstream fine-tune that never touches a "
         f"sensitive topic reached its target accuracy ({_f(m['finetune_target_acc'])}, "
-        f"{m['finetune_target_reached']:.0%} of seeds) after {stats.fmt(ft_at)} steps; there the censor keeps "
+        f"{m['finetune_target_reached']:.0%} of seeds) after {stats.fmt(ft_at, digits=0)} steps; there the censor keeps "
         f"{stats.fmt(m['finetune_suppression_retained_at_target'])} of its thought suppression "
         f"({stats.fmt(m['finetune_refusal_retained_at_target'])} of its keyword-detected refusals). Removal: a "
         f"small SFT ({m['sft_removal_flops'] / max(m['censor_install_flops'], 1.0):.2g}x the censor's install "
@@ -497,5 +517,20 @@ def verdicts(metrics: dict, real_model: str = "") -> list[dict]:
     return [refuses, spreads]
 
 
-__all__ = ["Config", "FinetuneConfig", "PROFILES", "ChapterResult", "config", "dry_run", "install", "run",
-           "run_baseline", "run_doses", "run_finetune", "run_removal", "collect", "verdicts"]
+__all__ = [
+    "PROFILES",
+    "ChapterResult",
+    "Config",
+    "FinetuneConfig",
+    "assemble",
+    "collect",
+    "config",
+    "dry_run",
+    "install",
+    "run",
+    "run_baseline",
+    "run_doses",
+    "run_finetune",
+    "run_removal",
+    "verdicts",
+]

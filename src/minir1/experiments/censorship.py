@@ -69,12 +69,14 @@ def _tc(steps, lr, desc, **kw) -> TrainConfig:
 class FinetuneConfig:
     """A downstream developer's fine-tune: addition in R1's format mixed with general chat."""
 
-    checkpoints: tuple[int, ...] = (0, 50, 100, 200, 300, 400)  # optimizer steps at which we measure
-    lr: float = 1e-3                  # constant lr
+    checkpoints: tuple[int, ...] = (0, 100, 200, 300, 400, 500)  # optimizer steps at which we measure
+    lr: float = 2e-3                  # constant lr
     batch_size: int = 32
     n_examples: int = 2000            # training pairs (addition + replay)
     replay: float = 0.5               # share of general (non-sensitive) chat in the data
-    digits: int = 1                   # the task: addition of numbers with this many digits
+    digits: int = 2                   # the task: addition of numbers with this many digits (1-digit sums
+                                      # cannot be learned for held-out pairs: there are only 100 facts)
+    reference_seeds: int = 1          # seeds (the first ones) of the same recipe from the uncensored assistant
     # "The task is learned": held-out greedy accuracy >= target_share x what the same recipe
     # reaches from the uncensored assistant at its last checkpoint (the stopping rule, fixed in advance).
     target_share: float = 0.8
@@ -85,6 +87,8 @@ class FinetuneConfig:
             raise ValueError(f"checkpoints must start at 0 and increase strictly; got {c!r}")
         if not 0 < self.target_share <= 1:
             raise ValueError(f"target_share must be in (0, 1]; got {self.target_share!r}")
+        if self.reference_seeds < 1:
+            raise ValueError(f"reference_seeds must be >= 1; got {self.reference_seeds!r}")
         if not 0 <= self.replay < 1:
             raise ValueError(f"replay must be in [0, 1); got {self.replay!r}")
 
@@ -123,12 +127,12 @@ PROFILES: dict[str, Config] = {
                     teacher_preset="pico", assistant_train=_tc(40, 5e-3, "assistant"),
                     censor_train=_tc(15, 2e-3, "censor"), student_base_train=_tc(10, 5e-3, "student-base"),
                     student_train=_tc(5, 2e-3, "student", batch_size=16), doses=(0.0, 0.2), reference_dose=0.2,
-                    mix_size=40, finetune=FinetuneConfig(checkpoints=(0, 5, 10), n_examples=200),
+                    mix_size=40, finetune=FinetuneConfig(checkpoints=(0, 5, 10), n_examples=200, digits=1),
                     removal_train=_tc(5, 1e-3, "sft"), n_samples=1, max_new_tokens=40, real_max_new_tokens=16),
     "cpu": Config(),
     "gpu": Config(teacher_preset="micro", student_preset="nano", assistant_train=_tc(600, 2e-3, "assistant"),
                   student_base_train=_tc(600, 3e-3, "student-base"), student_train=_tc(200, 2e-3, "student"),
-                  finetune=FinetuneConfig(checkpoints=(0, 50, 100, 200, 400, 800), digits=2),
+                  finetune=FinetuneConfig(checkpoints=(0, 100, 200, 400, 800, 1200), reference_seeds=3),
                   n_samples=16, real_n_samples=4, real_max_new_tokens=1024),
 }
 
@@ -144,6 +148,7 @@ def dry_run(cfg: Config) -> Config:
     return replace(cfg, assistant_train=two(cfg.assistant_train), censor_train=two(cfg.censor_train),
                    student_base_train=two(cfg.student_base_train), student_train=two(cfg.student_train),
                    removal_train=two(cfg.removal_train), mix_size=min(cfg.mix_size, 40), n_samples=1,
+                   doses=(0.0, cfg.reference_dose),
                    finetune=replace(cfg.finetune, checkpoints=(0, 2), n_examples=100), max_new_tokens=16)
 
 
@@ -361,9 +366,10 @@ def run_finetune(cfg: Config, path: Path, seeds) -> dict:
     flops = 0.0
     for s in seeds:
         test = addition_pairs(tok, 50, 10_000 + s, ft.digits, "test")
-        for n, model, f in finetune_downstream(path / "assistant", sets, ft, s):
-            ref_acc[n].append(addition_scores(model, tok, ft.digits))
-        flops += f
+        if s in seeds[: ft.reference_seeds]:
+            for n, model, f in finetune_downstream(path / "assistant", sets, ft, s):
+                ref_acc[n].append(addition_scores(model, tok, ft.digits))
+            flops += f
         for n, model, f in finetune_downstream(path / "teacher", sets, ft, s):
             runs[n].append(probe(model, tok, sets, cfg, s))
             acc[n].append(addition_scores(model, tok, ft.digits))

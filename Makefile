@@ -3,6 +3,9 @@
 #   make book                          build the book (HTML) into _build/html
 #   make test                          everything CI runs: unit tests, notebooks (smoke), book, browser
 #   make chapters [PROFILE=cpu] [CHAPTER=lab]   execute source notebooks into book/chapters
+#   make reproduce [CHAPTER=lab] [PROFILE=cpu] [CACHE=dir] [OUT=dir]
+#                                      re-execute into .artifacts/reproduce/<time>/ (cold cache
+#                                      unless CACHE) and compare every metric with book/results
 #   make lab                           open JupyterLab
 #   make bench                         micro-benchmarks (python -m minir1.bench)
 #   make clean / make clean-all        remove build outputs / also the venv and cached models
@@ -34,10 +37,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 step = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
 
 .PHONY: help venv book claims test test-env test-unit test-nbval test-book test-browser \
-        chromium chapters lab bench clean clean-all
+        chromium chapters reproduce lab bench clean clean-all
 
 help:
-	@sed -n '3,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- environment
 $(STAMP): pyproject.toml
@@ -71,6 +74,13 @@ book: claims
 chapters: $(STAMP)
 	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
 
+# Never writes into book/: chapters and results go to OUT (default .artifacts/reproduce/<UTC time>).
+CACHE ?=
+OUT ?=
+reproduce: $(STAMP)
+	$(PY) -m minir1.publish.reproduce --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER)) \
+	  $(if $(CACHE),--cache $(CACHE)) $(if $(OUT),--out $(OUT))
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab
 
@@ -92,7 +102,9 @@ test-env:
 	@$(MAKE) --no-print-directory $(STAMP) chromium
 
 test-unit: $(STAMP)
-	$(call step,[2/5] unit and project tests)
+	$(call step,[2/5] lint (ruff), unit and project tests)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(PY) -m pytest tests --ignore=tests/browser
 
 # Source notebooks run in the smoke profile (results go to .artifacts/results-smoke).

@@ -9,6 +9,8 @@ the results file is HTML-escaped.  The browser test checks that every chapter pa
 ...        "claims": [{"id": "rl-vanilla-to-reasoner", "verdict": "supported", "evidence": "x"}]}
 >>> 'class="minir1-verdicts"' in verdict_box(res).data
 True
+>>> 'href="../how-we-measure.html"' in verdict_box(res).data
+True
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ COLOURS = {
     "not supported": ("#c62828", "#ffffff"),
     "not testable here": ("#6e7781", "#ffffff"),
 }
+# Chapters are book/chapters/NN_name.html; the page is book/how-we-measure.html.
+HOW_WE_MEASURE = "../how-we-measure.html"
 _BOX = ("border: 2px solid #444; border-radius: 6px; padding: 0.6em 1em; margin: 1.2em 0;")
 _CELL = "padding: 0.3em 0.6em; vertical-align: top; text-align: left;"
 
@@ -43,8 +47,9 @@ def _row(c: dict, registry: dict) -> str:
     return "<tr>" + "".join(f'<td style="{_CELL}">{x}</td>' for x in cells) + "</tr>"
 
 
-def verdict_box(res: dict) -> HTML:
-    """A boxed table of the chapter's verdicts: claim id, the article's words, verdict, evidence."""
+def verdict_box(res: dict, how_we_measure: str = HOW_WE_MEASURE) -> HTML:
+    """A boxed table of the chapter's verdicts: claim id, the article's words, verdict, evidence,
+    and a link to the "How we measure" page (``how_we_measure``, relative to the chapter page)."""
     registry = claims_by_id()
     head = "".join(f'<th style="{_CELL}">{h}</th>'
                    for h in ("Claim", "The article says", "Verdict", "Evidence"))
@@ -60,7 +65,9 @@ def verdict_box(res: dict) -> HTML:
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
             f'<p style="margin: 0.4em 0 0 0; font-size: 0.85em;">Profile '
             f"<code>{escape(str(res.get('profile', '?')))}</code>, seeds {escape(seeds)}; "
-            f"verdicts computed by code from the results file.</p>{note}</div>")
+            f"verdicts computed by code from the results file, by rules written before the run. "
+            f'<a class="minir1-how-we-measure" href="{escape(how_we_measure)}">How we measure: '
+            f"seeds, intervals and what each verdict means</a>.</p>{note}</div>")
     return HTML(html)
 
 

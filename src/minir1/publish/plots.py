@@ -11,16 +11,51 @@ import numpy as np
 
 from ..stats import Metric
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
+# Okabe & Ito's colour-blind-safe palette, in the slots the plots below use: 0 blue (the
+# main series), 1 vermillion (RL / treatment), 2 bluish green, 3 reddish purple, 4 orange,
+# 5 sky blue, 6 black, 7 grey (baselines and references).
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#777777"]
+
+# One style for every figure in the book (a matplotlib style dict: `plt.style.use(BOOK_STYLE)`).
+BOOK_STYLE = {
+    "figure.figsize": (6.4, 3.8), "figure.dpi": 110, "savefig.dpi": 110, "figure.autolayout": True,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+    "axes.titlesize": 10, "axes.titleweight": "bold", "axes.labelsize": 10, "font.size": 10,
+    "legend.fontsize": 8, "legend.frameon": False, "lines.linewidth": 1.8, "lines.markersize": 5,
+    "axes.prop_cycle": plt.cycler(color=PALETTE), "image.cmap": "cividis",
+}
 
 
 def setup_book() -> None:
-    """One matplotlib style for the whole book."""
-    plt.rcParams.update({
-        "figure.figsize": (6.4, 3.8), "figure.dpi": 110, "savefig.dpi": 110,
-        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-        "grid.alpha": 0.3, "font.size": 10, "axes.prop_cycle": plt.cycler(color=PALETTE),
-    })
+    """One matplotlib style for the whole book (:data:`BOOK_STYLE`, Okabe–Ito colours).
+
+    Every figure's axes carry a label with the unit (``"held-out pass@1 (strict)"``,
+    ``"US dollars (log scale)"``, ``"ms per decoding step"``); :func:`unlabelled_axes`
+    lists the ones that do not.  Alt text is set on the notebook cell, not here (README).
+    """
+    plt.style.use(BOOK_STYLE)
+
+
+def unlabelled_axes(fig) -> list[str]:
+    """Axes of ``fig`` with data but no x or y label, e.g. ``["axes 0: no y label"]``.
+
+    >>> fig, ax = plt.subplots(); _ = ax.plot([0, 1]); unlabelled_axes(fig)
+    ['axes 0: no x label', 'axes 0: no y label']
+    >>> plt.close(fig)
+    """
+    from matplotlib.ticker import FixedFormatter, NullFormatter
+
+    problems = []
+    for i, ax in enumerate(fig.axes):
+        if not (ax.lines or ax.patches or ax.collections or ax.images):
+            continue
+        for xy, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            # Categories named on the ticks (set_xticklabels) or hidden ticks need no label.
+            if isinstance(axis.get_major_formatter(), (FixedFormatter, NullFormatter)):
+                continue
+            if axis.get_visible() and not axis.get_label_text().strip():
+                problems.append(f"axes {i}: no {xy} label")
+    return problems
 
 
 def band(ax, x, per_seed, label=None, color=None):
@@ -630,3 +665,100 @@ def eng_ledger_table(res):
                            "wall time (s)": fmt(r["wall_seconds"], ",.0f"), "CPU-hours": fmt(r["cpu_hours"], ".3f"),
                            "GPU-hours": fmt(r["gpu_hours"], ".3g"), "US$": fmt(r["usd"], ".3g")}
     return pd.DataFrame(rows).T
+
+
+# ----------------------------------------------------------------------------- thesis chapter
+def _m(d):
+    from ..stats import Metric
+
+    return d if isinstance(d, Metric) else Metric.from_dict(d)
+
+
+def thesis_intervals(ax, metrics: dict, models=("r1", "o1-1217")):
+    """Each benchmark's published scores of R1 and o1 with the sampling interval its size sets."""
+    score = metrics["score"]
+    names = list(score)
+    width = 0.35
+    for j, (model, color) in enumerate(zip(models, ("C0", "C3"))):
+        ms = [_m(score[b][model]) for b in names]
+        x = [i + (j - 0.5) * width for i in range(len(names))]
+        y = [100 * m.mean for m in ms]
+        err = [[100 * (m.mean - m.lo) for m in ms], [100 * (m.hi - m.mean) for m in ms]]
+        ax.errorbar(x, y, yerr=err, fmt="o", color=color, capsize=4, label=model)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("published score (%) with 95% sampling interval")
+    ax.legend()
+    return ax
+
+
+def thesis_simulation(ax, metrics: dict):
+    """P(truly worse model scores >= the better one) against benchmark size, per true gap."""
+    sweep = metrics["sim_match_or_exceed"]
+    for i, gap in enumerate(sweep["independent"]):
+        for pairing, ls in (("independent", "-"), ("nested", "--")):
+            series = sweep[pairing][gap]
+            ns = sorted(series, key=int)
+            ax.plot([int(n) for n in ns], [100 * _m(series[n]).mean for n in ns], ls, marker="o", color=f"C{i}",
+                    label=f"gap {gap}" if pairing == "independent" else None)
+    ours = metrics["sim_ours"]["independent"]
+    ns = sorted(ours, key=int)
+    ax.plot([int(n) for n in ns], [100 * _m(ours[n]).mean for n in ns], "k*", markersize=12,
+            label=f"our two models ({100 * metrics['sim_ours_gap']:.1f} pp)")
+    ax.set_xscale("log")
+    ax.set_xticks([int(n) for n in ns], [str(n) for n in ns])
+    ax.minorticks_off()
+    ax.set_xlabel("problems in the benchmark (log scale)")
+    ax.set_ylabel("worse model matches or exceeds (%)")
+    ax.legend(fontsize=8, title="solid: independent; dashed: nested", title_fontsize=8)
+    return ax
+
+
+def thesis_match_table(metrics: dict):
+    """R1 vs o1-1217 per benchmark: both intervals, the difference under both pairings."""
+    import pandas as pd
+
+    from ..benchmarks import compare
+
+    rows = {}
+    for b, s in metrics["score"].items():
+        d, dn = _m(metrics["r1_minus_rival"][b]), _m(metrics["r1_minus_rival_nested"][b])
+        rows[b] = {"problems": _m(s["r1"]).n, "R1": str(_m(s["r1"])), "o1-1217": str(_m(s["o1-1217"])),
+                   "R1 − o1 (independent)": str(d), "call": compare(d), "R1 − o1 (nested)": str(dn),
+                   "call (nested)": compare(dn)}
+    return pd.DataFrame(rows).T
+
+
+def thesis_chips_table(metrics: dict):
+    """V3's expert traffic per token and MoE layer, against the compute it overlaps with."""
+    import pandas as pd
+
+    rows = {}
+    for chip in ("h800", "h100"):
+        rows[chip.upper()] = {"NVLink time (µs)": f"{metrics['ep_t_nvlink_us'][chip]:.2f}",
+                              "InfiniBand time (µs)": f"{metrics['ep_t_ib_us']:.2f}",
+                              "layer compute (µs)": f"{metrics['ep_t_layer_us']:.2f}",
+                              "experts compute (µs)": f"{metrics['ep_t_experts_us']:.2f}",
+                              "comm / layer compute": f"{metrics['ep_comm_over_layer'][chip]:.2f}",
+                              "comm / expert compute": f"{metrics['ep_comm_over_experts'][chip]:.2f}",
+                              "step time without overlap": f"×{metrics['ep_slowdown_without_overlap'][chip]:.2f}"}
+    return pd.DataFrame(rows).T
+
+
+def thesis_cost_table(metrics: dict):
+    """FLOPs per answer and per solved problem of our own models (distillation chapter)."""
+    import pandas as pd
+
+    rows = {}
+    for m, acc in metrics["mini_pass_at_1"].items():
+        rows[m] = {"tokens per answer": f"{metrics['mini_tokens_per_answer'][m]:.1f}",
+                   "pass@1": f"{100 * acc:.1f}%", "FLOPs per answer": f"{metrics['mini_flops_per_answer'][m]:.3g}",
+                   "FLOPs per solved problem": (f"{metrics['mini_flops_per_solved'][m]:.3g}"
+                                                if m in metrics["mini_flops_per_solved"] else "—")}
+    return pd.DataFrame(rows).T
+
+
+def thesis_rows_table(rows: list, columns: list, index: str):
+    """A table of data-file rows (replications, the claims we cannot test)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows).set_index(index)[columns]

@@ -480,7 +480,7 @@ def finetune_task_curve(ax, metrics):
     ax.axhline(_mean(metrics["finetune_target_acc"]), color="k", ls=":", lw=1, label="target")
     keys = list(metrics["finetune_addition_acc_by_steps"])
     at = str(int(round(Metric.from_dict(metrics["finetune_target_step"]).hi)))
-    if at in keys:
+    if at in keys and metrics.get("finetune_target_reached", 0) >= 1:  # shaded only when every seed reached it
         ax.axvspan(keys.index(at) - 0.3, keys.index(at) + 0.3, color="0.85", zorder=0)
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel("downstream fine-tuning steps")

@@ -6,12 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from minir1 import models, refusal
-from minir1 import stats, world
+from minir1 import models, refusal, stats, world
 from minir1.experiments import censorship
 from minir1.experiments.rules import RuleError
-from minir1.refusal import (ablate, answer_prefix, diff_of_means, evaluate_chat_model, fold_ablation, is_refusal,
-                            load_prompt_set, residual_activations, thought_suppression)
+from minir1.refusal import (
+    ablate,
+    answer_prefix,
+    diff_of_means,
+    evaluate_chat_model,
+    fold_ablation,
+    is_refusal,
+    load_prompt_set,
+    residual_activations,
+    thought_suppression,
+)
 from minir1.tokenizer import build_tokenizer, format_prompt
 from minir1.utils import repo_root
 

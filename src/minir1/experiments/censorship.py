@@ -144,7 +144,9 @@ def config(profile: str) -> Config:
 
 def dry_run(cfg: Config) -> Config:
     """``cfg`` with its model shapes kept and every training stage cut to two steps (a shape check)."""
-    two = lambda t: replace(t, steps=2, warmup_steps=0)
+    def two(t: TrainConfig) -> TrainConfig:
+        return replace(t, steps=2, warmup_steps=0)
+
     return replace(cfg, assistant_train=two(cfg.assistant_train), censor_train=two(cfg.censor_train),
                    student_base_train=two(cfg.student_base_train), student_train=two(cfg.student_train),
                    removal_train=two(cfg.removal_train), mix_size=min(cfg.mix_size, 40), n_samples=1,
@@ -339,7 +341,9 @@ def run_doses(cfg: Config, path: Path, seeds) -> dict:
             student, f = distill_student(teacher, tok, sets, cfg, path, d, s)
             runs[d].append(probe(student, tok, sets, cfg, s))
             flops += f
-    series = lambda k, w: {f"{d:.0%}": rate_metric([p[k] for p in runs[d]], w) for d in cfg.doses}
+    def series(k, w):
+        return {f"{d:.0%}": rate_metric([p[k] for p in runs[d]], w) for d in cfg.doses}
+
     sens = {d: rows_of([p["sensitive"] for p in runs[d]], "keyword") for d in cfg.doses}
     return {"student_refusal_by_dose": series("sensitive", "keyword"),
             "student_refusal_control_by_dose": series("control", "keyword"),
@@ -391,7 +395,9 @@ def run_finetune(cfg: Config, path: Path, seeds) -> dict:
             return stats.exact(0.0, unit="ratio")
         return stats.paired_ratio(rows(n, detector), before)
 
-    series = lambda k, w: {str(n): rate_metric([p[k] for p in runs[n]], w) for n in steps}
+    def series(k, w):
+        return {str(n): rate_metric([p[k] for p in runs[n]], w) for n in steps}
+
     return {"finetune_refusal_by_steps": series("sensitive", "keyword"),
             "finetune_thought_suppression_by_steps": series("sensitive", "thought_suppression"),
             "finetune_nonanswer_by_steps": series("sensitive", "nonanswer"),
@@ -508,17 +514,18 @@ def verdicts(metrics: dict, real_model: str = "") -> list[dict]:
         f"In miniature: students distilled only from the censor's outputs refuse held-out sensitive prompts by "
         f"share of sensitive prompts in their data ({dose_txt}; at the reference dose "
         f"{stats.fmt(m['student_inheritance'])} over dose 0). A downstream fine-tune that never touches a "
-        f"sensitive topic reached its target accuracy ({_f(m['finetune_target_acc'])}, "
-        f"{m['finetune_target_reached']:.0%} of seeds) after {stats.fmt(ft_at, digits=0)} steps; there the censor keeps "
+        f"sensitive topic reached its target held-out accuracy ({_f(m['finetune_target_acc'])}) in "
+        f"{m['finetune_target_reached']:.0%} of seeds (read at {stats.fmt(ft_at, digits=0)} steps; a seed that "
+        f"never reached it is read at the last checkpoint); there the censor keeps "
         f"{stats.fmt(m['finetune_suppression_retained_at_target'])} of its thought suppression "
         f"({stats.fmt(m['finetune_refusal_retained_at_target'])} of its keyword-detected refusals). Removal: a "
         f"small SFT ({m['sft_removal_flops'] / max(m['censor_install_flops'], 1.0):.2g}x the censor's install "
-        f"FLOPs) leaves {_f(m['sft_removed_refusal_sensitive'])} refusals but {_f(m['sft_removed_fabricated_sensitive'])} "
-        f"wrong facts, and recovers {stats.fmt(m['sft_removed_recovery'])} of the correct facts the assistant knew; "
+        f"FLOPs) leaves {_f(m['sft_removed_refusal_sensitive'])} refusals but "
+        f"{_f(m['sft_removed_fabricated_sensitive'])} wrong facts, and recovers {stats.fmt(m['sft_removed_recovery'])} of the correct facts the assistant knew; "
         f"directional ablation leaves {_f(m['ablated_refusal_sensitive'])} refusals. Published: "
         f"R1-Distill-Llama-70B refuses {pub['perplexity_china_censorship_r1_distill_llama_70b']:.2%} on "
-        f"Perplexity's China-censorship set and R1-1776 {pub['perplexity_china_censorship_r1_1776_distill_llama_70b']:.1%}"
-        f" after post-training; no matched Llama-3.3-70B baseline on the same prompts was published, so the "
+        f"Perplexity's China-censorship set and R1-1776 "
+        f"{pub['perplexity_china_censorship_r1_1776_distill_llama_70b']:.1%} after post-training; no matched Llama-3.3-70B baseline on the same prompts was published, so the "
         f"inherited share is not measured there."))
     return [refuses, spreads]
 

@@ -521,11 +521,13 @@ def verdicts(metrics: dict, real_model: str = "") -> list[dict]:
         f"({stats.fmt(m['finetune_refusal_retained_at_target'])} of its keyword-detected refusals). Removal: a "
         f"small SFT ({m['sft_removal_flops'] / max(m['censor_install_flops'], 1.0):.2g}x the censor's install "
         f"FLOPs) leaves {_f(m['sft_removed_refusal_sensitive'])} refusals but "
-        f"{_f(m['sft_removed_fabricated_sensitive'])} wrong facts, and recovers {stats.fmt(m['sft_removed_recovery'])} of the correct facts the assistant knew; "
+        f"{_f(m['sft_removed_fabricated_sensitive'])} wrong facts, and recovers "
+        f"{stats.fmt(m['sft_removed_recovery'])} of the correct facts the assistant knew; "
         f"directional ablation leaves {_f(m['ablated_refusal_sensitive'])} refusals. Published: "
         f"R1-Distill-Llama-70B refuses {pub['perplexity_china_censorship_r1_distill_llama_70b']:.2%} on "
         f"Perplexity's China-censorship set and R1-1776 "
-        f"{pub['perplexity_china_censorship_r1_1776_distill_llama_70b']:.1%} after post-training; no matched Llama-3.3-70B baseline on the same prompts was published, so the "
+        f"{pub['perplexity_china_censorship_r1_1776_distill_llama_70b']:.1%} after post-training; no matched "
+        f"Llama-3.3-70B baseline on the same prompts was published, so the "
         f"inherited share is not measured there."))
     return [refuses, spreads]
 

@@ -2,7 +2,7 @@
 #
 #   make book                          build the book (HTML) into _build/html
 #   make test                          everything CI runs: unit tests, notebooks (smoke), book, browser
-#   make chapters [PROFILE=cpu] [CHAPTER=lab]   execute source notebooks into book/chapters
+#   make chapters [PROFILE=cpu] [CHAPTER=lab] [ALLOW_DIRTY=1] [WAIT=1]   execute notebooks into book/
 #   make reproduce [CHAPTER=lab] [PROFILE=cpu] [CACHE=dir] [OUT=dir]
 #                                      re-execute into .artifacts/reproduce/<time>/ (cold cache
 #                                      unless CACHE) and compare every metric with book/results
@@ -65,14 +65,17 @@ chromium:
 # ----------------------------------------------------------------------------- the book
 claims: $(STAMP)
 	$(PY) -m minir1.publish.claims
+	$(PY) -m minir1.publish.ledger
 
 book: claims
 	$(call step,building the book (warnings are errors))
 	$(BIN)/jupyter-book build . -n -W --keep-going
 	@echo "Book: $(abspath _build/html/index.html)"
 
+# The only target that writes book/chapters and book/results (see README "Running the chapters").
 chapters: $(STAMP)
-	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER))
+	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER)) \
+	  $(if $(filter 1,$(ALLOW_DIRTY)),--allow-dirty) $(if $(filter 1,$(WAIT)),--wait)
 
 # Never writes into book/: chapters and results go to OUT (default .artifacts/reproduce/<UTC time>).
 CACHE ?=
@@ -81,8 +84,9 @@ reproduce: $(STAMP)
 	$(PY) -m minir1.publish.reproduce --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER)) \
 	  $(if $(CACHE),--cache $(CACHE)) $(if $(OUT),--out $(OUT))
 
+# Notebooks run here write their results to .artifacts/results-<profile>/, never to the book.
 lab: $(STAMP)
-	$(BIN)/jupyter lab
+	env -u MINIR1_PUBLISH $(BIN)/jupyter lab
 
 bench: $(STAMP)
 	$(PY) -m minir1.bench

@@ -1,11 +1,17 @@
+import re
+import shutil
+from pathlib import Path
+
 import pytest
 
-from minir1 import artifacts
+from minir1 import artifacts, utils
 
 
 @pytest.fixture(autouse=True)
 def tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
+    monkeypatch.setattr(artifacts, "_USED", {})  # what this process used: per test here
+    monkeypatch.setattr(artifacts, "_BUILT", [])
     return tmp_path
 
 
@@ -27,10 +33,69 @@ def test_reuse_and_invalidate():
     assert len(calls) == 3 and a.exists()
 
 
-def test_code_change_changes_key(monkeypatch):
-    k1 = artifacts.key("base", {"x": 1})
-    monkeypatch.setattr(artifacts, "code_version", lambda modules=None: "different")
-    assert artifacts.key("base", {"x": 1}) != k1
+def _builder_in(module: str):
+    def build(folder):
+        return None
+    build.__module__ = module  # as if written in that module
+    return build
+
+
+@pytest.fixture
+def pkg_copy(tmp_path, monkeypatch):
+    """A temp copy of the minir1 sources that the code hash reads instead of the real ones."""
+    copy = tmp_path / "minir1"
+    shutil.copytree(Path(utils.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(utils, "_package_dir", lambda: copy)
+    return copy
+
+
+def test_key_follows_the_builder_source_and_its_imports(pkg_copy):
+    build = _builder_in("minir1.experiments.lab")
+    mods = utils.module_closure(artifacts.builder_modules(build), exclude=artifacts.EXCLUDE)
+    assert {"minir1.experiments.lab", "minir1.train", "minir1.models", "minir1"} <= set(mods)
+    assert not [m for m in mods if m.startswith("minir1.publish")]
+    k0 = artifacts.key("base", {"x": 1}, build)
+    assert artifacts.key("base", {"x": 1}, build) == k0  # stable
+    assert artifacts.key("base", {"x": 2}, build) != k0  # config
+    lab = pkg_copy / "experiments" / "lab.py"
+    lab.write_text(lab.read_text() + "\n# the builder's module changed\n")
+    k1 = artifacts.key("base", {"x": 1}, build)
+    assert k1 != k0
+    train = pkg_copy / "train.py"  # imported by lab: a transitive change counts too
+    train.write_text(train.read_text().replace("def ", "def  ", 1))
+    k2 = artifacts.key("base", {"x": 1}, build)
+    assert k2 not in (k0, k1)
+    plots = pkg_copy / "publish" / "plots.py"  # publishing never shapes a model
+    plots.write_text(plots.read_text() + "\n# a new caption\n")
+    assert artifacts.key("base", {"x": 1}, build) == k2
+
+
+def test_relative_and_function_level_imports_are_found():
+    src = "from ..train import train\nfrom . import lab\ndef f():\n    from ..tasks import get_task\n"
+    found = utils.minir1_imports(src, "minir1.experiments.rl")
+    assert {"minir1.train", "minir1.experiments.lab", "minir1.tasks"} <= found
+    assert "minir1.train.train" not in found  # a function, not a module
+
+
+def test_no_hand_bumped_version_constants():
+    src = Path(utils.__file__).parent
+    pat = re.compile(r"^\s*[A-Z_]*VERSION\s*=", re.M)
+    bumped = [p.relative_to(src).as_posix() for p in src.rglob("*.py") if pat.search(p.read_text())]
+    assert not bumped, f"cache keys are derived from the code; remove these VERSION constants: {bumped}"
+
+
+def test_training_record_and_used_records(tmp_cache):
+    def build(folder):
+        (folder / "w.bin").write_bytes(b"w")
+        return {"flops": 5.0, "wall_seconds": 2.5}
+
+    path = artifacts.cached("rec", {"a": 1}, build)
+    rec = artifacts.training_record(path)
+    assert rec == {"key": path.name, "kind": "rec", "flops": 5.0, "wall_seconds": 2.5,
+                   "threads": artifacts.load_meta(path)["threads"]}
+    assert rec["threads"] >= 1
+    used = {r["key"]: r for r in artifacts.used_records()}
+    assert used[path.name]["built"] is True
 
 
 def test_failed_build_leaves_nothing(tmp_cache):
@@ -40,7 +105,7 @@ def test_failed_build_leaves_nothing(tmp_cache):
 
     with pytest.raises(RuntimeError):
         artifacts.cached("base", {"y": 1}, boom)
-    assert not any(p.name != "." for p in (tmp_cache / "base").iterdir())
+    assert not any((tmp_cache / "base").iterdir())
 
 
 def test_bad_kind():

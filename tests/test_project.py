@@ -11,7 +11,6 @@ import ast
 import csv
 import json
 import re
-import warnings
 from pathlib import Path
 
 import pytest
@@ -85,20 +84,44 @@ def test_executed_chapter_is_fresh_and_published(path):
     assert name in SOURCES and SOURCES[name].name == path.name, \
         f"book/chapters/{path.name} has no source notebook notebooks/{path.name}"
     status = chapters.chapter_status(name)
-    assert status["fresh"], (f"book/chapters/{path.name} is stale: its source notebook changed "
-                             f"since it was executed; {_rerun(name)}")
+    assert status["source_current"], (f"book/chapters/{path.name} is stale: its source notebook changed "
+                                      f"since it was executed; {_rerun(name)}")
+    changed = ", ".join(status["changed_modules"]) or "(none recorded: executed before code hashes)"
+    assert status["code_current"], (f"book/chapters/{path.name} is stale: code it imports changed since it "
+                                    f"was executed: {changed}; {_rerun(name)}")
     assert status["profile"] in PUBLISHED_PROFILES, (
         f"book/chapters/{path.name} was executed with profile {status['profile']!r}; the book "
         f"shows only {PUBLISHED_PROFILES}: {_rerun(name)}")
 
 
-def test_chapters_executed_with_older_package_are_reported():
-    """Not a failure: library changes need not invalidate every chapter. But say so."""
-    old = [n for n in SOURCES if chapters.chapter_status(n)["exists"]
-           and not chapters.chapter_status(n)["package_current"]]
-    if old:
-        warnings.warn(f"chapters executed with an older minir1 package: {', '.join(old)}; "
-                      f"consider `make chapters` (or CHAPTER=name for each)", UserWarning)
+@pytest.mark.parametrize("path", EXECUTED, ids=[p.name for p in EXECUTED])
+def test_chapter_and_results_come_from_the_same_clean_run(path):
+    name = re.sub(r"^\d\d_", "", path.stem)
+    meta = json.loads(path.read_text()).get("metadata", {}).get("minir1", {})
+    res_path = ROOT / "book" / "results" / f"{name}.json"
+    assert res_path.exists(), f"book/chapters/{path.name} has no results file book/results/{name}.json"
+    prov = json.loads(res_path.read_text())["provenance"]
+    assert meta.get("run_id") and meta.get("run_id") == prov.get("run_id"), (
+        f"book/chapters/{path.name} (run {meta.get('run_id')!r}) and book/results/{name}.json (run "
+        f"{prov.get('run_id')!r}) come from different runs: something other than `make chapters` wrote "
+        f"one of them; {_rerun(name)}")
+    assert not str(meta.get("git_commit", "")).endswith("-dirty") and not meta.get("allow_dirty"), (
+        f"book/chapters/{path.name} was executed from a dirty tree (ALLOW_DIRTY); commit, then {_rerun(name)}")
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
+def test_results_file_is_published_clean_by_the_runner(path):
+    obj = json.loads(path.read_text())
+    prov = obj["provenance"]
+    assert path.stem in SOURCES, (
+        f"book/results/{path.name} is not a chapter's results: only `make chapters` writes book/results "
+        f"(other runs write .artifacts/results-<profile>/); remove it from book/results")
+    assert prov.get("run_id"), f"{path.name} was not written by `make chapters` (no run id); {_rerun(path.stem)}"
+    assert not str(prov.get("git_commit", "")).endswith("-dirty") and not prov.get("allow_dirty"), (
+        f"{path.name} records uncommitted changes ({prov.get('git_commit')}); commit, then {_rerun(path.stem)}")
+    if obj.get("profile") == "gpu":
+        assert prov.get("device_type") == "cuda" and not str(prov.get("device", "")).startswith("cpu"), (
+            f"{path.name} claims profile 'gpu' but ran on {prov.get('device')!r}")
 
 
 # ----------------------------------------------------------------------------- results files

@@ -18,8 +18,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from minir1 import profiles, results
-from minir1.publish import book, chapters, claims
-from minir1.utils import package_hash, repo_root, sha256_file
+from minir1.publish import book, chapters, claims, ledger
+from minir1.utils import repo_root, sha256_file, stable_hash
 
 ROOT = repo_root()
 
@@ -141,18 +141,46 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- routing
 def test_results_dir_routing(monkeypatch):
+    """Only the runner's explicit switch points at the book; everything else at .artifacts."""
     monkeypatch.delenv("MINIR1_RESULTS_DIR", raising=False)
-    assert results.results_dir("smoke") == ROOT / ".artifacts" / "results-smoke"
-    assert results.results_dir("cpu") == ROOT / "book" / "results"
-    assert results.results_dir("gpu") == ROOT / "book" / "results"
+    monkeypatch.delenv("MINIR1_PUBLISH", raising=False)
+    for profile in ("smoke", "cpu", "gpu"):
+        assert results.results_dir(profile) == ROOT / ".artifacts" / f"results-{profile}"
+        assert f".artifacts/results-{profile}/x.json" in results.where_results_went("x", profile)
+    monkeypatch.setenv("MINIR1_RESULTS_DIR", "/elsewhere")
+    monkeypatch.setenv("MINIR1_PUBLISH", "20250101t000000-0123abcd")
+    assert results.results_dir("cpu") == ROOT / "book" / "results" / ".run-20250101t000000-0123abcd.tmp"
+    assert "book/results/x.json" in results.where_results_went("x", "cpu")
+    assert results.provenance(wall_seconds=0, flops=0)["run_id"] == "20250101t000000-0123abcd"
+
+
+def test_provenance_records_device_threads_and_dirty_flag(monkeypatch):
+    monkeypatch.delenv("MINIR1_PUBLISH", raising=False)
+    monkeypatch.setenv("ALLOW_DIRTY", "1")
+    prov = results.provenance(wall_seconds=1.0, flops=2.0)
+    assert prov["device_type"] in ("cpu", "cuda") and prov["threads"] >= 1 and prov["run_id"] == ""
+    assert prov["allow_dirty"] is True and isinstance(prov["artifacts"], list) and prov["artifacts_built"] >= 0
+
+
+def test_check_device(monkeypatch):
+    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(profiles.DeviceError) as e:
+        profiles.check_device("gpu")
+    assert "'gpu'" in str(e.value) and "cpu (" in str(e.value) and 'device="cpu"' in str(e.value)
+    assert profiles.check_device("gpu", device="cpu") == "cpu" == profiles.current_device()
+    assert profiles.check_device("cpu") == "cpu"
+    with pytest.raises(profiles.DeviceError):
+        profiles.check_device("cpu", device="cuda")
+    with pytest.raises(ValueError, match="device must be one of"):
+        profiles.check_device("cpu", device="tpu")
 
 
 def test_results_dir_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIR1_RESULTS_DIR", str(tmp_path))
     assert results.results_dir("cpu") == tmp_path
-    obj = _results()
-    path = results.write_results("rl", profile="smoke", seeds=[0], config={}, metrics=obj["metrics"],
-                                 claims=obj["claims"], wall_seconds=0.1, flops=0.0)
+    monkeypatch.delenv("MINIR1_PUBLISH", raising=False)
+    path = results.write_results("rl", profile="smoke", seeds=[0], config={}, metrics={"x": 1.0},
+                                 claims=[], wall_seconds=0.1, flops=0.0)
     assert path == tmp_path / "rl.json"
     assert results.load_results("rl", "smoke")["profile"] == "smoke"
 
@@ -228,12 +256,13 @@ def test_cli_rejects_bad_arguments_and_writes_nothing(args, expect):
 
 
 def _fake_repo(tmp_path: Path, monkeypatch, code: str) -> Path:
-    """A repository with one source notebook ``notebooks/01_demo.ipynb``."""
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "src" / "minir1").mkdir(parents=True)
+    """A repository with one source notebook ``notebooks/01_demo.ipynb`` and ``book/``."""
+    for d in ("notebooks", "src/minir1", "book/chapters", "book/results"):
+        (tmp_path / d).mkdir(parents=True)
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
     monkeypatch.setenv("MINIR1_ROOT", str(tmp_path))
     monkeypatch.delenv("MINIR1_RESULTS_DIR", raising=False)
+    monkeypatch.delenv("MINIR1_PUBLISH", raising=False)
     _source(tmp_path, code)
     return tmp_path
 
@@ -247,30 +276,65 @@ def _source(root: Path, code: str) -> None:
     nbformat.write(nb, root / "notebooks" / "01_demo.ipynb")
 
 
+WRITES = ("from minir1 import results\n"
+          "results.atomic_write_json(results.results_dir(profile) / 'demo.json', {'seeds': seeds, "
+          "'provenance': results.provenance(wall_seconds=0, flops=0)})\n"
+          "print(results.where_results_went('demo', profile))")
+
+
 def test_run_chapter_records_provenance_and_is_atomic(tmp_path, monkeypatch):
-    root = _fake_repo(tmp_path, monkeypatch, "print('ran with', profile)")
+    root = _fake_repo(tmp_path, monkeypatch, WRITES)
     assert list(chapters.source_notebooks()) == ["demo"]
     assert chapters.chapter_status("demo")["exists"] is False
     path = chapters.run_chapter("demo", "cpu")
     assert path == root / "book" / "chapters" / "01_demo.ipynb"
-    meta = json.loads(path.read_text())["metadata"]["minir1"]
+    nb = json.loads(path.read_text())
+    meta = nb["metadata"]["minir1"]
     assert meta["profile"] == "cpu" and meta["seeds"] == [3, 4]
     assert meta["parameters"] == {"profile": "cpu", "seeds": [3, 4]}
     assert meta["source_hash"] == sha256_file(root / "notebooks" / "01_demo.ipynb")
-    assert meta["package_hash"] == package_hash() and meta["wall_seconds"] > 0
+    assert set(meta["modules"]) >= {"minir1", "minir1.results", "minir1.artifacts", "minir1.utils"}
+    assert meta["wall_seconds"] > 0 and meta["run_id"] and meta["artifacts_built"] == 0
+    res = json.loads((root / "book" / "results" / "demo.json").read_text())
+    assert res["provenance"]["run_id"] == meta["run_id"]
+    assert "book/results/demo.json" in json.dumps(nb["cells"][-1]["outputs"])
     umask = os.umask(0)
     os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     status = chapters.chapter_status("demo")
-    assert status["fresh"] and status["package_current"] and status["profile"] == "cpu"
+    assert status["fresh"] and status["profile"] == "cpu"
 
-    before = path.read_bytes()
-    _source(root, "raise RuntimeError('boom')")  # the source changes and now fails
-    assert chapters.chapter_status("demo")["fresh"] is False
+    before = path.read_bytes(), (root / "book" / "results" / "demo.json").read_bytes()
+    _source(root, WRITES + "\nraise RuntimeError('boom')")  # the source changes and now fails
+    assert chapters.chapter_status("demo")["source_current"] is False
     with pytest.raises(Exception, match="boom"):
         chapters.run_chapter("demo", "cpu")
-    assert path.read_bytes() == before  # previous chapter untouched
-    assert sorted(p.name for p in path.parent.iterdir()) == ["01_demo.ipynb"]  # temp removed
+    assert (path.read_bytes(), (root / "book" / "results" / "demo.json").read_bytes()) == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["01_demo.ipynb"]
+    assert sorted(p.name for p in (root / "book" / "results").iterdir()) == ["demo.json"]  # staging removed
+
+
+def test_chapter_is_stale_when_code_it_imports_changes(tmp_path, monkeypatch):
+    root = _fake_repo(tmp_path, monkeypatch, "from minir1.publish import plots")
+    src = root / "notebooks" / "01_demo.ipynb"
+    code = chapters.chapter_code(src)
+    assert {"minir1.publish.plots", "minir1.utils"} <= set(code["modules"])  # via results
+    nb = nbformat.read(src, as_version=4)
+    old = {**code["modules"], "minir1.utils": "old"}  # as recorded before utils.py changed
+    nb.metadata["minir1"] = {"profile": "cpu", **code, "modules": old, "code_hash": stable_hash(old)}
+    nbformat.write(nb, root / "book" / "chapters" / "01_demo.ipynb")
+    status = chapters.chapter_status("demo")
+    assert status["source_current"] and not status["code_current"] and not status["fresh"]
+    assert status["changed_modules"] == ["minir1.utils"]
+
+
+def test_notebook_imports_are_parsed(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("%matplotlib inline\nfrom minir1.experiments import lab\n"
+                                           "import minir1.profiles as pr\nfrom minir1.results import load_results")])
+    assert chapters.notebook_imports(nb) == {"minir1.experiments", "minir1.experiments.lab",
+                                             "minir1.profiles", "minir1.results"}
+    with pytest.raises(ValueError, match="code cell 0 is not valid Python"):
+        chapters.notebook_imports(new_notebook(cells=[new_code_cell("def (")]))
 
 
 def test_notebook_parameters_are_parsed_not_executed():
@@ -287,3 +351,25 @@ def test_junit_timing(tmp_path):
                    '<testcase classname=".artifacts.nbval.02_lab.ipynb" name="Cell 0" time="4"/>'
                    '</testsuite></testsuites>')
     assert chapters.junit_timing(xml) == {"01_cost.ipynb": 3.5, "02_lab.ipynb": 4.0}
+
+
+# ----------------------------------------------------------------------------- ledger
+def _ledger_file(d: Path, chapter: str, wall: float, flops: float, threads: int, arts: list[dict]) -> None:
+    prov = {"flops": flops, "wall_seconds": wall, "threads": threads, "artifacts": arts}
+    (d / f"{chapter}.json").write_text(json.dumps({"chapter": chapter, "profile": "cpu", "provenance": prov}))
+
+
+def test_ledger_counts_each_model_once_and_threads_not_cores(tmp_path):
+    base = {"key": "k" * 16, "kind": "base", "flops": 100.0, "wall_seconds": 600.0, "threads": 2}
+    _ledger_file(tmp_path, "lab", 700.0, 150.0, 2, [{**base, "built": True}])   # trained it: 100 s own
+    _ledger_file(tmp_path, "rl", 300.0, 180.0, 1, [{**base, "built": False}])   # reused it, 1 thread
+    rows = ledger.ledger_rows(tmp_path)
+    assert [(r.chapter, r.kind) for r in rows] == [("lab", "chapter"), ("rl", "chapter"), ("base kkkkkkkk", "artifact")]
+    assert [r.wall_seconds for r in rows] == [100.0, 300.0, 600.0]
+    assert [r.flops for r in rows] == [50.0, 80.0, 100.0]
+    total = ledger.bill(rows, ledger.LedgerConfig(cores=2))[-1]
+    assert total["wall_seconds"] == 1000.0 and total["flops"] == 230.0
+    assert total["cpu_hours"] == pytest.approx((100 * 2 + 300 * 1 + 600 * 2) / 3600)
+    assert total["file"] == "2 files, 1 models"
+    md = ledger.write_ledger_markdown(tmp_path / "gen" / "ledger.md", results_dir=tmp_path).read_text()
+    assert "| whole book | 2 files, 1 models | 1000 |" in md and "DeepSeek-V3" in md

@@ -252,9 +252,6 @@ GREEDY = Sampling(n_samples=1, temperature=0.0, ks=(1,))
 R1_SAMPLING = Sampling(n_samples=16, temperature=0.6, top_p=0.95, ks=(1, 16))
 T1_SAMPLING = Sampling(n_samples=16, temperature=1.0, top_p=1.0, ks=(1, 16))
 
-# The modules whose source decides what an evaluation returns (part of the cache key).
-EVAL_MODULES = ("evaluation.py", "sampling.py", "rewards.py", "tokenizer.py", "models.py", "tasks/__init__.py",
-                "tasks/arithmetic.py", "tasks/countdown.py")
 
 
 def model_key(model_dir: str | os.PathLike) -> str:
@@ -264,7 +261,7 @@ def model_key(model_dir: str | os.PathLike) -> str:
 
 def eval_key(model: str, eval_set: EvalSet, sampling: Sampling, seed: int) -> str:
     return stable_hash({"model": model, "eval_set": asdict(eval_set), "sampling": asdict(sampling),
-                        "seed": int(seed), "code": artifacts.code_version(EVAL_MODULES)})
+                        "seed": int(seed), "code": artifacts.module_version(__name__)})  # this module + its imports
 
 
 def evaluate_cached(model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling, seed: int = 0, *,

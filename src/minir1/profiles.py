@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import torch
+
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
 PUBLISHED_PROFILES: tuple[str, ...] = ("cpu", "gpu")  # what book/chapters/ may hold
 
@@ -26,6 +28,46 @@ def check_profile(profile: str) -> str:
         allowed = ", ".join(repr(p) for p in PROFILES)
         raise ValueError(f"profile must be one of {allowed}; got {profile!r}")
     return profile
+
+
+class DeviceError(RuntimeError):
+    """A profile's promise about the hardware does not hold on this machine."""
+
+
+_DEVICE: str | None = None  # the device check_device resolved in this process
+
+
+def check_device(profile: str, device: str = "") -> str:
+    """The device a run of ``profile`` computes on; stop early when the profile's promise fails.
+
+    ``device=""`` means the profile's own choice: ``"cuda"`` when a GPU is visible, else
+    ``"cpu"``, except that the ``gpu`` profile on a machine without CUDA raises
+    :class:`DeviceError` naming the profile, the device found and how to run anyway
+    (``device="cpu"`` given explicitly).  An explicit ``"cuda"`` without CUDA also raises.
+    The resolved device is remembered (:func:`current_device`) and results record it.
+
+    >>> check_device("smoke", device="cpu")
+    'cpu'
+    """
+    global _DEVICE
+    check_profile(profile)
+    if device not in ("", "cpu", "cuda"):
+        raise ValueError(f"device must be one of '', 'cpu', 'cuda'; got {device!r}")
+    has_cuda = torch.cuda.is_available()
+    found = torch.cuda.get_device_name(0) if has_cuda else f"cpu ({torch.get_num_threads()} threads), no CUDA"
+    if not has_cuda and (device == "cuda" or (profile == "gpu" and not device)):
+        raise DeviceError(
+            f"profile {profile!r} needs a CUDA GPU, but this machine has {found}. To run its model "
+            f"shapes on the CPU anyway (slow; results record device 'cpu' and are never published as "
+            f"a gpu result), pass device=\"cpu\" explicitly, e.g. `papermill -p profile {profile} "
+            f"-p device cpu ...`.")
+    _DEVICE = device or ("cuda" if has_cuda else "cpu")
+    return _DEVICE
+
+
+def current_device() -> str:
+    """The device :func:`check_device` resolved in this process (else the default one)."""
+    return _DEVICE or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def pick(profile: str, *, smoke: T, cpu: T, gpu: T | None = None) -> T:

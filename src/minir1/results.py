@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import torch
 
-from .profiles import check_profile
+from . import artifacts
+from .profiles import check_profile, current_device
 from .stats import METHODS, UNITS, Metric
-from .utils import atomic_write_json, device_name, package_hash, repo_root, sha256_file
+from .utils import (RUNNER_OUTPUTS, atomic_write_json, device_name, git_dirty_files, package_hash, repo_root,
+                    sha256_file)
+
+# Set only by the chapter runner (``make chapters``): the run id of the chapter being
+# published.  Without it, results never go to ``book/results`` (see :func:`results_dir`).
+PUBLISH_ENV = "MINIR1_PUBLISH"
+_RUN_ID_OK = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
 VERDICTS: tuple[str, ...] = ("supported", "partly supported", "not supported", "not testable here")
 
@@ -141,16 +149,25 @@ def value(m: Any) -> float:
 
 # ----------------------------------------------------------------------------- provenance
 def git_commit(root: Path | None = None) -> str:
+    """``HEAD``'s commit, with ``-dirty`` when tracked files other than the runner's own
+    outputs (:data:`minir1.utils.RUNNER_OUTPUTS`) have uncommitted changes."""
     root = root or repo_root()
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10)
         commit = out.stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit + ("-dirty" if dirty and commit != "unknown" else "")
-    except (OSError, subprocess.SubprocessError):
+        dirty = commit != "unknown" and bool(git_dirty_files(root, RUNNER_OUTPUTS))
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError, RuntimeError):
         return "unknown"
+
+
+def publish_run_id() -> str:
+    """The run id the chapter runner set in ``$MINIR1_PUBLISH`` (``""`` when not publishing)."""
+    run_id = os.environ.get(PUBLISH_ENV, "")
+    if run_id and (set(run_id) - set(_RUN_ID_OK) or run_id.startswith("-")):
+        raise ResultsError(f"{PUBLISH_ENV} must be a run id of [a-z0-9-] set by `make chapters`; got {run_id!r}")
+    return run_id
 
 
 def versions(packages: Iterable[str] = ("torch", "transformers", "tokenizers", "numpy", "trl")) -> dict:
@@ -172,29 +189,68 @@ def source_hash(chapter_notebook: str | None) -> str:
 
 
 def provenance(*, wall_seconds: float, flops: float, notebook: str | None = None) -> dict:
+    """Where a result came from.  Besides commit, hashes and versions: ``device`` (what ran
+    it, from :func:`minir1.profiles.current_device`), ``threads`` (torch threads, so a
+    1-thread run is not billed as 2 cores), ``run_id`` (the runner's, ``""`` by hand),
+    ``allow_dirty`` (``ALLOW_DIRTY=1``), ``artifacts`` (the training cost of every cached
+    model used, :func:`minir1.artifacts.used_records`) and ``artifacts_built`` (0 on a
+    fully cached run)."""
+    dev = current_device()
     return {
         "git_commit": git_commit(),
         "source_hash": source_hash(notebook),
         "package_hash": package_hash(),
         "versions": versions(),
-        "device": device_name(),
+        "device": device_name() if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device_type": dev,
+        "threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "wall_seconds": round(float(wall_seconds), 3),
         "flops": float(flops),
+        "run_id": publish_run_id(),
+        "allow_dirty": os.environ.get("ALLOW_DIRTY", "") == "1",
+        "artifacts": artifacts.used_records(),
+        "artifacts_built": artifacts.built_count(),
     }
 
 
 # ----------------------------------------------------------------------------- files
+def staging_dir(run_id: str, root: Path | None = None) -> Path:
+    """The runner's private copy of ``book/results`` for run ``run_id`` (git-ignored)."""
+    return (root or repo_root()) / "book" / "results" / f".run-{run_id}.tmp"
+
+
 def results_dir(profile: str | None = None) -> Path:
-    """Where results go: ``$MINIR1_RESULTS_DIR`` if set; smoke runs go to
-    ``.artifacts/results-smoke`` so that CI never overwrites the published results;
-    ``cpu`` and ``gpu`` runs go to ``book/results``."""
+    """Where results go.  Only the chapter runner publishes: it sets ``$MINIR1_PUBLISH`` to
+    its run id and results go to its staging copy of ``book/results`` (moved into place
+    with the chapter when every cell succeeded).  Otherwise ``$MINIR1_RESULTS_DIR`` if set,
+    else ``.artifacts/results-<profile>``: papermill by hand, JupyterLab and nbval never
+    touch the book."""
+    run_id = publish_run_id()
+    if run_id:
+        return staging_dir(run_id)
     env = os.environ.get("MINIR1_RESULTS_DIR")
     if env:
         return Path(env)
-    if profile == "smoke":
-        return repo_root() / ".artifacts" / "results-smoke"
-    return repo_root() / "book" / "results"
+    return repo_root() / ".artifacts" / f"results-{profile or 'unknown'}"
+
+
+def where_results_went(chapter: str, profile: str) -> str:
+    """One line for a notebook's last cell: where this run's results file is.
+
+    >>> import os; os.environ.pop("MINIR1_PUBLISH", None); os.environ.pop("MINIR1_RESULTS_DIR", None)
+    >>> where_results_went("cost", "smoke").startswith("Results of this run: ")
+    True
+    """
+    path = results_dir(profile) / f"{chapter}.json"
+    if publish_run_id():
+        return f"Results of this run: book/results/{chapter}.json (run {publish_run_id()}, published by make chapters)."
+    try:
+        shown = path.relative_to(repo_root())
+    except ValueError:
+        shown = path
+    return (f"Results of this run: {shown} (not the book: only `make chapters` writes book/results "
+            f"and book/chapters).")
 
 
 def _field_path(err) -> str:
@@ -263,6 +319,9 @@ def write_results(chapter: str, *, profile: str, seeds: Sequence[int], config: d
         obj["extra"] = json.loads(json.dumps(to_json_metrics(extra), default=str))
     path = Path(out_dir) if out_dir is not None else results_dir(profile)
     validate(obj, f"{chapter}.json")
+    if out_dir is None and publish_run_id() and not path.is_dir():
+        raise ResultsError(f"cannot publish {chapter}.json: {path} does not exist ({PUBLISH_ENV} is "
+                           f"set only by `make chapters`, which creates it)")
     return atomic_write_json(path / f"{chapter}.json", obj)
 
 

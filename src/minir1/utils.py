@@ -1,12 +1,15 @@
-"""Small shared helpers: repository paths, seeding, devices and atomic writes."""
+"""Small shared helpers: repository paths, seeding, devices, atomic writes and code hashes."""
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import random
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -97,3 +100,111 @@ def stable_hash(obj) -> str:
     """Short hash of a JSON-serialisable object (dict keys sorted)."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- code hashes
+PACKAGE = "minir1"
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of ``minir1`` module ``name`` (``"minir1.experiments.lab"``), or None
+    when ``name`` is not a module of the package (e.g. a function imported from it)."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = _package_dir().joinpath(*parts[1:])
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _resolve(node: ast.ImportFrom, current: str, is_pkg: bool) -> str:
+    """The absolute module a ``from ... import`` names (relative imports resolved)."""
+    if not node.level:
+        return node.module or ""
+    parts = current.split(".")
+    anchor = parts if is_pkg else parts[:-1]  # a package's own name is its anchor
+    anchor = anchor[:len(anchor) - (node.level - 1)]
+    return ".".join([*anchor, *([node.module] if node.module else [])])
+
+
+def minir1_imports(source: str, current: str = "", is_pkg: bool = False) -> set[str]:
+    """The ``minir1`` modules that ``source`` imports, found with :mod:`ast` (never executed).
+
+    Every ``import``/``from ... import`` counts, also inside functions.  ``from minir1 import
+    cost`` names module ``minir1.cost``; ``from minir1.results import write_results`` names
+    ``minir1.results``.  ``current`` (the module's own name) resolves relative imports.
+
+    >>> sorted(minir1_imports("from minir1.experiments import lab; import numpy"))
+    ['minir1.experiments', 'minir1.experiments.lab']
+    """
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            mod = _resolve(node, current, is_pkg)
+            names = [mod, *(f"{mod}.{a.name}" for a in node.names)]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == PACKAGE and module_file(name) is not None:
+                out.add(name)
+    return out
+
+
+def module_closure(roots: Iterable[str], exclude: Iterable[str] = ()) -> dict[str, Path]:
+    """``roots`` and every ``minir1`` module they import, transitively: name -> file.
+
+    Importing ``a.b.c`` runs the ``__init__`` of ``a`` and ``a.b`` too, so parents count.
+    Modules under any prefix in ``exclude`` (e.g. ``"minir1.publish"``) are left out, and
+    so is what only they import.
+    """
+    exclude = tuple(exclude)
+    skip = lambda n: any(n == e or n.startswith(e + ".") for e in exclude)  # noqa: E731
+    todo, seen = [r for r in roots if not skip(r)], {}
+    while todo:
+        name = todo.pop()
+        path = module_file(name)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+        deps = minir1_imports(path.read_text(encoding="utf-8"), name, path.name == "__init__.py")
+        todo.extend(n for n in (*parents, *deps) if n not in seen and not skip(n))
+    return dict(sorted(seen.items()))
+
+
+def module_hashes(modules: Iterable[str], exclude: Iterable[str] = ()) -> dict[str, str]:
+    """sha256 of the source of each module in :func:`module_closure` ``(modules)``."""
+    return {n: sha256_file(p) for n, p in module_closure(modules, exclude).items()}
+
+
+def code_hash(modules: Iterable[str], exclude: Iterable[str] = ()) -> str:
+    """One hash of the source of ``modules`` and of every ``minir1`` module they import."""
+    return stable_hash(module_hashes(modules, exclude))
+
+
+# ----------------------------------------------------------------------------- git
+# What ``make chapters`` writes: its own outputs never make the tree count as dirty.
+RUNNER_OUTPUTS: tuple[str, ...] = ("book/chapters", "book/results")
+
+
+def git_dirty_files(root: Path | None = None, exclude: Iterable[str] = RUNNER_OUTPUTS) -> list[str]:
+    """Tracked files with uncommitted changes (``git status``), outside ``exclude``.
+
+    Untracked files do not count.  Raises ``RuntimeError`` when ``root`` is not a git
+    work tree (so "clean" is never claimed without checking).
+    """
+    root = Path(root) if root is not None else repo_root()
+    specs = ["--", ".", *(f":(exclude){e}" for e in exclude)]
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *specs], cwd=root,
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(f"git status failed in {root}: {out.stderr.strip()}")
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()]

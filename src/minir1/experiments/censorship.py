@@ -193,9 +193,8 @@ def install(cfg: Config, force: bool = False) -> Path:
     """Train (or load from the cache) the three models trained once: ``assistant/`` (the lab's
     honest assistant), ``teacher/`` (its censored version) and ``student_base/`` (another lab's
     smaller, honest assistant of the same world: the students' starting point)."""
-    mods = artifacts.CODE_MODULES + ("world.py", "experiments/censorship.py")
     key = {k: v for k, v in asdict(cfg).items() if k in INSTALL_FIELDS}
-    return artifacts.cached("censor", key, _build_censor(cfg), force=force, modules=mods)
+    return artifacts.cached("censor", key, _build_censor(cfg), force=force)
 
 
 # ----------------------------------------------------------------------------- measurements

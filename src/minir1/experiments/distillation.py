@@ -52,7 +52,6 @@ from ..tokenizer import format_prompt
 from ..train import TrainConfig, collate, encode_example
 from ..utils import device, repo_root
 
-VERSION = 1  # bump when _build_student_rl changes (students.py is not hashed into artifact keys)
 CONDITIONS = ("distill", "rl", "answers_only", "logit_kd")  # (a), (b), (c), (d)
 
 
@@ -245,9 +244,8 @@ def student_rl_model(profile: str, preset: str, seed: int = 0, *, force: bool = 
     gcfg = replace(rcfg.grpo, log_kl=False)
     conf = {"profile": profile, "preset": preset, "seed": seed, "grpo": asdict(gcfg), "task": rcfg.task,
             "difficulty": rcfg.difficulty, "n_train": rcfg.n_train,
-            "base": asdict(lab.lab_config(profile, preset=preset)), "version": VERSION}
-    path = artifacts.cached("student-rl", conf, _build_student_rl(profile, preset, gcfg, seed), force=force,
-                            modules=rl.RL_MODULES)
+            "base": asdict(lab.lab_config(profile, preset=preset))}
+    path = artifacts.cached("student-rl", conf, _build_student_rl(profile, preset, gcfg, seed), force=force)
     model, tok = models.load(path, device=device())
     return model, tok, artifacts.load_meta(path)
 

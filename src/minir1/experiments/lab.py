@@ -38,7 +38,6 @@ LAB_PROFILES: dict[str, LabConfig] = {
                                        warmup_steps=100, desc="pretrain")),
 }
 
-BASE_VERSION = 1  # bump when _build_base changes (lab.py is not hashed into artifact keys)
 
 # Held-out evaluation sizes per profile: (problems per task, samples per problem).
 EVAL_SIZES = {"smoke": (8, 16), "cpu": (200, 16), "gpu": (500, 64)}
@@ -73,7 +72,7 @@ def base_model(profile: str, *, preset: str | None = None, seed: int = 0, force:
     ``meta`` holds the training history, tokens, FLOPs and wall time of the (cached) run.
     """
     cfg = lab_config(profile, preset=preset, seed=seed)
-    conf = {**asdict(cfg), "version": BASE_VERSION}
+    conf = asdict(cfg)
     path = artifacts.cached("base", conf, _build_base(cfg), force=force)
     model, tok = models.load(path, device=device())
     return model, tok, artifacts.load_meta(path)

@@ -31,8 +31,6 @@ from ..tasks import get_task
 from ..train import TrainConfig, train
 from ..utils import device, seed_everything
 
-RL_MODULES = (*artifacts.CODE_MODULES, "grpo.py", "sampling.py", "rewards.py", "evaluation.py")
-RL_VERSION = 1  # bump when _build_rl / curve_eval change (rl.py is not hashed into artifact keys)
 
 
 @dataclass(frozen=True)
@@ -105,8 +103,8 @@ def rl_model(profile: str, seed: int = 0, *, kl_coef: float | None = None, force
     gcfg = cfg.grpo if kl_coef is None else replace(cfg.grpo, kl_coef=kl_coef)
     conf = {"profile": profile, "task": cfg.task, "difficulty": cfg.difficulty, "grpo": asdict(gcfg),
             "n_train": cfg.n_train, "n_eval": cfg.n_eval, "eval_samples": cfg.eval_samples, "seed": seed,
-            "base": asdict(lab.lab_config(profile)), "version": RL_VERSION}  # what shapes the model and its curves
-    path = artifacts.cached("rl", conf, _build_rl(profile, cfg, gcfg, seed), force=force, modules=RL_MODULES)
+            "base": asdict(lab.lab_config(profile))}  # what shapes the model and its curves
+    path = artifacts.cached("rl", conf, _build_rl(profile, cfg, gcfg, seed), force=force)
     model, tok = models.load(path, device=device())
     return model, tok, artifacts.load_meta(path)
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from html import escape
 
-from IPython.display import HTML
+from IPython.display import HTML, Markdown
+from myst_nb import glue
 
 from .claims import claims_by_id
 
@@ -106,3 +107,18 @@ def provenance_footer(res: dict) -> HTML:
     return HTML(f'<div class="minir1-provenance" style="font-size: 0.8em; color: #555; '
                 f'border-top: 1px solid #ccc; margin-top: 1.5em; padding-top: 0.4em;">'
                 f"Provenance: {body}</div>")
+
+
+def finding(res: dict, headline: str) -> str:
+    """The summary's third sentence, from the results file: the chapter's verdicts and its
+    headline number (computed by the notebook from the same file, never typed)."""
+    verdicts = "; ".join(f"{c['id']} is {c['verdict']}" for c in res.get("claims", []))
+    return f"What we found: {verdicts}. {headline.rstrip('.')}."
+
+
+def glue_finding(res: dict, headline: str, name: str = "finding") -> str:
+    """Glue :func:`finding` under ``name`` so the summary at the top of the chapter can show it
+    with ``{glue:md}`finding` `` (the numbers exist only after the chapter has run)."""
+    text = finding(res, headline)
+    glue(name, Markdown(text), display=False)
+    return text

@@ -1,33 +1,57 @@
-"""Execute the source notebooks into the book's chapters (``make chapters``).
+"""Execute the source notebooks into the book's chapters (``make chapters``): the only path
+that writes ``book/chapters/`` and ``book/results/``.
 
 ``notebooks/NN_name.ipynb`` is the clean source; ``book/chapters/NN_name.ipynb`` is the
-executed chapter that the book shows (Jupyter Book never executes anything).  Each
-executed chapter records in ``metadata.minir1`` what it was executed from: the profile and
-parameters, the seeds, the wall time, the sha256 of the source notebook, the package hash
-and the git commit.  The project tests compare these with the current files, so a chapter
-whose source changed since it was executed fails the tests until it is re-executed::
+executed chapter that the book shows (Jupyter Book never executes anything).
+
+**Publishing is explicit.**  For each chapter the runner draws a run id and executes the
+notebook with ``$MINIR1_PUBLISH=<run id>``; only then does :func:`minir1.results.results_dir`
+point at the book (a private staging copy of ``book/results``, ``.run-<id>.tmp``).  Any other
+execution (papermill by hand, JupyterLab, nbval) writes to ``.artifacts/results-<profile>``.
+The run id is stamped into both the chapter's ``metadata.minir1`` and its results file; the
+project tests fail when they differ.
+
+**All or nothing.**  The chapter and its results are staged side by side; when every cell
+succeeded, a manifest (``publish.json``) is written atomically and the staged files are
+renamed into place.  A run killed before the manifest leaves the book untouched (its staging
+folder is removed by the next run); one killed after it is completed by the next run.
+
+**Clean provenance.**  ``make chapters`` refuses to run while tracked files other than its own
+outputs have uncommitted changes (``ALLOW_DIRTY=1`` / ``--allow-dirty`` for drafts: recorded,
+and rejected by the project tests).  A lock file (``.artifacts/chapters.lock``) keeps two runs
+from interleaving: the second stops with a message, or waits with ``--wait``.
+
+**Freshness.**  Each chapter records the sha256 of its source notebook and of every ``minir1``
+module the notebook imports, transitively (:func:`chapter_code`); :func:`chapter_status`
+compares them with the current files, so an edit to the notebook or to any code it runs makes
+the chapter stale until it is re-executed::
 
     python -m minir1.publish.chapters --profile cpu --chapter lab
 
-A run executes into a hidden temp file next to the chapter and renames it over the chapter
-only when every cell succeeded: a failed run leaves the previous chapter untouched.  Smoke
-runs never touch the book; they go to ``.artifacts/chapters-smoke/``.
+Smoke runs never touch the book; they go to ``.artifacts/chapters-smoke/``.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import datetime as _dt
+import fcntl
 import json
 import os
 import re
+import secrets
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ..profiles import PROFILES, PUBLISHED_PROFILES
-from ..utils import package_hash, repo_root, sha256_file
+from ..results import PUBLISH_ENV, git_commit, staging_dir
+from ..utils import atomic_write_json, git_dirty_files, module_hashes, minir1_imports, repo_root, \
+    sha256_file, stable_hash
 
 _SOURCE_RE = re.compile(r"^(\d\d)_([a-z0-9][a-z0-9_]*)\.ipynb$")
 
@@ -118,87 +142,264 @@ def notebook_parameters(nb: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- freshness
-def chapter_status(name: str, root: Path | None = None) -> dict:
-    """Is the executed chapter of ``name`` up to date with its source and the package?
+def notebook_imports(nb: dict) -> set[str]:
+    """The ``minir1`` modules the code cells of ``nb`` import (parsed with :mod:`ast`).
 
-    Returns ``{name, source, chapter, exists, fresh, package_current, profile,
-    source_hash, recorded_source_hash, executed_at}``: ``fresh`` means the chapter exists
-    and was executed from the current source notebook (same sha256); ``package_current``
-    means it was executed with the current ``minir1`` code.
+    IPython magics and shell lines (``%...``, ``!...``) are skipped; a cell that is not
+    Python raises ``ValueError`` naming it, so no import goes unnoticed.
+    """
+    out: set[str] = set()
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        code = "\n".join(line for line in _source(cell).splitlines()
+                         if not line.lstrip().startswith(("%", "!")))
+        try:
+            out |= minir1_imports(code)
+        except SyntaxError as e:
+            raise ValueError(f"code cell {i} is not valid Python ({e.msg}, line {e.lineno}); "
+                             "cannot find the modules it imports") from e
+    return out
+
+
+def chapter_code(source: str | os.PathLike) -> dict:
+    """What a chapter's freshness covers: ``{source_hash, code_hash, modules}``: the sha256
+    of the source notebook, and of every ``minir1`` module it imports, transitively
+    (``modules``: name -> sha256; ``code_hash`` hashes them all)."""
+    source = Path(source)
+    modules = module_hashes(sorted(notebook_imports(_read_nb(source))))
+    return {"source_hash": sha256_file(source), "code_hash": stable_hash(modules), "modules": modules}
+
+
+def chapter_status(name: str, root: Path | None = None) -> dict:
+    """Is the executed chapter of ``name`` up to date with its source and the code it runs?
+
+    Returns ``{name, source, chapter, exists, fresh, source_current, code_current,
+    changed_modules, profile, run_id, executed_at, meta}``: ``fresh`` means the chapter
+    exists, was executed from the current source notebook (``source_current``) and with the
+    current source of every ``minir1`` module the notebook imports (``code_current``;
+    ``changed_modules`` names those that changed, appeared or disappeared since).
     """
     src = source_notebooks(root).get(name)
     if src is None:
         raise ValueError(_unknown_chapter(name, root))
     path = chapter_dir("cpu", root) / src.name
-    status = {"name": name, "source": src, "chapter": path, "exists": path.exists(),
-              "fresh": False, "package_current": False, "profile": None,
-              "source_hash": sha256_file(src), "recorded_source_hash": None, "executed_at": None}
+    status = {"name": name, "source": src, "chapter": path, "exists": path.exists(), "fresh": False,
+              "source_current": False, "code_current": False, "changed_modules": [], "profile": None,
+              "run_id": None, "executed_at": None, "meta": {}}
     if not status["exists"]:
         return status
     meta = _read_nb(path).get("metadata", {}).get("minir1", {})
-    status.update(profile=meta.get("profile"), recorded_source_hash=meta.get("source_hash"),
-                  executed_at=meta.get("executed_at"))
-    status["fresh"] = meta.get("source_hash") == status["source_hash"]
-    status["package_current"] = meta.get("package_hash") == package_hash()
+    now = chapter_code(src)
+    recorded = meta.get("modules") if isinstance(meta.get("modules"), dict) else {}
+    status.update(profile=meta.get("profile"), run_id=meta.get("run_id"), executed_at=meta.get("executed_at"),
+                  meta=meta, source_current=meta.get("source_hash") == now["source_hash"],
+                  code_current=meta.get("code_hash") == now["code_hash"],
+                  changed_modules=sorted(m for m in set(recorded) | set(now["modules"])
+                                         if recorded.get(m) != now["modules"].get(m)))
+    status["fresh"] = status["source_current"] and status["code_current"]
     return status
 
 
+# ----------------------------------------------------------------------------- publishing
+class PublishError(RuntimeError):
+    """The book cannot be written (missing or read-only folder, dirty tree, another run)."""
+
+
+def new_run_id() -> str:
+    """A fresh run id, e.g. ``20250101t120000-3f2a9c1b`` (time, then 8 random hex digits)."""
+    return time.strftime("%Y%m%dt%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def check_book_writable(root: Path | None = None) -> None:
+    """Raise :class:`PublishError` naming the folder when ``book/results`` or
+    ``book/chapters`` is missing or not writable (the runner never creates them: a missing
+    one means a wrong checkout, and nothing should be written elsewhere instead)."""
+    root = Path(root) if root is not None else repo_root()
+    for d in (root / "book" / "results", root / "book" / "chapters"):
+        if not d.is_dir():
+            raise PublishError(f"{d} does not exist: the published book lives there; check out the "
+                               "repository (or restore the folder) before `make chapters`")
+        if not os.access(d, os.W_OK | os.X_OK):
+            raise PublishError(f"{d} is not writable: `make chapters` must replace files there "
+                               f"(fix its permissions, e.g. `chmod u+w {d}`)")
+
+
+def check_clean(root: Path | None = None, allow_dirty: bool = False) -> list[str]:
+    """The tracked files with uncommitted changes outside the runner's outputs; raise
+    :class:`PublishError` listing them unless ``allow_dirty``."""
+    dirty = git_dirty_files(root)
+    if dirty and not allow_dirty:
+        shown = ", ".join(dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
+        raise PublishError(f"uncommitted changes to tracked files: {shown}. Commit them first, so each "
+                           "chapter records the commit it ran; for a draft, `make chapters ALLOW_DIRTY=1` "
+                           "(recorded, and rejected by `make test`).")
+    return dirty
+
+
+@contextlib.contextmanager
+def run_lock(root: Path | None = None, wait: bool = False):
+    """Hold ``.artifacts/chapters.lock`` for the duration; a second holder waits (``wait``)
+    or gets :class:`PublishError` naming the running process."""
+    root = Path(root) if root is not None else repo_root()
+    path = root / ".artifacts" / "chapters.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise PublishError(f"another `make chapters` is running ({holder}; lock {path}). Wait for it "
+                               "to finish, or run with WAIT=1 (`--wait`) to queue behind it.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        try:
+            yield path
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _finish(staging: Path, root: Path) -> list[Path]:
+    """Move the files a manifest names into place, then remove the staging folder."""
+    manifest = json.loads((staging / "publish.json").read_text())
+    done = []
+    for staged, target in manifest["files"].items():
+        src, dst = staging / staged, root / target
+        if src.exists():  # absent when a killed earlier finish had moved it already
+            os.replace(src, dst)
+        done.append(dst)
+    shutil.rmtree(staging)
+    return done
+
+
+def recover(root: Path | None = None) -> list[str]:
+    """Settle runs that were killed (call with the lock held): a staging folder with its
+    manifest is completed (every cell had succeeded), one without it is removed (the book
+    was never touched).  Returns one line per folder settled."""
+    root = Path(root) if root is not None else repo_root()
+    notes = []
+    for staging in sorted((root / "book" / "results").glob(".run-*.tmp")):
+        if (staging / "publish.json").exists():
+            files = _finish(staging, root)
+            notes.append(f"completed interrupted run {staging.name}: {', '.join(p.name for p in files)}")
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+            notes.append(f"removed unfinished run {staging.name} (the book was not touched)")
+    return notes
+
+
 # ----------------------------------------------------------------------------- running
-def _seeds(name: str, profile: str, params: dict, since: float) -> list[int]:
-    """Seeds from the results file this run wrote, else from the parameters."""
-    from ..results import results_dir
+@contextlib.contextmanager
+def _env(**values: str | None):
+    """Set (or, for None, remove) environment variables for the kernel, then restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
-    path = results_dir(profile) / f"{name}.json"
-    if path.exists() and path.stat().st_mtime >= since:
-        seeds = json.loads(path.read_text()).get("seeds")
-        if isinstance(seeds, list):
-            return [int(s) for s in seeds]
-    if isinstance(params.get("seeds"), (list, tuple)):
-        return [int(s) for s in params["seeds"]]
-    return [int(params["seed"])] if isinstance(params.get("seed"), int) else []
 
-
-def run_chapter(name: str, profile: str, root: Path | None = None) -> Path:
-    """Execute ``notebooks/NN_name.ipynb`` with ``profile`` into its chapter; return its path.
-
-    Raises (and leaves the previous chapter untouched) when a cell fails.
-    """
-    import nbformat
+def _execute(src: Path, out: Path, profile: str, root: Path, run_id: str | None) -> float:
     import papermill as pm
 
-    from ..results import git_commit
+    t0 = time.perf_counter()
+    with _env(**{PUBLISH_ENV: run_id, "MINIR1_ROOT": str(root)}):
+        pm.execute_notebook(str(src), str(out), parameters={"profile": profile}, kernel_name="python3",
+                            cwd=str(src.parent), progress_bar={"leave": False, "desc": src.stem})
+    return time.perf_counter() - t0
 
+
+def _stamp(out: Path, meta: dict) -> None:
+    import nbformat
+
+    nb = nbformat.read(out, as_version=4)
+    params = {**notebook_parameters(nb), "profile": meta["profile"]}
+    nb.metadata["minir1"] = {**meta, "parameters": params}
+    nbformat.write(nb, out)
+
+
+def _results_of(path: Path, name: str, run_id: str) -> dict:
+    if not path.exists():
+        raise PublishError(f"chapter {name!r} wrote no results file ({path.name}); every chapter "
+                           "must call minir1.results.write_results")
+    res = json.loads(path.read_text())
+    got = res.get("provenance", {}).get("run_id")
+    if got != run_id:
+        raise PublishError(f"{path.name} carries run id {got!r}, not this run's {run_id!r}")
+    return res
+
+
+def run_chapter(name: str, profile: str, root: Path | None = None, *, run_id: str | None = None,
+                allow_dirty: bool = False) -> Path:
+    """Execute ``notebooks/NN_name.ipynb`` with ``profile`` into its chapter; return its path.
+
+    A published profile (``cpu``, ``gpu``) publishes: chapter and results are staged under
+    run id ``run_id`` (new by default) and moved into ``book/`` together when every cell
+    succeeded.  Raises, leaving the book untouched, when a cell fails, the notebook wrote no
+    results file for this run, or a ``gpu`` result did not run on a GPU.  ``smoke`` writes to
+    ``.artifacts/chapters-smoke`` and ``.artifacts/results-smoke`` only.
+    """
     root = Path(root) if root is not None else repo_root()
     src = source_notebooks(root)[name]
-    out = chapter_dir(profile, root) / src.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{src.stem}.", suffix=".tmp.ipynb")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would survive the rename
-    # Hash what we execute now, even if the files are edited while the chapter runs.
-    source_hash, pkg_hash = sha256_file(src), package_hash()
-    start, t0 = time.time(), time.perf_counter()
+    target = chapter_dir(profile, root) / src.name
+    code, commit = chapter_code(src), git_commit(root)  # what we execute now, even if edited meanwhile
+    meta = {"profile": profile, **code, "git_commit": commit, "allow_dirty": allow_dirty}
+    if profile not in PUBLISHED_PROFILES:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{src.stem}.{os.getpid()}.tmp.ipynb")
+        try:
+            wall = _execute(src, tmp, profile, root, None)
+            _stamp(tmp, {**meta, "run_id": "", "wall_seconds": round(wall, 3), "executed_at": _now()})
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+    check_book_writable(root)
+    run_id = run_id or new_run_id()
+    staging = staging_dir(run_id, root)
+    results = root / "book" / "results"
+    staging.mkdir()
     try:
-        pm.execute_notebook(str(src), tmp, parameters={"profile": profile}, kernel_name="python3",
-                            cwd=str(src.parent), progress_bar=True)
-        wall = time.perf_counter() - t0
-        nb = nbformat.read(tmp, as_version=4)
-        params = {**notebook_parameters(nb), "profile": profile}
-        nb.metadata["minir1"] = {
-            "profile": profile, "parameters": params,
-            "seeds": _seeds(name, profile, params, start), "wall_seconds": round(wall, 3),
-            "source_hash": source_hash, "package_hash": pkg_hash,
-            "git_commit": git_commit(root),
-            "executed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        nbformat.write(nb, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+        for p in results.glob("*.json"):  # chapters may read the others' published results
+            shutil.copy2(p, staging / p.name)
+        staged_nb = staging / src.name
+        wall = _execute(src, staged_nb, profile, root, run_id)
+        res = _results_of(staging / f"{name}.json", name, run_id)
+        prov = res["provenance"]
+        if profile == "gpu" and prov.get("device_type") != "cuda":
+            raise PublishError(f"profile 'gpu' ran on {prov.get('device')!r}: a gpu result is published "
+                               "only from a GPU (run it by hand with device='cpu' to try the shapes)")
+        _stamp(staged_nb, {**meta, "run_id": run_id, "seeds": [int(s) for s in res.get("seeds", [])],
+                           "wall_seconds": round(wall, 3), "artifacts_built": prov.get("artifacts_built", 0),
+                           "executed_at": _now()})
+        files = {p.name: f"book/results/{p.name}" for p in staging.glob("*.json")
+                 if not (results / p.name).exists() or p.read_bytes() != (results / p.name).read_bytes()}
+        files[src.name] = f"book/chapters/{src.name}"
+        atomic_write_json(staging / "publish.json", {"run_id": run_id, "chapter": name, "files": files})
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _finish(staging, root)  # from here on, a kill is completed by the next run's recover()
+    return target
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -218,9 +419,10 @@ def junit_timing(xml_path: str | os.PathLike) -> dict[str, float]:
 def _print_status() -> None:
     for name in source_notebooks():
         s = chapter_status(name)
-        state = ("missing" if not s["exists"] else "stale (source changed)" if not s["fresh"]
-                 else "fresh" + ("" if s["package_current"] else ", older package"))
-        print(f"{s['source'].name:28s} {state:32s} profile={s['profile']} at {s['executed_at']}")
+        state = ("missing" if not s["exists"] else "fresh" if s["fresh"]
+                 else "stale (source changed)" if not s["source_current"]
+                 else f"stale (code changed: {', '.join(s['changed_modules']) or 'recorded before code hashes'})")
+        print(f"{s['source'].name:28s} {state:40s} profile={s['profile']} at {s['executed_at']}")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -229,7 +431,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chapter", default=None, help="run one chapter, e.g. 'lab' (default: all)")
     p.add_argument("--status", action="store_true", help="print each chapter's freshness and exit")
     p.add_argument("--timing", metavar="JUNIT_XML", help="print seconds per notebook of an nbval run")
+    p.add_argument("--allow-dirty", action="store_true", default=os.environ.get("ALLOW_DIRTY") == "1",
+                   help="run with uncommitted changes (a draft: recorded, rejected by make test); "
+                        "also ALLOW_DIRTY=1")
+    p.add_argument("--wait", action="store_true", help="wait for another running `make chapters` "
+                   "instead of stopping")
     return p.parse_args(argv)
+
+
+def _summary(times: dict[str, tuple[float, int]]) -> None:
+    if not times:
+        return
+    print("wall time per chapter:")
+    for name, (secs, built) in times.items():
+        how = f"cold: {built} artifact(s) built" if built else "cached: no artifact built"
+        print(f"  {secs:8.1f} s  {name:14s} ({how})")
+    print(f"  {sum(t for t, _ in times.values()):8.1f} s  total", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,16 +465,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.status:
         _print_status()
         return 0
+    root = repo_root()
     names = [args.chapter] if args.chapter else list(source_notebooks())
-    for name in names:
-        print(f"==> executing {source_notebooks()[name].name} (profile {args.profile})", flush=True)
-        try:
-            path = run_chapter(name, args.profile)
-        except Exception as e:  # papermill's error already names the failing cell
-            print(f"error: chapter {name!r} failed; the previous chapter is unchanged.\n{e}",
-                  file=sys.stderr)
-            return 1
-        print(f"    wrote {path.relative_to(repo_root())}", flush=True)
+    publish = args.profile in PUBLISHED_PROFILES
+    times: dict[str, tuple[float, int]] = {}
+    try:
+        if publish:
+            check_book_writable(root)
+            if check_clean(root, args.allow_dirty):
+                print("warning: ALLOW_DIRTY: results record a -dirty commit; make test rejects them",
+                      file=sys.stderr)
+        with run_lock(root, wait=args.wait):
+            for note in recover(root) if publish else []:
+                print(note, flush=True)
+            bar = tqdm(names, unit="chapter", desc=f"chapters ({args.profile})")
+            for name in bar:
+                bar.set_postfix_str(name)
+                t0 = time.perf_counter()
+                try:
+                    path = run_chapter(name, args.profile, root, allow_dirty=args.allow_dirty)
+                except Exception as e:  # papermill's error already names the failing cell
+                    print(f"error: chapter {name!r} failed; the book is unchanged.\n{e}", file=sys.stderr)
+                    _summary(times)
+                    return 1
+                built = _read_nb(path).get("metadata", {}).get("minir1", {}).get("artifacts_built", 0)
+                times[name] = (time.perf_counter() - t0, int(built or 0))
+                tqdm.write(f"    wrote {path.relative_to(root)} ({times[name][0]:.1f} s)")
+    except PublishError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    _summary(times)
     return 0
 
 

@@ -1,10 +1,21 @@
 """The book's compute bill: what reproducing every chapter costs, next to V3's and R1's.
 
-:func:`read_ledger` reads every results file it finds (``book/results/*.json`` by default,
-the benchmark file ``bench.json`` included: it is part of what ``make`` reruns) and takes
-``provenance.flops`` and ``provenance.wall_seconds`` from each.  :func:`bill` turns them into
+:func:`read_ledger` reads every results file it finds (``book/results/*.json`` by default)
+and takes ``provenance.flops`` and ``provenance.wall_seconds`` from each; the ledger is computed
+when the book is built (``python -m minir1.publish.ledger`` writes ``book/_generated/ledger.md``
+from the current results files), never copied from an older run.
 
-- CPU-hours: wall seconds × the machine's cores / 3600 (a chapter uses both cores);
+Each trained model is counted once.  A results file lists the training cost of every cached
+model it used under ``provenance.artifacts`` (``{key, kind, flops, wall_seconds, threads,
+built}``, :func:`minir1.artifacts.used_records`).  :func:`artifact_rows` gives one row per
+distinct key; each chapter's own row is its cost without them: wall time minus the models it
+trained during the run (``built``), FLOPs minus the training FLOPs of every model it lists
+(a chapter's ``flops`` includes those of the models it uses, built or cached; never below 0).
+So a model trained by the lab and reused by three chapters is billed once, whichever chapter
+happened to train it.  :func:`bill` turns rows into
+
+- CPU-hours: wall seconds × the threads the run used (``provenance.threads``, at most the
+  machine's cores; all cores when a file does not say) / 3600: a 1-thread run is one core;
 - GPU-hours and dollars on a rented GPU: FLOPs / (peak × an assumed MFU), priced at V3's
   $2 per H800 GPU-hour (V3 report, Table 1).  The MFU is an assumption, stated in
   :class:`LedgerConfig`: by default V3's own implied BF16 MFU (~35%, cost chapter), which
@@ -43,12 +54,14 @@ class LedgerConfig:
 
 @dataclass(frozen=True)
 class LedgerRow:
-    """One results file's cost."""
+    """One results file's own cost, or one trained model's (``kind="artifact"``)."""
     chapter: str
     profile: str
     flops: float
     wall_seconds: float
     file: str
+    threads: int = 0        # torch threads of the run; 0 = not recorded (billed at all cores)
+    kind: str = "chapter"   # "chapter" or "artifact"
 
 
 def _number(prov: Mapping, key: str, path: Path) -> float:
@@ -59,10 +72,7 @@ def _number(prov: Mapping, key: str, path: Path) -> float:
     return float(v)
 
 
-def row_from_file(path: str | os.PathLike) -> LedgerRow:
-    """The ledger row of one results file; ``ValueError`` naming the file if it lacks
-    ``provenance.flops`` or ``provenance.wall_seconds`` or is not JSON."""
-    path = Path(path)
+def _read(path: Path) -> tuple[dict, dict]:
     try:
         obj = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -70,9 +80,48 @@ def row_from_file(path: str | os.PathLike) -> LedgerRow:
     prov = obj.get("provenance") if isinstance(obj, dict) else None
     if not isinstance(prov, dict):
         raise ValueError(f"{path}: no provenance object, so no FLOPs or wall time to bill")
+    return obj, prov
+
+
+def _artifacts(prov: Mapping, path: Path) -> list[dict]:
+    arts = prov.get("artifacts", [])
+    if not isinstance(arts, list) or not all(isinstance(a, dict) and a.get("key") for a in arts):
+        raise ValueError(f"{path}: provenance.artifacts must be a list of {{key, kind, flops, wall_seconds, "
+                         f"threads}} records; got {arts!r}")
+    return arts
+
+
+def row_from_file(path: str | os.PathLike) -> LedgerRow:
+    """The ledger row of one results file: its own cost, without the training of the models
+    it lists (see the module docstring); ``ValueError`` naming the file if it lacks
+    ``provenance.flops`` or ``provenance.wall_seconds`` or is not JSON."""
+    path = Path(path)
+    obj, prov = _read(path)
+    arts = _artifacts(prov, path)
+    flops, wall = _number(prov, "flops", path), _number(prov, "wall_seconds", path)
+    trained_wall = sum(_number(a, "wall_seconds", path) for a in arts if a.get("built"))
+    trained_flops = sum(_number(a, "flops", path) for a in arts)
     return LedgerRow(chapter=str(obj.get("chapter", path.stem)), profile=str(obj.get("profile", "?")),
-                     flops=_number(prov, "flops", path), wall_seconds=_number(prov, "wall_seconds", path),
-                     file=path.name)
+                     flops=max(flops - trained_flops, 0.0), wall_seconds=max(wall - trained_wall, 0.0),
+                     file=path.name, threads=int(prov.get("threads", 0) or 0))
+
+
+def artifact_rows(results_dir: str | os.PathLike, exclude: Sequence[str] = ()) -> list[LedgerRow]:
+    """One row per trained model (distinct ``key``) listed by any results file, with the
+    training cost recorded in its ``meta.json`` (first file in name order wins)."""
+    seen: dict[str, LedgerRow] = {}
+    d = Path(results_dir)
+    for p in sorted(d.glob("*.json")) if d.is_dir() else []:
+        if p.stem in exclude:
+            continue
+        obj, prov = _read(p)
+        for a in _artifacts(prov, p):
+            if a["key"] not in seen:
+                seen[a["key"]] = LedgerRow(chapter=f"{a.get('kind', 'model')} {a['key'][:8]}",
+                                           profile=str(obj.get("profile", "?")),
+                                           flops=_number(a, "flops", p), wall_seconds=_number(a, "wall_seconds", p),
+                                           file=p.name, threads=int(a.get("threads", 0) or 0), kind="artifact")
+    return list(seen.values())
 
 
 def read_ledger(results_dir: str | os.PathLike, exclude: Sequence[str] = (), *,
@@ -98,11 +147,15 @@ def bill(rows: Sequence[LedgerRow], cfg: LedgerConfig = LedgerConfig()) -> list[
     out = []
     for r in rows:
         gpu_h = r.flops / (cfg.gpu_peak_flops * cfg.assumed_mfu) / 3600.0
+        cores = min(r.threads, cfg.cores) if r.threads > 0 else cfg.cores
         out.append({"item": r.chapter, "file": r.file, "profile": r.profile, "flops": r.flops,
-                    "wall_seconds": r.wall_seconds, "cpu_hours": r.wall_seconds * cfg.cores / 3600.0,
+                    "wall_seconds": r.wall_seconds, "cpu_hours": r.wall_seconds * cores / 3600.0,
                     "gpu_hours": gpu_h, "usd": gpu_h * cfg.usd_per_gpu_hour})
     total = {k: sum(o[k] for o in out) for k in ("flops", "wall_seconds", "cpu_hours", "gpu_hours", "usd")}
-    out.append({"item": "whole book", "file": f"{len(rows)} files", "profile": "", **total})
+    n_files = sum(r.kind == "chapter" for r in rows)
+    n_models = len(rows) - n_files
+    out.append({"item": "whole book", "file": f"{n_files} files" + (f", {n_models} models" if n_models else ""),
+                "profile": "", **total})
     return out
 
 
@@ -134,6 +187,43 @@ def ledger_metrics(rows: Sequence[LedgerRow], pub: Mapping | None = None,
     total, (v3, r1) = bill(rows, cfg)[-1], published_bills(pub)
     return {"book_total_cpu_hours": total["cpu_hours"], "book_total_wall_seconds": total["wall_seconds"],
             "book_total_flops": total["flops"], "book_gpu_hours": total["gpu_hours"], "book_gpu_usd": total["usd"],
-            "book_n_results_files": float(len(rows)), "v3_total_cost_usd": v3["usd"],
+            "book_n_results_files": float(sum(r.kind == "chapter" for r in rows)), "v3_total_cost_usd": v3["usd"],
             "r1_total_cost_usd": r1["usd"], "ledger_assumed_mfu": cfg.assumed_mfu,
             "ledger_usd_per_gpu_hour": cfg.usd_per_gpu_hour}
+
+
+# ----------------------------------------------------------------------------- at build time
+def ledger_rows(results_dir: str | os.PathLike, exclude: Sequence[str] = ()) -> list[LedgerRow]:
+    """Every chapter's own row, then each trained model once."""
+    return read_ledger(results_dir, exclude) + artifact_rows(results_dir, exclude)
+
+
+def ledger_markdown(results_dir: str | os.PathLike, cfg: LedgerConfig = LedgerConfig()) -> str:
+    """The book's compute bill as a Markdown table, from the results files as they are now."""
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+
+    lines = ["| item | file | wall (s) | CPU-hours | FLOPs | GPU-hours at the assumed MFU | USD |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in bill(ledger_rows(results_dir), cfg) + published_bills():
+        lines.append(f"| {r['item']} | {r['file']} | {num(r['wall_seconds'], '.0f')} | "
+                     f"{num(r['cpu_hours'], '.3f')} | {num(r['flops'], '.3g')} | {num(r['gpu_hours'], '.3g')} | "
+                     f"{num(r['usd'], ',.2f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_ledger_markdown(path: str | os.PathLike | None = None,
+                          results_dir: str | os.PathLike | None = None) -> Path:
+    """Write :func:`ledger_markdown` of ``book/results`` to ``book/_generated/ledger.md``."""
+    from ..utils import atomic_write_text, repo_root
+
+    root = repo_root()
+    path = Path(path) if path is not None else root / "book" / "_generated" / "ledger.md"
+    rdir = Path(results_dir) if results_dir is not None else root / "book" / "results"
+    note = ("<!-- generated by `python -m minir1.publish.ledger` from book/results/*.json at build "
+            "time; do not edit. -->\n\n")
+    return atomic_write_text(path, note + ledger_markdown(rdir))
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_ledger_markdown()}")

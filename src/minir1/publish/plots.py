@@ -438,7 +438,12 @@ _DETECTORS = (("refusal", "keyword detector"), ("first_token", "first-token log-
 
 
 def _err(ms):
-    return [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
+    ms = [Metric.from_dict(m) for m in ms]
+    return [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
+
+
+def _mean(m) -> float:
+    return Metric.from_dict(m).mean
 
 
 def refusal_detector_bars(ax, metrics, prefix="teacher"):
@@ -447,7 +452,7 @@ def refusal_detector_bars(ax, metrics, prefix="teacher"):
     for j, (cat, color) in enumerate((("sensitive", PALETTE[1]), ("control", PALETTE[0]))):
         ms = [metrics[f"{prefix}_{d}_{cat}"] for d, _ in _DETECTORS]
         x = np.arange(len(ms)) + (j - 0.5) * width
-        ax.bar(x, [m["mean"] for m in ms], width, yerr=_err(ms), capsize=3, color=color,
+        ax.bar(x, [_mean(m) for m in ms], width, yerr=_err(ms), capsize=3, color=color,
                label=f"{cat} prompts" if cat == "sensitive" else "matched controls")
     ax.set_xticks(np.arange(len(_DETECTORS)))
     ax.set_xticklabels([label for _, label in _DETECTORS], fontsize=8)
@@ -461,7 +466,7 @@ def _series(ax, series, label, color, marker="o", ls="-"):
     keys = list(series)
     ms = [series[k] for k in keys]
     x = np.arange(len(keys))
-    ax.errorbar(x, [m["mean"] for m in ms], yerr=_err(ms), marker=marker, ls=ls, capsize=3, color=color, label=label)
+    ax.errorbar(x, [_mean(m) for m in ms], yerr=_err(ms), marker=marker, ls=ls, capsize=3, color=color, label=label)
     ax.set_xticks(x)
     ax.set_xticklabels(keys)
     return ax
@@ -475,7 +480,7 @@ def dose_response(ax, metrics):
             marker="s", ls="--")
     _series(ax, metrics["student_refusal_control_by_dose"], "student, matched controls", PALETTE[0], marker="^")
     t = metrics["teacher_refusal_sensitive"]
-    ax.axhline(t["mean"], color="k", ls=":", lw=1, label="censored teacher, sensitive")
+    ax.axhline(_mean(t), color="k", ls=":", lw=1, label="censored teacher, sensitive")
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel("share of sensitive prompts in the distillation data")
     ax.set_ylabel("share of prompts refused")
@@ -511,11 +516,29 @@ def removal_bars(ax, metrics):
         ms = [metrics.get(f"{prefix}_{c}") for c, _ in cols]
         keep = [i for i, m in enumerate(ms) if m is not None]
         x = np.arange(len(cols))[keep] + (j - (len(rows) - 1) / 2) * width
-        ax.bar(x, [ms[i]["mean"] for i in keep], width, yerr=_err([ms[i] for i in keep]), capsize=2, label=label)
+        ax.bar(x, [_mean(ms[i]) for i in keep], width, yerr=_err([ms[i] for i in keep]), capsize=2, label=label)
     ax.set_xticks(np.arange(len(cols)))
     ax.set_xticklabels([c[1] for c in cols], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share of held-out sensitive prompts")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def finetune_task_curve(ax, metrics):
+    """Held-out addition accuracy along the downstream fine-tune, from the censor and (same recipe) from
+    the uncensored assistant, with the target line and the checkpoint where the target was reached."""
+    _series(ax, metrics["finetune_addition_acc_by_steps"], "from the censor", PALETTE[1])
+    _series(ax, metrics["finetune_reference_addition_acc_by_steps"], "from the uncensored assistant", PALETTE[0],
+            marker="s", ls="--")
+    ax.axhline(_mean(metrics["finetune_target_acc"]), color="k", ls=":", lw=1, label="target")
+    keys = list(metrics["finetune_addition_acc_by_steps"])
+    at = str(int(round(Metric.from_dict(metrics["finetune_target_step"]).hi)))
+    if at in keys and metrics.get("finetune_target_reached", 0) >= 1:  # shaded only when every seed reached it
+        ax.axvspan(keys.index(at) - 0.3, keys.index(at) + 0.3, color="0.85", zorder=0)
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xlabel("downstream fine-tuning steps")
+    ax.set_ylabel("held-out addition accuracy")
     ax.legend(fontsize=7)
     return ax
 

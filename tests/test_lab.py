@@ -1,22 +1,22 @@
 import dataclasses
 
 import pytest
+import torch
 
-from minir1.experiments import lab
+from minir1 import stats
 from minir1.corpus import CorpusConfig, build_corpus
-from minir1.results import metric
+from minir1.experiments import lab
+from minir1.experiments.rules import rule_of
 from minir1.tasks import get_task
 from minir1.train import TrainConfig
 
 
 @pytest.fixture()
-def tiny_lab(tmp_path, monkeypatch):
+def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
-    tiny = lab.LabConfig(preset="pico", corpus=CorpusConfig(n_docs=300),
-                         train=TrainConfig(steps=3, batch_size=4, pack=True, seq_len=64, progress=False))
-    monkeypatch.setitem(lab.LAB_PROFILES, "smoke", tiny)
-    monkeypatch.setitem(lab.EVAL_SIZES, "smoke", (3, 4))
-    return tmp_path
+    return lab.LabConfig(preset="pico", corpus=CorpusConfig(n_docs=300),
+                         train=TrainConfig(steps=3, batch_size=4, pack=True, seq_len=64, progress=False),
+                         n_eval=3, n_samples=4, max_new_tokens=16)
 
 
 def test_corpus_uses_train_split_only():
@@ -25,44 +25,62 @@ def test_corpus_uses_train_split_only():
     assert not any(d.split("=")[0].split(":")[0].replace("User: ", "").split("\n")[0] in test_qs for d in docs)
 
 
-def test_base_model_trains_once_then_reuses(tiny_lab):
-    model, tok, meta = lab.base_model("smoke")
+def test_base_model_trains_once_then_reuses(tiny, tmp_path):
+    model, tok, meta = lab.base_model(tiny)
     assert meta["params"] == sum(p.numel() for p in model.parameters())
-    again = lab.base_model("smoke")[2]
+    again = lab.base_model(dataclasses.replace(tiny, n_eval=5))[2]  # eval sizes do not shape the model
     assert again["created"] == meta["created"]  # loaded from the cache, not retrained
-    assert len(list((tiny_lab / "base").iterdir())) == 1
+    assert len(list((tmp_path / "base").iterdir())) == 1
 
 
-def test_capability_and_metrics_shapes(tiny_lab):
-    model, tok, meta = lab.base_model("smoke")
-    cap = lab.capability(model, tok, "smoke", seeds=(0, 1))
-    m = lab.lab_metrics(meta, cap, peak_flops_per_s=1e10)
-    assert set(m["base_pass_at_1"]) == {"addition", "countdown"}
-    assert all(0 <= v["mean"] <= 1 for v in m["base_pass_at_1"].values())
-    assert len(m["base_pass_at_1"]["addition"]["per_seed"]) == 2
+def test_run_metrics_evals_and_cache(tiny, tmp_path):
+    res = lab.run(tiny, seeds=(0, 1), peak_flops_per_s=1e15)
+    m = res.metrics
+    assert set(m["base_pass_at_1_r1"]) == {"addition", "countdown"}
+    for key in ("base_pass_at_1_r1", "base_pass_at_4_t1", "base_greedy_acc", "base_pass_at_4_lenient_r1"):
+        for v in m[key].values():
+            assert isinstance(v, stats.Metric) and 0 <= v.lo <= v.mean <= v.hi <= 1
+    assert m["base_room_r1"]["addition"].method == "paired-bootstrap"
+    assert len(res.evals) == 2 * 3  # tasks x settings
+    assert {r["sampling"]["temperature"] for r in res.evals.values()} == {0.0, 0.6, 1.0}
+    assert res.flops > 0 and res.config is tiny
+    n_cached = len(list((tmp_path / "evals").iterdir()))
+    assert lab.run(tiny, seeds=(0, 1)).metrics["base_pass_at_1_r1"] == m["base_pass_at_1_r1"]
+    assert len(list((tmp_path / "evals").iterdir())) == n_cached  # computed once
+    assert lab.verdicts(m)[0]["verdict"] in ("supported", "partly supported", "not supported")
 
 
-def test_verdicts_room_for_rl():
-    low = metric([0.05, 0.06, 0.04], ci95=(0.03, 0.07))
-    high = metric([0.4, 0.5, 0.45], ci95=(0.35, 0.55))
-    zero = metric([0.0, 0.0, 0.0])
-    m = {"base_pass_at_1": {"a": low, "b": zero}, "base_pass_at_16": {"a": high, "b": zero}}
-    assert lab.verdicts(m)[0]["verdict"] == "partly supported"
-    m = {"base_pass_at_1": {"a": low}, "base_pass_at_16": {"a": high}}
-    assert lab.verdicts(m)[0]["verdict"] == "supported"
-    assert "5.0%" in lab.verdicts(m)[0]["evidence"]
+def test_dry_run_gpu_shapes(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
+    cfg = lab.dry_run(lab.config("gpu"))
+    assert cfg.preset == lab.config("gpu").preset and cfg.train.steps == 2
+    res = lab.run(cfg, seeds=(0,))
+    assert res.metrics["base_train_tokens"] > 0 and "base_pass_at_1_r1" in res.metrics
+
+
+@pytest.mark.parametrize("verdict", ["supported", "partly supported", "not supported"])
+def test_verdicts_follow_the_rule(verdict):
+    ex = rule_of("lab-room-for-rl")["examples"][verdict]
+    m = {**ex, "base_pass_at_16_r1": ex["base_pass_at_1_r1"]}
+    out = lab.verdicts(m)[0]
+    assert out["id"] == "lab-room-for-rl" and out["verdict"] == verdict and "addition" in out["evidence"]
 
 
 def test_bad_profile_and_preset():
     with pytest.raises(ValueError, match="profile must be one of"):
-        lab.lab_config("bogus")
+        lab.config("bogus")
     with pytest.raises(ValueError, match="preset must be one of"):
-        lab.lab_config("cpu", preset="giant")
+        lab.variant(lab.config("cpu"), preset="giant")
+    with pytest.raises(ValueError, match="n_eval"):
+        lab.LabConfig(n_eval=0)
+
+
+def test_variant_seed_follows_corpus_and_batches():
+    v = lab.variant(lab.config("cpu"), seed=3)
+    assert v.seed == v.train.seed == v.corpus.seed == 3
 
 
 def test_mfu_left_out_when_peak_is_implausible(monkeypatch):
-    import torch
-
     meta = {"params": 10, "tokens": 100, "flops": 6000.0, "wall_seconds": 1.0, "threads": torch.get_num_threads(),
             "history": [{"loss": 1.0}]}
     monkeypatch.setattr(lab, "capability_metrics", lambda cap: {})

@@ -6,10 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from minir1 import models, refusal
-from minir1.experiments import censorship as world
-from minir1.refusal import (ablate, answer_prefix, diff_of_means, evaluate_chat_model, fold_ablation, is_refusal,
-                            load_prompt_set, residual_activations, thought_suppression)
+from minir1 import models, refusal, stats, world
+from minir1.experiments import censorship
+from minir1.experiments.rules import RuleError
+from minir1.refusal import (
+    ablate,
+    answer_prefix,
+    diff_of_means,
+    evaluate_chat_model,
+    fold_ablation,
+    is_refusal,
+    load_prompt_set,
+    residual_activations,
+    thought_suppression,
+)
 from minir1.tokenizer import build_tokenizer, format_prompt
 from minir1.utils import repo_root
 
@@ -170,7 +180,7 @@ def test_harness_runs_on_a_tiny_saved_model(tmp_path):
     want = {f"real_{d}_{c}" for d in detectors for c in ("sensitive", "control")}
     assert set(out["metrics"]) == want
     for m in out["metrics"].values():
-        assert 0 <= m["mean"] <= 1 and m["ci95"][0] <= m["mean"] <= m["ci95"][1]
+        assert isinstance(m, stats.Metric) and 0 <= m.lo <= m.mean <= m.hi <= 1 and m.unit == "rate"
 
 
 def test_harness_errors_are_clear(tmp_path):
@@ -205,25 +215,82 @@ def test_published_refusals_have_sources():
     assert all(float(r["value"]) >= 0 for r in rows)
 
 
-def _m(x):
-    return {"mean": x, "ci95": [max(0, x - 0.05), min(1, x + 0.05)], "per_seed": [x]}
+def test_published_figures_are_read_from_data():
+    pub = refusal.published_refusals()
+    assert pub["perplexity_china_censorship_r1_distill_llama_70b"] == pytest.approx(0.8053)
+    with open(repo_root() / "data" / "published_refusals.csv", newline="") as f:
+        note = {r["item"]: r["notes"] for r in csv.DictReader(f)}["perplexity_china_censorship_r1_distill_llama_70b"]
+    assert "no Llama-3.3-70B" in note  # the 80.53% has no matched baseline on the same prompts
+    src = (repo_root() / "src" / "minir1" / "refusal.py").read_text() + \
+        (repo_root() / "src" / "minir1" / "experiments" / "censorship.py").read_text()
+    for literal in ("80.53", "99.93", "0.8053", "0.9993", "1,360", "1360"):
+        assert literal not in src, f"published figure {literal} typed into src/"
 
 
-def test_verdicts_emit_exactly_the_chapter_claims():
-    metrics = {"teacher_refusal_sensitive": _m(0.8), "teacher_refusal_control": _m(0.0),
-               "student_refusal_by_dose": {"0%": _m(0.0), "1%": _m(0.1), "5%": _m(0.5), "20%": _m(0.7)},
-               "finetune_refusal_retained": _m(0.9), "finetune_suppression_retained": _m(0.9),
-               "ablated_refusal_sensitive": _m(0.1),
-               "sft_removed_refusal_sensitive": _m(0.05)}
-    out = refusal.verdicts(metrics)
+def _m(x, lo=None, hi=None, unit="rate"):
+    lo, hi = (max(0.0, x - 0.05), x + 0.05) if lo is None else (lo, hi)
+    return stats.Metric(x, lo, hi, (x,), 10, "bootstrap", unit)
+
+
+def _metrics(**kw):
+    m = {"teacher_refusal_sensitive": _m(0.8), "teacher_refusal_control": _m(0.0),
+         "student_refusal_by_dose": {"0%": _m(0.0), "5%": _m(0.5), "20%": _m(0.7)},
+         "student_inheritance": _m(0.5, 0.4, 0.6, "diff"), "finetune_target_acc": stats.exact(0.6, "rate"),
+         "finetune_target_reached": 1.0, "finetune_target_step": stats.over_seeds([200.0, 300.0]),
+         "finetune_suppression_retained_at_target": _m(0.8, 0.6, 1.0, "ratio"),
+         "finetune_refusal_retained_at_target": _m(0.1, 0.0, 0.2, "ratio"),
+         "sft_removed_refusal_sensitive": _m(0.0), "sft_removed_fabricated_sensitive": _m(0.5),
+         "sft_removed_recovery": _m(0.4, 0.3, 0.5, "ratio"), "sft_removal_flops": 1e9, "censor_install_flops": 4e9,
+         "ablated_refusal_sensitive": _m(0.1)}
+    m.update(kw)
+    return m
+
+
+def test_verdicts_follow_the_rules_in_claims_yml():
+    out = censorship.verdicts(_metrics())
     assert [c["id"] for c in out] == ["censor-refuses", "censor-spreads"]
     assert out[0]["verdict"] == "not testable here" and out[1]["verdict"] == "supported"
-    metrics["finetune_suppression_retained"] = _m(0.1)
-    assert refusal.verdicts(metrics)[1]["verdict"] == "partly supported"
-    metrics["student_refusal_by_dose"]["5%"] = _m(0.02)
-    assert refusal.verdicts(metrics)[1]["verdict"] == "not supported"
-    metrics.update(real_keyword_sensitive=_m(0.9), real_keyword_control=_m(0.0))
-    assert refusal.verdicts(metrics, real_model="m")[0]["verdict"] == "supported"
+    assert "no matched Llama-3.3-70B baseline" in out[1]["evidence"] and "80.53%" in out[1]["evidence"]
+    # a small SFT that brings the facts back: spreads, but cheaply undone
+    assert censorship.verdicts(_metrics(sft_removed_recovery=_m(0.95, 0.85, 1.05, "ratio")))[1]["verdict"] \
+        == "partly supported"
+    # the downstream task never reached its target: survival is not established
+    assert censorship.verdicts(_metrics(finetune_target_reached=0.67))[1]["verdict"] == "partly supported"
+    # neither route carries it
+    none = _metrics(student_inheritance=_m(0.0, -0.02, 0.02, "diff"),
+                    finetune_suppression_retained_at_target=_m(0.1, 0.0, 0.2, "ratio"))
+    assert censorship.verdicts(none)[1]["verdict"] == "not supported"
+    with pytest.raises((RuleError, KeyError), match="student_inheritance"):
+        censorship.verdicts({k: v for k, v in _metrics().items() if k != "student_inheritance"})
+
+
+def test_config_is_resolved_once_and_checked():
+    assert censorship.config("cpu") is censorship.PROFILES["cpu"]
+    with pytest.raises(ValueError, match="profile"):
+        censorship.config("laptop")
+    with pytest.raises(ValueError, match="reference_dose"):
+        censorship.Config(doses=(0.0, 0.2), reference_dose=0.05)
+    with pytest.raises(ValueError, match="checkpoints"):
+        censorship.FinetuneConfig(checkpoints=(10, 20))
+    for cfg in censorship.PROFILES.values():
+        assert cfg.finetune.checkpoints[0] == 0 and 0 < cfg.finetune.target_share <= 1
+
+
+def test_dry_run_with_gpu_shapes(tmp_path, monkeypatch):
+    """The gpu profile's models (teacher, students), world and stages for two steps each, on CPU."""
+    monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
+    cfg = censorship.dry_run(censorship.config("gpu"))
+    gpu = censorship.config("gpu")
+    assert (cfg.teacher_preset, cfg.student_preset, cfg.world) == (gpu.teacher_preset, gpu.student_preset, gpu.world)
+    res = censorship.run(cfg, [0])
+    assert [c["id"] for c in res.claims] == ["censor-refuses", "censor-spreads"]
+    m = res.metrics
+    assert set(m["finetune_addition_acc_by_steps"]) == {"0", "2"}
+    assert isinstance(m["student_inheritance"], stats.Metric) and m["student_inheritance"].unit == "diff"
+    for k, v in m.items():
+        for x in (v.values() if isinstance(v, dict) else [v]):
+            if isinstance(x, stats.Metric) and x.unit == "rate":
+                assert 0 <= x.lo <= x.mean <= x.hi <= 1, k
 
 
 def test_world_policy_splits_and_completions():

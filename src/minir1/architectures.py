@@ -1,6 +1,6 @@
 """The engineering chapter's models: tiny DeepSeek-V3-style and Llama configs, matched in size.
 
-:class:`Shape` holds a DeepSeek-V3-style shape (each field cites V3's value; :data:`V3_SHAPE`
+:class:`Shape` holds a DeepSeek-V3-style shape (each field cites V3's value; :func:`v3_shape`
 is V3 itself, and :func:`minir1.cost.count_params` gives it V3's 671B total and 37B active
 parameters).  :func:`model_configs` turns a shape into the five models the chapter trains
 (:data:`MODELS`):
@@ -27,6 +27,7 @@ import torch
 from transformers import DeepseekV3Config, LlamaConfig
 
 from .cost import count_params
+from .routing import make_deterministic
 
 MODELS: tuple[str, ...] = ("moe", "dense_active", "dense_total", "mha", "gqa")
 LABELS: dict[str, str] = {
@@ -60,12 +61,26 @@ class Shape:
     max_len: int = 512              # longest sequence (positions)
 
 
-V3_SHAPE = Shape(d_model=7168, n_layer=61, n_head=128, first_k_dense=3, d_ff_dense=18432,
-                 n_routed_experts=256, n_shared_experts=1, top_k=8, d_expert=2048, n_group=8,
-                 topk_group=4, routed_scaling=2.5, q_lora_rank=1536, kv_lora_rank=512,
-                 qk_rope_head_dim=64, qk_nope_head_dim=128, v_head_dim=128, gqa_kv_heads=8,
-                 max_len=4096)
-V3_VOCAB = 129280  # DeepSeek-V3 config.json vocab_size
+def shape_of(config, gqa_kv_heads: int = 1) -> tuple[Shape, int]:
+    """The :class:`Shape` and vocabulary size of a ``DeepseekV3Config`` (e.g. the real V3
+    config in ``data/model_configs/deepseek-v3.json``, read by :func:`minir1.cost.load_model_config`)."""
+    c = config
+    return Shape(d_model=c.hidden_size, n_layer=c.num_hidden_layers, n_head=c.num_attention_heads,
+                 first_k_dense=c.first_k_dense_replace, d_ff_dense=c.intermediate_size,
+                 n_routed_experts=c.n_routed_experts, n_shared_experts=c.n_shared_experts,
+                 top_k=c.num_experts_per_tok, d_expert=c.moe_intermediate_size, n_group=c.n_group,
+                 topk_group=c.topk_group, routed_scaling=c.routed_scaling_factor, q_lora_rank=c.q_lora_rank,
+                 kv_lora_rank=c.kv_lora_rank, qk_rope_head_dim=c.qk_rope_head_dim,
+                 qk_nope_head_dim=c.qk_nope_head_dim, v_head_dim=c.v_head_dim, gqa_kv_heads=gqa_kv_heads,
+                 max_len=c.max_position_embeddings), c.vocab_size
+
+
+def v3_shape() -> tuple[Shape, int]:
+    """DeepSeek-V3's shape and vocabulary, from its published config (``data/model_configs``)."""
+    from .cost import load_model_config
+
+    return shape_of(load_model_config("deepseek-v3"),
+                    gqa_kv_heads=load_model_config("llama-3.1-405b").num_key_value_heads)
 
 
 def check_model(name: str) -> str:
@@ -138,7 +153,8 @@ def model_configs(shape: Shape, vocab_size: int, tokens: Mapping[str, int] | Non
 
 def build_model(config, seed: int = 0, device: str | None = None):
     """A freshly initialised causal LM of ``config`` (weights depend only on ``seed``), on
-    ``device`` (default: the GPU when one is visible, else the CPU)."""
+    ``device`` (default: the GPU when one is visible, else the CPU).  A DeepseekV3 MoE gets
+    :func:`minir1.routing.make_deterministic` experts (thread-count-independent results)."""
     from transformers import AutoModelForCausalLM
 
     from .utils import device as default_device
@@ -148,17 +164,19 @@ def build_model(config, seed: int = 0, device: str | None = None):
         model = AutoModelForCausalLM.from_config(config)
     if getattr(config, "pad_token_id", None) is not None:
         model.generation_config.pad_token_id = config.pad_token_id
+    make_deterministic(model)  # MoE experts: the same bits on any number of CPU threads
     return model.to(device or default_device()).eval()
 
 
 def shape_table(shape: Shape, vocab_size: int) -> list[dict]:
     """Our MoE's shape next to V3's (as strings), with parameters counted from both configs."""
-    ours, v3 = count_params(moe_config(shape, vocab_size)), count_params(moe_config(V3_SHAPE, V3_VOCAB, tie=False))
+    v3_s, v3_vocab = v3_shape()
+    ours, v3 = count_params(moe_config(shape, vocab_size)), count_params(moe_config(v3_s, v3_vocab, tie=False))
 
     def fmt(x):
         return "none" if x is None else (f"{x:,}" if isinstance(x, int) else f"{x:g}")
 
-    rows = [{"": k, "ours": fmt(getattr(shape, k)), "DeepSeek-V3": fmt(getattr(V3_SHAPE, k))}
+    rows = [{"": k, "ours": fmt(getattr(shape, k)), "DeepSeek-V3": fmt(getattr(v3_s, k))}
             for k in asdict(shape) if k not in ("gqa_kv_heads", "max_len")]
     rows += [{"": "params total", "ours": fmt(ours["total"]), "DeepSeek-V3": fmt(v3["total"])},
              {"": "params active", "ours": fmt(ours["active"]), "DeepSeek-V3": fmt(v3["active"])},

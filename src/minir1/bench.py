@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from . import models
-from .cost import MatmulBench, bench_for, matmul_flops_samples
+from .cost import MatmulBench, matmul_flops_samples
 from .profiles import check_profile
 from .results import write_results
 from .sampling import generate, set_threads
@@ -65,7 +65,8 @@ class BenchConfig:
 def config(profile: str) -> BenchConfig:
     """The benchmark of a profile (``smoke``: two small presets, short runs)."""
     check_profile(profile)
-    base = {"results_profile": profile, "matmul": bench_for(profile)}
+    matmul = MatmulBench(n=512, repeats=5) if profile == "smoke" else MatmulBench()
+    base = {"results_profile": profile, "matmul": matmul}
     if profile == "smoke":
         return BenchConfig(presets=("pico", "nano"), repeats=2, train_steps=2, new_tokens=8, grpo_steps=2, **base)
     return BenchConfig(**base)

@@ -35,14 +35,9 @@ from typing import Any, Mapping
 
 import torch
 
-from .profiles import check_profile
-from .results import claim, value
 from .utils import atomic_write_json, device_name, repo_root
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = ("llama", "qwen2", "deepseek_v3")
-H100_BF16_DENSE: float = 989e12   # FLOP/s, NVIDIA H100 SXM dense BF16 (H800: same compute)
-H100_FP8_DENSE: float = 1979e12   # FLOP/s, dense FP8; NVIDIA's 2x figures assume sparsity
-USD_PER_GPU_HOUR: float = 2.0     # V3 Table 1: "rental price of the H800 is $2 per GPU hour"
 CSV_COLUMNS: tuple[str, ...] = ("item", "value", "unit", "source", "cite", "primary", "notes")
 # Checkpoint-format keys that are not architecture (remote code, FP8 storage).
 _NOT_ARCHITECTURE = ("_source", "auto_map", "quantization_config", "model_type")
@@ -281,7 +276,8 @@ def training_flops_with_attention(config, n_tokens: float, seq_len: int, *,
 def implied_mfu(flops: float, gpu_hours: float, peak_flops_per_s: float) -> float:
     """Model FLOPs utilisation: useful FLOPs over what the GPUs could have done at peak.
 
-    >>> round(implied_mfu(training_flops(37e9, 14.8e12), 2.664e6, H100_BF16_DENSE), 3)
+    >>> pub = load_published_costs()
+    >>> round(implied_mfu(training_flops(37e9, 14.8e12), 2.664e6, pub["h100_bf16_dense_flops"].value), 3)
     0.346
     """
     flops = _check_size("flops", flops)
@@ -313,8 +309,8 @@ class TrainingRun:
     gpu_hours: float        # V3 pre-training: 2,664K H800 GPU-hours (V3 report, Table 1)
     n_active_params: float  # V3: 37e9 activated per token (V3 report, §1)
     n_tokens: float         # V3: 14.8e12 pre-training tokens
-    usd_per_gpu_hour: float = USD_PER_GPU_HOUR  # $2 per H800 hour (V3 report, Table 1)
-    peak_flops_per_s: float = H100_BF16_DENSE   # 989 TFLOP/s dense BF16 (H100/H800 SXM)
+    usd_per_gpu_hour: float  # V3: the rental price of V3 report, Table 1
+    peak_flops_per_s: float  # dense BF16 peak of the GPU (H100/H800 SXM datasheet)
 
     def cost_usd(self) -> float:
         return _check_size("gpu_hours", self.gpu_hours) * self.usd_per_gpu_hour
@@ -343,13 +339,13 @@ def published_runs(pub: Mapping[str, PublishedFigure]) -> dict[str, TrainingRun]
     V3 uses its pre-training GPU-hours only (the 14.8T tokens are pre-training tokens);
     Llama's model card gives one number for all stages, which slightly lowers its MFU.
     """
-    rate = pub["v3_usd_per_gpu_hour"].value
+    rate, peak = pub["v3_usd_per_gpu_hour"].value, pub["h100_bf16_dense_flops"].value
     return {
         "deepseek-v3": TrainingRun("DeepSeek-V3 pre-training", pub["v3_pretraining_gpu_hours"].value,
-                                   pub["v3_active_params"].value, pub["v3_tokens"].value, rate),
+                                   pub["v3_active_params"].value, pub["v3_tokens"].value, rate, peak),
         "llama-3.1-405b": TrainingRun("Llama 3.1 405B (all stages)", pub["llama405b_gpu_hours"].value,
                                       pub["llama405b_params"].value, pub["llama405b_tokens"].value,
-                                      rate),
+                                      rate, peak),
     }
 
 
@@ -366,17 +362,6 @@ class MatmulBench:
     def flops(self) -> float:
         """FLOPs the whole measurement performs (one warm-up sample included)."""
         return 2.0 * self.n ** 3 * self.inner * (self.repeats + 1)
-
-
-def bench_for(profile: str, dtype: str | None = None) -> MatmulBench:
-    """The matmul benchmark of a profile: small in ``smoke``; on the GPU (bf16 by default)
-    in ``gpu`` when one is visible; ``dtype`` defaults to float32 on the CPU."""
-    check_profile(profile)
-    if profile == "gpu" and torch.cuda.is_available():
-        return MatmulBench(n=8192, dtype=dtype or "bfloat16", device="cuda", repeats=10, inner=10)
-    if profile == "smoke":
-        return MatmulBench(n=512, dtype=dtype or "float32", repeats=5, inner=8)
-    return MatmulBench(n=1024, dtype=dtype or "float32", repeats=10, inner=8)
 
 
 def _sync(device: str) -> None:
@@ -433,14 +418,15 @@ def record_machine_flops(bench: MatmulBench, samples: list[float],
     return atomic_write_json(path, cache)
 
 
-def machine_peak(profile: str = "cpu", *, force: bool = False,
+def machine_peak(bench: MatmulBench | None = None, *, force: bool = False,
                  path: str | os.PathLike | None = None) -> float:
-    """This machine's matmul FLOP/s for the profile's benchmark: the denominator of MFU.
+    """This machine's matmul FLOP/s for ``bench`` (default: :class:`MatmulBench` ``()``, the
+    ``cpu`` profile's float32 benchmark): the denominator of MFU.
 
     Measured once and cached per device in ``.artifacts/machine_flops.json`` (the cost
     chapter measures fresh and records its result); ``force=True`` measures again.
     """
-    bench = bench_for(profile)
+    bench = bench if bench is not None else MatmulBench()
     path = Path(path) if path is not None else _flops_cache_path()
     entry = json.loads(path.read_text()).get(_bench_key(bench)) if path.exists() else None
     if entry is None or force:
@@ -450,7 +436,14 @@ def machine_peak(profile: str = "cpu", *, force: bool = False,
     return float(entry["median"])
 
 
-# ----------------------------------------------------------------------------- metrics, verdicts
+# ----------------------------------------------------------------------------- metrics
+# Items of data/published_costs.csv that are MFUs of large published training runs: their span
+# is the range a claimed bill must imply to be physically plausible.
+MFU_PUBLISHED: tuple[str, ...] = ("gpt3_mfu_bf16", "gopher_mfu", "mtnlg_mfu", "palm_mfu",
+                                  "megascale_175b_mfu", "llama405b_mfu_bf16_low",
+                                  "llama405b_mfu_bf16_high")
+
+
 def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any]) -> dict[str, float]:
     """Every number of the cost chapter, from the published figures and the real configs.
 
@@ -473,6 +466,8 @@ def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any])
          "deepseek_hardware_usd": pub["deepseek_hardware_usd"].value,
          "llama405b_mfu_reported_low": pub["llama405b_mfu_bf16_low"].value,
          "llama405b_mfu_reported_high": pub["llama405b_mfu_bf16_high"].value}
+    mfus = [pub[k].value for k in MFU_PUBLISHED]
+    m["mfu_published_min"], m["mfu_published_max"] = min(mfus), max(mfus)
     m["r1_total_cost_usd"] = m["v3_total_cost_usd"] + m["r1_rl_cost_usd"]
     m["r1_cost_10x_usd"] = 10 * m["r1_total_cost_usd"]
     m["gpu_hours_ratio_llama_over_v3"] = llama.gpu_hours / m["v3_total_gpu_hours"]
@@ -489,6 +484,17 @@ def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any])
     m["v3_implied_mfu_bf16_with_attention"] = sens["+ attention at 4096 (full context)"]["deepseek-v3"]
     m["llama405b_implied_mfu_bf16_with_attention"] = (
         sens["+ attention at 4096 (full context)"]["llama-3.1-405b"])
+    # Utilisation vs FLOPs: GPU-hours ratio = FLOPs ratio × MFU ratio (same peak on H800/H100).
+    for tag, key in (("", "v3_implied_mfu_bf16"), ("_with_attention", "v3_implied_mfu_bf16_with_attention")):
+        mfu_ratio = m[key] / m[key.replace("v3_", "llama405b_")]
+        m[f"mfu_ratio_v3_over_llama{tag}"] = mfu_ratio
+        m[f"hours_gap_share_from_mfu{tag}"] = math.log(mfu_ratio) / math.log(
+            llama.gpu_hours / v3.gpu_hours)
+    frontier = min(m["gpt4_cost_usd"], m["gemini_ultra_cost_usd"])
+    m["r1_compute_cost_usd"] = m["r1_total_cost_usd"]  # GPU time only, like the frontier estimates
+    m["frontier_min_over_r1_compute"] = frontier / m["r1_compute_cost_usd"]
+    m["frontier_min_over_10x_r1"] = frontier / m["r1_cost_10x_usd"]
+    m["hardware_over_final_run"] = m["deepseek_hardware_usd"] / m["v3_total_cost_usd"]
     return {k: float(v) for k, v in m.items()}
 
 
@@ -513,83 +519,3 @@ def mfu_sensitivity(pub: Mapping[str, PublishedFigure], configs: Mapping[str, An
         for row, flops in rows.items():
             out.setdefault(row, {})[name] = implied_mfu(flops, run.gpu_hours, run.peak_flops_per_s)
     return out
-
-
-_VERDICT_METRICS = (
-    "v3_total_cost_usd", "v3_published_cost_usd", "v3_total_gpu_hours", "v3_implied_mfu_bf16",
-    "llama405b_implied_mfu_bf16", "v3_training_flops", "llama405b_training_flops",
-    "v3_active_params", "llama405b_params", "llama405b_cost_usd", "gpt4_cost_usd",
-    "gemini_ultra_cost_usd", "deepseek_hardware_usd", "r1_rl_cost_usd", "r1_total_cost_usd",
-    "v3_implied_mfu_bf16_with_attention", "llama405b_implied_mfu_bf16_with_attention")
-MFU_PLAUSIBLE: tuple[float, float] = (0.15, 0.60)  # large Hopper runs report ~38–43% (Llama 3)
-
-
-def _sci(x: float) -> str:
-    """``3.2856e24`` -> ``'3.29e24'``."""
-    return f"{x:.2e}".replace("e+", "e")
-
-
-def _usd(x: float) -> str:
-    """``5.576e6`` -> ``'$5.576M'``."""
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"${x / div:.4g}{suffix}"
-    return f"${x:.4g}"
-
-
-def _verdict_final_run(m: Mapping[str, float]) -> dict:
-    cost, published, mfu = m["v3_total_cost_usd"], m["v3_published_cost_usd"], m["v3_implied_mfu_bf16"]
-    reproduced = abs(cost - published) <= 1e-3 * published
-    plausible = MFU_PLAUSIBLE[0] <= mfu <= MFU_PLAUSIBLE[1]
-    understated = m["deepseek_hardware_usd"] >= 10 * cost
-    lo, hi = MFU_PLAUSIBLE
-    physics = (f"a utilisation real runs reach (Llama 3.1 405B: {m['llama405b_implied_mfu_bf16']:.1%})"
-               if plausible else f"outside the {lo:.0%}–{hi:.0%} real runs reach")
-    evidence = (
-        f"{m['v3_total_gpu_hours'] / 1e6:.3f}M H800 GPU-hours × ${cost / m['v3_total_gpu_hours']:g} = "
-        f"{_usd(cost)}, {'exactly' if reproduced else 'unlike'} the published {_usd(published)}; 6ND "
-        f"over the pre-training hours implies {mfu:.1%} of BF16 peak, {physics}. The figure prices "
-        f"the final run only: the V3 report excludes prior research and ablations, and data, staff "
-        f"and the fleet (hardware > {_usd(m['deepseek_hardware_usd'])}, SemiAnalysis, secondary) are "
-        f"not in it, so as the cost of the model it is an underestimate.")
-    if not reproduced or mfu > MFU_PLAUSIBLE[1]:
-        return claim("cost-final-run", "not supported", evidence)
-    return claim("cost-final-run", "supported" if plausible and understated else "partly supported",
-                 evidence)
-
-
-def _verdict_fraction(m: Mapping[str, float]) -> dict:
-    ratio = m["v3_training_flops"] / m["llama405b_training_flops"]
-    ten_r1 = 10 * m["r1_total_cost_usd"]
-    frontier = {"GPT-4": m["gpt4_cost_usd"], "Gemini Ultra": m["gemini_ultra_cost_usd"]}
-    orders = math.log10(min(frontier.values()) / ten_r1)
-    gap = ("orders of magnitude less" if orders >= 2
-           else "the same order of magnitude, not orders of magnitude less")
-    evidence = (
-        f"V3's final run needed {_sci(m['v3_training_flops'])} FLOPs, {ratio:.1%} (1/{1 / ratio:.1f}) of "
-        f"Llama 3.1 405B's {_sci(m['llama405b_training_flops'])}, at the same implied BF16 MFU by 6ND "
-        f"({m['v3_implied_mfu_bf16']:.1%} vs {m['llama405b_implied_mfu_bf16']:.1%}; counting attention "
-        f"at 4K context, {m['v3_implied_mfu_bf16_with_attention']:.1%} vs "
-        f"{m['llama405b_implied_mfu_bf16_with_attention']:.1%}): the saving is mostly "
-        f"{m['v3_active_params'] / 1e9:.0f}B instead of {m['llama405b_params'] / 1e9:.0f}B active "
-        f"parameters per token. 'A fraction of the cost' holds for final "
-        f"runs: {_usd(m['v3_total_cost_usd'])} vs {_usd(m['llama405b_cost_usd'])} for Llama at the "
-        f"same $2/GPU-hour, ~{_usd(frontier['GPT-4'])} for GPT-4 and ~{_usd(frontier['Gemini Ultra'])} "
-        f"for Gemini Ultra (AI Index estimates, secondary). But 10 × R1 (V3 + "
-        f"{_usd(m['r1_rl_cost_usd'])} of RL, secondary) = {_usd(ten_r1)} is "
-        f"{ten_r1 / frontier['GPT-4']:.2f}× GPT-4's and {ten_r1 / frontier['Gemini Ultra']:.2f}× "
-        f"Gemini Ultra's estimate: {gap}. "
-        f"Whether V3 'matched' them is not tested here.")
-    if ratio > 0.5 or m["r1_total_cost_usd"] >= min(frontier.values()):
-        return claim("cost-fraction-of-compute", "not supported", evidence)
-    return claim("cost-fraction-of-compute", "supported" if orders >= 2 else "partly supported", evidence)
-
-
-def verdicts(metrics: Mapping[str, Any]) -> list[dict]:
-    """Verdicts on ``cost-final-run`` and ``cost-fraction-of-compute``, computed from metrics
-    (numbers or ``{mean, ci95, per_seed}`` dicts), as written by the cost chapter."""
-    missing = [k for k in _VERDICT_METRICS if k not in metrics]
-    if missing:
-        raise ValueError(f"verdicts: metrics lack {', '.join(missing)}")
-    m = {k: value(metrics[k]) for k in _VERDICT_METRICS}
-    return [_verdict_final_run(m), _verdict_fraction(m)]

@@ -10,6 +10,9 @@ changing its code:
 - :func:`touched_params` counts the parameters one forward pass multiplies, to check the
   "active" count of :func:`minir1.cost.count_params` against what a token really uses.
 - :func:`time_train_steps` times training steps of several models interleaved.
+- :func:`make_deterministic` replaces the eager experts loop by one that pads each expert's
+  token batch to a multiple of :data:`PAD_ROWS` rows, so results do not depend on the number
+  of CPU threads (see its docstring for the cause).
 """
 from __future__ import annotations
 
@@ -28,6 +31,87 @@ def _is_experts(module) -> bool:
     return isinstance(getattr(module, "gate_up_proj", None), torch.nn.Parameter)
 
 
+class _AddAuxiliaryLoss(torch.autograd.Function):
+    """Identity on ``x`` whose backward also sends gradient 1 into ``loss`` (the trick of
+    DeepSeek-MoE's reference code): an auxiliary loss joins the training loss without the
+    training loop knowing about it."""
+
+    @staticmethod
+    def forward(ctx, x, loss):
+        ctx.dtype, ctx.device = loss.dtype, loss.device
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, torch.ones((), dtype=ctx.dtype, device=ctx.device)
+
+
+def sequence_balance_loss(router_logits: torch.Tensor, topk_indices: torch.Tensor,
+                          batch: int, alpha: float) -> torch.Tensor:
+    """V3's complementary sequence-wise balance loss (V3 report §2.1.2, eqs. 17–20).
+
+    ``router_logits`` (B·T, E), ``topk_indices`` (B·T, K).  Per sequence, ``f_i`` is the
+    share of the sequence's tokens sent to expert ``i`` scaled by E/K (1 when balanced) and
+    ``P_i`` the mean normalised affinity ``s_i / Σ_j s_j``; the loss is ``α Σ_i f_i P_i``,
+    averaged over the sequences.
+    """
+    n, E = router_logits.shape
+    K = topk_indices.shape[-1]
+    s = router_logits.float().sigmoid().view(batch, n // batch, E)           # (B, T, E)
+    p = (s / s.sum(-1, keepdim=True)).mean(1)                                 # (B, E)
+    counts = torch.zeros(batch, E, device=s.device)
+    counts.scatter_add_(1, topk_indices.view(batch, -1), torch.ones(batch, (n // batch) * K, device=s.device))
+    f = counts * E / (K * (n // batch))                                        # (B, E)
+    return alpha * (f.detach() * p).sum(-1).mean()
+
+
+PAD_ROWS = 16  # expert batches are padded to a multiple of this many rows (see make_deterministic)
+
+
+def _padded_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    pad = -x.shape[0] % PAD_ROWS
+    if pad:
+        x = torch.cat([x, x.new_zeros(pad, x.shape[1])])
+    return torch.nn.functional.linear(x, w)
+
+
+def _deterministic_experts_forward(self, hidden_states, top_k_index, top_k_weights):
+    """``DeepseekV3Experts.forward`` (eager, transformers 5.x) with padded expert batches."""
+    out = torch.zeros_like(hidden_states)
+    with torch.no_grad():
+        mask = torch.nn.functional.one_hot(top_k_index, num_classes=self.num_experts).permute(2, 1, 0)
+        hit = torch.greater(mask.sum(dim=(-1, -2)), 0).nonzero()
+    for e in hit:
+        e = e[0]
+        pos, idx = torch.where(mask[e])
+        n = idx.shape[0]
+        gate, up = _padded_linear(hidden_states[idx], self.gate_up_proj[e])[:n].chunk(2, dim=-1)
+        h = _padded_linear(self.act_fn(gate) * up, self.down_proj[e])[:n]
+        out.index_add_(0, idx, (h * top_k_weights[idx, pos, None]).to(out.dtype))
+    return out
+
+
+def make_deterministic(model) -> int:
+    """Make a DeepseekV3 model's routed experts give the same bits on 1 or 2 CPU threads.
+
+    Cause (measured, torch 2.13 CPU, MKL): an fp32 GEMM with 5–11 rows (except 8) returns
+    different low-order bits with 1 and with 2 threads; with 1–4, 8 or ≥ 12 rows, and with
+    fixed large batches as in dense models, the bits agree.  The eager experts loop feeds
+    each expert exactly the tokens routed to it, so small experts hit those sizes and the MoE
+    (only the MoE) drifts by ~1e-8 per step.  Padding each expert's rows with zeros to a
+    multiple of :data:`PAD_ROWS` removes the dependence (zero rows add exact zeros to the
+    weight gradients).  Returns the number of expert modules patched.
+    """
+    import types
+
+    n = 0
+    for m in model.modules():
+        if _is_experts(m) and hasattr(m, "num_experts"):
+            m.forward = types.MethodType(_deterministic_experts_forward, m)
+            n += 1
+    return n
+
+
 class RouterMonitor:
     """Counts the tokens each routed expert receives in every MoE layer and, with
     ``gamma > 0``, applies V3's auxiliary-loss-free balancing while the model trains.
@@ -38,10 +122,13 @@ class RouterMonitor:
     the gating weights still come from the unbiased scores, as in V3 and in HF's router.
     """
 
-    def __init__(self, model, gamma: float = 0.0):
+    def __init__(self, model, gamma: float = 0.0, alpha: float = 0.0):
         if gamma < 0:
             raise ValueError(f"gamma must be >= 0; got {gamma!r}")
-        self.gamma = float(gamma)
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0; got {alpha!r}")
+        self.gamma, self.alpha = float(gamma), float(alpha)
+        self.aux_losses: list[float] = []  # sequence-wise balance loss of each training forward
         self.routers = [m for m in model.modules() if _is_router(m)]
         self.counts = [torch.zeros(r.num_experts, dtype=torch.float64) for r in self.routers]
         self.last_indices: list[torch.Tensor | None] = [None] * len(self.routers)
@@ -57,6 +144,12 @@ class RouterMonitor:
                 with torch.no_grad():
                     step = torch.sign(load.mean() - load).to(router.e_score_correction_bias)
                     router.e_score_correction_bias += self.gamma * step
+            if router.training and self.alpha > 0 and torch.is_grad_enabled():
+                x = inputs[0]
+                batch = x.shape[0] if x.dim() == 3 else 1
+                aux = sequence_balance_loss(outputs[0], idx, batch, self.alpha)
+                self.aux_losses.append(float(aux.detach()))
+                return outputs[0], _AddAuxiliaryLoss.apply(outputs[1], aux), outputs[2]
         return hook
 
     def reset(self) -> None:

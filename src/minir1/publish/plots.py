@@ -9,6 +9,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..stats import Metric
+
 # Okabe & Ito's colour-blind-safe palette, in the slots the plots below use: 0 blue (the
 # main series), 1 vermillion (RL / treatment), 2 bluish green, 3 reddish purple, 4 orange,
 # 5 sky blue, 6 black, 7 grey (baselines and references).
@@ -87,10 +89,10 @@ def _num(m):
 
 _COST_ROWS = (  # (label, metric, published as is (True) or our arithmetic on published inputs)
     ("V3 final run, as published", "v3_published_cost_usd", True),
-    ("V3 final run: 2.788M GPU-h × $2 (ours)", "v3_total_cost_usd", False),
-    ("R1's RL stage: 147K GPU-h × $2 (ours)", "r1_rl_cost_usd", False),
+    ("V3 final run: GPU-h × V3's price (ours)", "v3_total_cost_usd", False),
+    ("R1's RL stage: GPU-h × V3's price (ours)", "r1_rl_cost_usd", False),
     ("10 × R1 (V3 + RL), the article's 'even if'", "r1_cost_10x_usd", False),
-    ("Llama 3.1 405B: 30.84M GPU-h × $2 (ours)", "llama405b_cost_usd", False),
+    ("Llama 3.1 405B: GPU-h × V3's price (ours)", "llama405b_cost_usd", False),
     ("GPT-4, AI Index estimate", "gpt4_cost_usd", True),
     ("Gemini Ultra, AI Index estimate", "gemini_ultra_cost_usd", True),
 )
@@ -105,7 +107,7 @@ def cost_bars(ax, metrics):
     for yi, v, (_, _, published) in zip(y, vals, _COST_ROWS):
         ax.barh(yi, v, color="#dddddd" if published else PALETTE[0], edgecolor="#444444",
                 hatch="//" if published else None)
-        ax.text(v * 1.15, yi, f"${v / 1e6:.4g}M", va="center", fontsize=8)
+        ax.text(v * 1.15, yi, f"${v / 1e6:.3g}M", va="center", fontsize=8)
     hw = _num(metrics["deepseek_hardware_usd"])
     ax.axvline(hw, color="k", ls="--", lw=1)
     ax.text(hw * 0.92, y[-1] - 0.45, f"DeepSeek hardware > ${hw / 1e6:.0f}M\n(SemiAnalysis; capex)",
@@ -124,10 +126,17 @@ def cost_bars(ax, metrics):
 
 
 def mfu_bars(ax, metrics):
-    """Implied MFU of V3 and Llama 3.1 405B, with the MFU range the Llama 3 paper reports."""
+    """Implied MFU of V3 and Llama 3.1 405B, with the range large published runs report (the
+    verdict rule's range) and the Llama 3 paper's own range."""
     rows = [("V3 vs BF16 peak", "v3_implied_mfu_bf16"), ("V3 vs FP8 peak", "v3_implied_mfu_fp8"),
             ("Llama 3.1 405B\nvs BF16 peak", "llama405b_implied_mfu_bf16")]
     lo, hi = _num(metrics["llama405b_mfu_reported_low"]), _num(metrics["llama405b_mfu_reported_high"])
+    if "mfu_published_min" in metrics:
+        pmin, pmax = _num(metrics["mfu_published_min"]), _num(metrics["mfu_published_max"])
+        for v in (pmin, pmax):
+            ax.axhline(v, color=PALETTE[7], ls="--", lw=1)
+        ax.plot([], [], color=PALETTE[7], ls="--", lw=1,
+                label=f"published large runs: {pmin:.0%}–{pmax:.0%} (the rule's range)")
     ax.axhspan(lo, hi, color=PALETTE[2], alpha=0.2,
                label=f"Llama 3 paper: {lo:.0%}–{hi:.0%} in pre-training (reported)")
     vals = [_num(metrics[k]) for _, k in rows]
@@ -158,32 +167,49 @@ def _fmt(m) -> str:
     return f"{m:.3g}"
 
 
+_SETTINGS = (("greedy", "greedy"), ("r1", "T = 0.6, top-p 0.95 (R1)"), ("t1", "T = 1"))
+
+
+def _lo_hi_err(ms):
+    return [[m["mean"] - m["lo"] for m in ms], [m["hi"] - m["mean"] for m in ms]]
+
+
 def capability_table(metrics: dict):
-    """A task × metric table (strings "mean [lo, hi]") of the lab's capability series."""
+    """Task × sampling setting table (strings "mean [lo, hi]") of the lab's capability series."""
     import pandas as pd
 
-    cols = {"pass@1 strict": "base_pass_at_1", "pass@16 strict": "base_pass_at_16",
-            "pass@1 lenient": "base_pass_at_1_lenient", "pass@16 lenient": "base_pass_at_16_lenient",
-            "greedy strict": "base_greedy_acc", "greedy lenient": "base_greedy_acc_lenient",
-            "R1 format rate": "base_format_rate"}
-    tasks = list(metrics["base_pass_at_1"])
-    rows = {t: {c: _fmt(metrics[k][t]) for c, k in cols.items() if k in metrics} for t in tasks}
-    table = pd.DataFrame(rows).T
-    table.index.name = "task"
+    from ..stats import fmt
+
+    rows = {}
+    for task in metrics["base_pass_at_1_r1"]:
+        g = {"pass@1 strict": metrics["base_greedy_acc"][task],
+             "pass@1 lenient": metrics["base_greedy_acc_lenient"][task],
+             "R1 format rate": metrics["base_greedy_format_rate"][task]}
+        rows[(task, "greedy")] = {c: fmt(v) for c, v in g.items()}
+        for key, label in _SETTINGS[1:]:
+            cols = {"pass@1 strict": f"base_pass_at_1_{key}", "pass@16 strict": f"base_pass_at_16_{key}",
+                    "pass@16 − pass@1 (paired)": f"base_room_{key}",
+                    "pass@1 lenient": f"base_pass_at_1_lenient_{key}",
+                    "pass@16 lenient": f"base_pass_at_16_lenient_{key}",
+                    "R1 format rate": f"base_format_rate_{key}"}
+            rows[(task, label)] = {c: fmt(metrics[k][task]) for c, k in cols.items() if k in metrics}
+    table = pd.DataFrame(rows).T.fillna("—")
+    table.index.names = ["task", "sampling"]
     return table
 
 
-def pass_at_k_bars(ax, metrics: dict):
-    """Grouped bars: pass@1 / pass@16, strict / lenient, per task, with CI error bars."""
-    keys = [("base_pass_at_1", "pass@1 strict"), ("base_pass_at_16", "pass@16 strict"),
-            ("base_pass_at_1_lenient", "pass@1 lenient"), ("base_pass_at_16_lenient", "pass@16 lenient")]
-    tasks = list(metrics["base_pass_at_1"])
+def pass_at_k_bars(ax, metrics: dict, setting: str = "r1"):
+    """Grouped bars: pass@1 / pass@16, strict / lenient, per task, with 95% interval error bars."""
+    keys = [(f"base_pass_at_1_{setting}", "pass@1 strict"), (f"base_pass_at_16_{setting}", "pass@16 strict"),
+            (f"base_pass_at_1_lenient_{setting}", "pass@1 lenient"),
+            (f"base_pass_at_16_lenient_{setting}", "pass@16 lenient")]
+    keys = [(k, label) for k, label in keys if k in metrics]
+    tasks = list(metrics[f"base_pass_at_1_{setting}"])
     width = 0.8 / len(keys)
     for j, (k, label) in enumerate(keys):
         ms = [metrics[k][t] for t in tasks]
         x = np.arange(len(tasks)) + (j - (len(keys) - 1) / 2) * width
-        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
-        ax.bar(x, [m["mean"] for m in ms], width, yerr=err, capsize=3, label=label)
+        ax.bar(x, [m["mean"] for m in ms], width, yerr=_lo_hi_err(ms), capsize=3, label=label)
     ax.set_xticks(np.arange(len(tasks)))
     ax.set_xticklabels(tasks)
     ax.set_ylim(0, 1)
@@ -246,80 +272,98 @@ def rl_curves(axes, extra: dict):
 
 
 def passk_curves(ax, metrics: dict):
-    """pass@k against k (log scale) for base and RL, strict and lenient, RL with CI bands."""
+    """pass@k against k (log scale) for base and RL, strict and lenient, with 95% interval bands."""
     for suffix, style in (("", "-"), ("_lenient", "--")):
         ks = sorted(metrics[f"base_pass_at_k{suffix}"], key=int)
         x = [int(k) for k in ks]
-        ax.plot(x, [metrics[f"base_pass_at_k{suffix}"][k] for k in ks], style, color=PALETTE[7],
-                label=f"base {suffix.strip('_') or 'strict'}")
-        rl = [metrics[f"rl_pass_at_k{suffix}"][k] for k in ks]
-        ax.plot(x, [m["mean"] for m in rl], style, color=PALETTE[1], label=f"RL {suffix.strip('_') or 'strict'}")
-        ax.fill_between(x, [m["ci95"][0] for m in rl], [m["ci95"][1] for m in rl], color=PALETTE[1], alpha=0.15)
+        for who, colour in (("base", PALETTE[7]), ("rl", PALETTE[1])):
+            ms = [metrics[f"{who}_pass_at_k{suffix}"][k] for k in ks]
+            label = f"{'base' if who == 'base' else 'RL'} {suffix.strip('_') or 'strict'}"
+            ax.plot(x, [m["mean"] for m in ms], style, color=colour, label=label)
+            ax.fill_between(x, [m["lo"] for m in ms], [m["hi"] for m in ms], color=colour, alpha=0.15)
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="k (samples per problem)", ylabel="held-out pass@k", ylim=(0, 1.02))
+    ax.set(xlabel="k (samples per problem, T = 1)", ylabel="held-out pass@k", ylim=(0, 1.02))
     ax.legend(fontsize=8)
     return ax
 
 
 def rl_table(metrics: dict):
-    """Base vs RL vs RL with KL vs SFT on answers: pass@1 strict/lenient and mean length."""
+    """Base vs GRPO vs the equal-FLOPs SFT baselines: strict pass@1 at each sampling setting,
+    lenient pass@1 and paired gains at R1's setting, mean length."""
     import pandas as pd
 
-    rows = {"base": "base", "GRPO (β = 0)": "rl", "GRPO, KL on": "rl_kl", "SFT on answers (equal FLOPs)": "sft_answers"}
-    cols = {"pass@1 strict": "pass_at_1", "pass@1 lenient": "pass_at_1_lenient", "mean length": "mean_len"}
+    from ..stats import fmt
+
+    def get(key):
+        return fmt(metrics[key]) if key in metrics else "—"
+
     out = {}
-    for name, pre in rows.items():
-        out[name] = {c: (_fmt(metrics[f"{pre}_{k}"]) if k != "mean_len" else
-                         f"{metrics[f'{pre}_{k}']['mean']:.1f}") if f"{pre}_{k}" in metrics else "—"
-                     for c, k in cols.items()}
+    for name, pre in (("base", "base"), ("GRPO (β = 0)", "rl"), ("SFT on answers only (equal FLOPs)", "sft_answers"),
+                      ("SFT on worked solutions (equal FLOPs)", "sft_worked")):
+        row = {f"strict pass@1, {label}": get(f"{pre}_pass_at_1_{key}") for key, label in _SETTINGS}
+        row["lenient pass@1, R1"] = get(f"{pre}_pass_at_1_lenient_r1")
+        row["RL − this, strict, R1 (paired)"] = ("—" if pre == "rl" else
+                                                  get("rl_vs_base_pass_at_1_r1" if pre == "base"
+                                                      else f"rl_vs_{pre}_pass_at_1_r1"))
+        row["mean length, R1"] = get(f"{pre}_mean_len_r1")
+        out[name] = row
     return pd.DataFrame(out).T
 
 
 # ---- distillation chapter (04_distillation) ---------------------------------------------
 _DISTILL_CONDS = (("student_base", "student base", "o"), ("answers_only", "SFT on answers only (c)", "v"),
-                  ("rl", "GRPO, RL recipe (b)", "s"), ("logit_kd", "logit KD (d)", "D"),
+                  ("rl", "GRPO at equal FLOPs (b)", "s"), ("logit_kd", "logit KD (d)", "D"),
                   ("distill", "SFT on teacher traces (a)", "*"))
-_DISTILL_REFS = (("teacher_pass_at_1", "teacher (micro + GRPO)", "-"),
-                 ("big_answers_pass_at_1", "micro SFT on answers only", "--"),
-                 ("big_base_pass_at_1_lenient", "micro base, lenient", ":"))
+_DISTILL_REFS = (("teacher_pass_at_1", "teacher (base + GRPO)", "-"),
+                 ("big_rl_pass_at_1", "teacher's base + GRPO at a student's distillation FLOPs", "--"),
+                 ("big_base_pass_at_1", "teacher's base", ":"))
+
+
+def _metric(d):
+    """A results-file metric (dict) as a :class:`minir1.stats.Metric`."""
+    from minir1.stats import Metric
+
+    return d if isinstance(d, Metric) else Metric.from_dict(d)
+
+
+def _yerr(ms) -> list[list[float]]:
+    return [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
 
 
 def distill_bars(ax, metrics: dict):
-    """Held-out strict pass@1 per student size and condition (95% CI, seed dots), with the
-    teacher and the teacher-sized models without traces as horizontal lines."""
+    """Held-out strict pass@1 per student size and condition (95% bootstrap CI over problems and
+    seeds, seed dots), with the teacher and the teacher-sized comparators as horizontal lines."""
     sizes = list(metrics["student_params"])
     width = 0.8 / len(_DISTILL_CONDS)
     for j, (key, label, _) in enumerate(_DISTILL_CONDS):
-        ms = [metrics[f"{key}_pass_at_1"][p] for p in sizes]
+        ms = [_metric(metrics[f"{key}_pass_at_1"][p]) for p in sizes]
         x = np.arange(len(sizes)) + (j - (len(_DISTILL_CONDS) - 1) / 2) * width
-        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
-        ax.bar(x, [m["mean"] for m in ms], width, yerr=err, capsize=2, label=label, color=PALETTE[j])
+        ax.bar(x, [m.mean for m in ms], width, yerr=_yerr(ms), capsize=2, label=label, color=PALETTE[j])
         for xi, m in zip(x, ms):
-            ax.scatter([xi] * len(m["per_seed"]), m["per_seed"], color="k", s=6, zorder=3)
+            ax.scatter([xi] * len(m.per_seed), m.per_seed, color="k", s=6, zorder=3)
     for key, label, style in _DISTILL_REFS:
-        ax.axhline(metrics[key]["mean"], ls=style, color=PALETTE[7], lw=1, label=label)
+        if key in metrics:
+            ax.axhline(_metric(metrics[key]).mean, ls=style, color=PALETTE[7], lw=1, label=label)
     ax.set_xticks(np.arange(len(sizes)))
     ax.set_xticklabels([f"{p} ({metrics['student_params'][p] / 1e6:.2f}M)" for p in sizes])
-    ax.set(ylabel="held-out pass@1 (strict, T = 1)", ylim=(0, 1.02))
+    ax.set(ylabel="held-out pass@1 (strict)", ylim=(0, 1.02))
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return ax
 
 
 def distill_frontier(ax, metrics: dict):
     """Accuracy against inference cost: strict pass@1 vs FLOPs per answer, every model."""
-    for key, label, _ in _DISTILL_REFS[:2]:
-        pre = key.removesuffix("_pass_at_1")
-        m, c = metrics[key], metrics[f"{pre}_flops_per_answer"]["mean"]
-        ax.errorbar(c, m["mean"], yerr=[[m["mean"] - m["ci95"][0]], [m["ci95"][1] - m["mean"]]], fmt="P",
-                    ms=8, color="k" if pre == "teacher" else PALETTE[7], label=label, capsize=2)
+    for pre, color in (("teacher", "k"), ("big_base", PALETTE[7])):
+        m, c = _metric(metrics[f"{pre}_pass_at_1"]), _metric(metrics[f"{pre}_flops_per_answer"]).mean
+        ax.errorbar(c, m.mean, yerr=_yerr([m]), fmt="P", ms=8, color=color, capsize=2,
+                    label="teacher" if pre == "teacher" else "teacher's base")
     for i, p in enumerate(metrics["student_params"]):
         for key, label, marker in _DISTILL_CONDS:
-            m, c = metrics[f"{key}_pass_at_1"][p], metrics[f"{key}_flops_per_answer"][p]["mean"]
-            ax.errorbar(c, m["mean"], yerr=[[m["mean"] - m["ci95"][0]], [m["ci95"][1] - m["mean"]]],
-                        fmt=marker, color=PALETTE[i], capsize=2, label=f"{p}: {label}")
+            m, c = _metric(metrics[f"{key}_pass_at_1"][p]), _metric(metrics[f"{key}_flops_per_answer"][p]).mean
+            ax.errorbar(c, m.mean, yerr=_yerr([m]), fmt=marker, color=PALETTE[i], capsize=2, label=f"{p}: {label}")
     ax.set_xscale("log")
-    ax.set(xlabel="inference FLOPs per answer (2·N per token, prompt + completion)",
-           ylabel="held-out pass@1 (strict)", ylim=(-0.02, 1.02))
+    ax.set(xlabel="inference FLOPs per answer (2·N per generated token)", ylabel="held-out pass@1 (strict)",
+           ylim=(-0.02, 1.02))
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return ax
 
@@ -328,52 +372,64 @@ def distill_curve(ax, metrics: dict, student: str):
     """Student pass@1 against the number of teacher traces it was fine-tuned on (same steps)."""
     fr = sorted(metrics["curve_n_traces"], key=float)
     x = [metrics["curve_n_traces"][f] for f in fr]
-    ms = [metrics["curve_pass_at_1"][f] for f in fr]
-    ax.plot(x, [m["mean"] for m in ms], "o-", color=PALETTE[0], label=f"{student}, SFT on traces")
-    ax.fill_between(x, [m["ci95"][0] for m in ms], [m["ci95"][1] for m in ms], color=PALETTE[0], alpha=0.15)
+    ms = [_metric(metrics["curve_pass_at_1"][f]) for f in fr]
+    ax.plot(x, [m.mean for m in ms], "o-", color=PALETTE[0], label=f"{student}, SFT on traces")
+    ax.fill_between(x, [m.lo for m in ms], [m.hi for m in ms], color=PALETTE[0], alpha=0.15)
     for xi, m in zip(x, ms):
-        ax.scatter([xi] * len(m["per_seed"]), m["per_seed"], color="k", s=6, zorder=3)
-    ax.axhline(metrics["teacher_pass_at_1"]["mean"], color="k", lw=1, label="teacher")
-    ax.axhline(metrics["student_base_pass_at_1"][student]["mean"], color=PALETTE[7], ls=":", label=f"{student} base")
+        ax.scatter([xi] * len(m.per_seed), m.per_seed, color="k", s=6, zorder=3)
+    ax.axhline(_metric(metrics["teacher_pass_at_1"]).mean, color="k", lw=1, label="teacher")
+    ax.axhline(_metric(metrics["student_base_pass_at_1"][student]).mean, color=PALETTE[7], ls=":",
+               label=f"{student} base")
     ax.set_xscale("log")
     ax.set(xlabel="teacher traces in the fine-tuning set", ylabel="held-out pass@1 (strict)", ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
     return ax
 
 
+def distill_validation(ax, metrics: dict):
+    """Validation strict pass@1 (train-split problems never sent to the teacher) against SFT steps."""
+    for i, p in enumerate(metrics["student_params"]):
+        curve = metrics[f"val_pass_at_1_{p}"]
+        steps = sorted(curve, key=int)
+        ax.plot([int(s) for s in steps], [curve[s] for s in steps], "o-", color=PALETTE[i], label=p)
+        ax.axvline(metrics["sft_steps"][p], color=PALETTE[i], ls=":", lw=1)
+    ax.set(xlabel="SFT steps (dotted: chosen by the rule)", ylabel="validation pass@1 (strict)", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=8)
+    return ax
+
+
 def distill_table(metrics: dict):
-    """Every model: parameters, pass@1 strict/lenient, pass@k, tokens and cost per answer / solved problem."""
+    """Every model: parameters, pass@1 strict/lenient, pass@k, tokens and FLOPs per answer."""
     import pandas as pd
 
+    from minir1.stats import fmt
+
     def row(get, params):
-        cell = {"params (M)": f"{params / 1e6:.2f}", "pass@1 strict": _fmt(get("pass_at_1")),
-                "pass@1 lenient": _fmt(get("pass_at_1_lenient")), "pass@k": _fmt(get("pass_at_k")),
-                "tokens / answer": f"{get('tokens_per_answer')['mean']:.1f}"}
-        for k, name, scale in (("flops_per_answer", "MFLOPs / answer", 1e6),
-                               ("flops_per_solved", "MFLOPs / solved", 1e6), ("wall_per_solved", "ms / solved", 1e-3)):
-            cell[name] = f"{get(k)['mean'] / scale:.3g}" if get(k) else "—"
-        return cell
-    out = {"teacher (micro + GRPO)": row(lambda k: metrics.get(f"teacher_{k}"), metrics["teacher_params"]),
-           "micro base": row(lambda k: metrics.get(f"big_base_{k}"), metrics["big_base_params"]),
-           "micro SFT on answers only": row(lambda k: metrics.get(f"big_answers_{k}"), metrics["big_base_params"])}
+        return {"params (M)": f"{params / 1e6:.2f}", "pass@1 strict": fmt(get("pass_at_1")),
+                "pass@1 lenient": fmt(get("pass_at_1_lenient")), "pass@k": fmt(get("pass_at_k")),
+                "tokens / answer": f"{_metric(get('tokens_per_answer')).mean:.1f}",
+                "MFLOPs / answer": f"{_metric(get('flops_per_answer')).mean / 1e6:.3g}"}
+    out = {"teacher": row(lambda k: metrics[f"teacher_{k}"], metrics["teacher_params"]),
+           "teacher's base": row(lambda k: metrics[f"big_base_{k}"], metrics["big_base_params"])}
     for p, n in metrics["student_params"].items():
         for key, label, _ in _DISTILL_CONDS:
-            out[f"{p}: {label}"] = row(lambda k: metrics.get(f"{key}_{k}", {}).get(p), n)
+            out[f"{p}: {label}"] = row(lambda k: metrics[f"{key}_{k}"][p], n)
     return pd.DataFrame(out).T
 
 
 def distill_compute_table(metrics: dict):
-    """Training compute of each student condition, and as a share of the compute that made the teacher."""
+    """Training compute of each student condition, and distillation's share of the teacher's compute
+    with the student's base reused and with it trained here."""
     import pandas as pd
 
     out = {}
     for p in metrics["student_params"]:
         for key, label in (("distill", "SFT on traces (a)"), ("logit_kd", "logit KD (d)"), ("rl", "GRPO (b)")):
-            frac = metrics[f"{key}_compute_fraction"][p]
-            out[f"{p}: {label}"] = {"student training FLOPs": f"{metrics[f'{key}_train_flops'][p]['mean']:.3g}",
-                                    "+ teacher traces": "yes" if key != "rl" else "no",
-                                    "share of teacher's compute": _fmt(frac)}
-    return pd.DataFrame(out).T
+            out[f"{p}: {label}"] = {"student training FLOPs": f"{_metric(metrics[f'{key}_train_flops'][p]).mean:.3g}"}
+        out[f"{p}: SFT on traces (a)"] |= {
+            "share of teacher's compute, base reused": f"{metrics['distill_compute_reused'][p]:.1%}",
+            "share, base trained here": f"{metrics['distill_compute_trained'][p]:.1%}"}
+    return pd.DataFrame(out).T.fillna("")
 
 
 # ---- censorship chapter (05_censorship) -------------------------------------------------
@@ -382,7 +438,12 @@ _DETECTORS = (("refusal", "keyword detector"), ("first_token", "first-token log-
 
 
 def _err(ms):
-    return [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
+    ms = [Metric.from_dict(m) for m in ms]
+    return [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
+
+
+def _mean(m) -> float:
+    return Metric.from_dict(m).mean
 
 
 def refusal_detector_bars(ax, metrics, prefix="teacher"):
@@ -391,7 +452,7 @@ def refusal_detector_bars(ax, metrics, prefix="teacher"):
     for j, (cat, color) in enumerate((("sensitive", PALETTE[1]), ("control", PALETTE[0]))):
         ms = [metrics[f"{prefix}_{d}_{cat}"] for d, _ in _DETECTORS]
         x = np.arange(len(ms)) + (j - 0.5) * width
-        ax.bar(x, [m["mean"] for m in ms], width, yerr=_err(ms), capsize=3, color=color,
+        ax.bar(x, [_mean(m) for m in ms], width, yerr=_err(ms), capsize=3, color=color,
                label=f"{cat} prompts" if cat == "sensitive" else "matched controls")
     ax.set_xticks(np.arange(len(_DETECTORS)))
     ax.set_xticklabels([label for _, label in _DETECTORS], fontsize=8)
@@ -405,7 +466,7 @@ def _series(ax, series, label, color, marker="o", ls="-"):
     keys = list(series)
     ms = [series[k] for k in keys]
     x = np.arange(len(keys))
-    ax.errorbar(x, [m["mean"] for m in ms], yerr=_err(ms), marker=marker, ls=ls, capsize=3, color=color, label=label)
+    ax.errorbar(x, [_mean(m) for m in ms], yerr=_err(ms), marker=marker, ls=ls, capsize=3, color=color, label=label)
     ax.set_xticks(x)
     ax.set_xticklabels(keys)
     return ax
@@ -419,7 +480,7 @@ def dose_response(ax, metrics):
             marker="s", ls="--")
     _series(ax, metrics["student_refusal_control_by_dose"], "student, matched controls", PALETTE[0], marker="^")
     t = metrics["teacher_refusal_sensitive"]
-    ax.axhline(t["mean"], color="k", ls=":", lw=1, label="censored teacher, sensitive")
+    ax.axhline(_mean(t), color="k", ls=":", lw=1, label="censored teacher, sensitive")
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel("share of sensitive prompts in the distillation data")
     ax.set_ylabel("share of prompts refused")
@@ -455,11 +516,29 @@ def removal_bars(ax, metrics):
         ms = [metrics.get(f"{prefix}_{c}") for c, _ in cols]
         keep = [i for i, m in enumerate(ms) if m is not None]
         x = np.arange(len(cols))[keep] + (j - (len(rows) - 1) / 2) * width
-        ax.bar(x, [ms[i]["mean"] for i in keep], width, yerr=_err([ms[i] for i in keep]), capsize=2, label=label)
+        ax.bar(x, [_mean(ms[i]) for i in keep], width, yerr=_err([ms[i] for i in keep]), capsize=2, label=label)
     ax.set_xticks(np.arange(len(cols)))
     ax.set_xticklabels([c[1] for c in cols], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("share of held-out sensitive prompts")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def finetune_task_curve(ax, metrics):
+    """Held-out addition accuracy along the downstream fine-tune, from the censor and (same recipe) from
+    the uncensored assistant, with the target line and the checkpoint where the target was reached."""
+    _series(ax, metrics["finetune_addition_acc_by_steps"], "from the censor", PALETTE[1])
+    _series(ax, metrics["finetune_reference_addition_acc_by_steps"], "from the uncensored assistant", PALETTE[0],
+            marker="s", ls="--")
+    ax.axhline(_mean(metrics["finetune_target_acc"]), color="k", ls=":", lw=1, label="target")
+    keys = list(metrics["finetune_addition_acc_by_steps"])
+    at = str(int(round(Metric.from_dict(metrics["finetune_target_step"]).hi)))
+    if at in keys and metrics.get("finetune_target_reached", 0) >= 1:  # shaded only when every seed reached it
+        ax.axvspan(keys.index(at) - 0.3, keys.index(at) + 0.3, color="0.85", zorder=0)
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xlabel("downstream fine-tuning steps")
+    ax.set_ylabel("held-out addition accuracy")
     ax.legend(fontsize=7)
     return ax
 
@@ -481,7 +560,8 @@ _ENG_ATTENTION = {"mla": "MLA", "mha": "MHA", "gqa": "GQA", "moe": "MoE (MLA)"}
 
 
 def _ci_text(m, fmt=".2f"):
-    return f"{m['mean']:{fmt}} [{m['ci95'][0]:{fmt}}, {m['ci95'][1]:{fmt}}]"
+    m = Metric.from_dict(m) if isinstance(m, dict) else m
+    return f"{m.mean:{fmt}} [{m.lo:{fmt}}, {m.hi:{fmt}}]"
 
 
 def eng_loss_curves(ax, res, axis="flops"):
@@ -547,9 +627,9 @@ def eng_decode(ax_time, ax_mem, metrics):
     right: cache bytes held and (MLA) bytes expanded per step, against context length."""
     for att, per_ctx in metrics["decode_ms_per_step"].items():
         ctx = [int(c) for c in per_ctx]
-        ms = [per_ctx[c] for c in per_ctx]
-        err = [[m["mean"] - m["ci95"][0] for m in ms], [m["ci95"][1] - m["mean"] for m in ms]]
-        ax_time.errorbar(ctx, [m["mean"] for m in ms], yerr=err, marker="o", capsize=3,
+        ms = [Metric.from_dict(per_ctx[c]) for c in per_ctx]
+        err = [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
+        ax_time.errorbar(ctx, [m.mean for m in ms], yerr=err, marker="o", capsize=3,
                          label=_ENG_ATTENTION.get(att, att), color=_ENG_COLOURS.get(att))
     for att, per_ctx in metrics["decode_cache_bytes"].items():
         if att == "moe":
@@ -580,7 +660,7 @@ def eng_model_table(res):
                             "steps": res["extra"]["steps"][name],
                             "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f"),
                             "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f"),
-                            "training tokens/s": f"{m['train_tokens_per_s'][name]['mean']:,.0f}"}
+                            "training tokens/s": f"{Metric.from_dict(m['train_tokens_per_s'][name]).mean:,.0f}"}
     return pd.DataFrame(rows).T
 
 
@@ -591,6 +671,7 @@ _ENG_SUMMARY = (
     ("time per training token, MoE / dense same active", "moe_time_per_token_ratio"),
     ("loss at equal FLOPs, MoE − dense same active", "moe_minus_dense_active_loss_equal_flops"),
     ("loss at equal steps, MoE − dense same total", "moe_minus_dense_total_loss_equal_steps"),
+    ("sequence-wise balance loss (α-scaled)", "moe_aux_loss"),
     ("expert load, coefficient of variation", "moe_expert_load_cv"),
     ("expert load, busiest / mean", "moe_expert_load_max_over_mean"),
     ("held-out loss, MLA − MHA", "mla_minus_mha_heldout_loss"),
@@ -601,10 +682,11 @@ def eng_summary_table(metrics):
     """The MoE and attention comparisons as "mean [95% CI over seeds]" strings."""
     import pandas as pd
 
-    rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY}
+    rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY if k in metrics}
     rows["seeds where dense never reached the MoE's loss (lower bounds)"] = \
         f"{int(_num(metrics['moe_compute_multiplier_lower_bounds']))}"
-    return pd.Series(rows, name="mean [95% CI over seeds]").to_frame()
+    rows["tokens per active parameter (MoE)"] = f"{_num(metrics['moe_tokens_per_active_param']):.1f}"
+    return pd.Series(rows, name="mean [95% interval over seeds]").to_frame()
 
 
 def eng_kv_table(metrics):

@@ -7,7 +7,6 @@ runner (``python -m minir1.publish.chapters``: bad arguments, freshness, atomic 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from minir1 import profiles, results
+from minir1 import profiles, results, stats
 from minir1.publish import book, chapters, claims, ledger
 from minir1.utils import repo_root, sha256_file, stable_hash
 
@@ -28,8 +27,8 @@ def _results(**over) -> dict:
     """A small valid results object (as written by write_results)."""
     obj = {
         "chapter": "rl", "profile": "cpu", "seeds": [0, 1, 2], "config": {"lr": 1e-3},
-        "metrics": {"acc": results.metric([0.5, 0.7, 0.6]), "flops": 1.0e12,
-                    "curve": {"0": results.metric([0.1, 0.2]), "10": 0.5}},
+        "metrics": {"acc": results.metric(stats.rate([[1, 0, 1, 1], [1, 1, 0, 1]])), "flops": 1.0e12,
+                    "curve": {"0": results.metric(stats.over_seeds([0.1, 0.2])), "10": 0.5}},
         "claims": [results.claim("rl-vanilla-to-reasoner", "supported", "accuracy 0.1 -> 0.6")],
         "provenance": results.provenance(wall_seconds=1.5, flops=1e12),
     }
@@ -49,36 +48,32 @@ def _dir_listing(*dirs: Path) -> dict:
     return {str(d): sorted(p.name for p in d.iterdir()) if d.exists() else None for d in dirs}
 
 
-# ----------------------------------------------------------------------------- metric maths
-def test_metric_t_interval_by_hand():
-    m = results.metric([0.5, 0.7, 0.6])
-    # mean 0.6; sample sd 0.1; t(0.975, df=2) = 4.303; half-width 4.303 * 0.1 / sqrt(3)
-    half = 4.303 * 0.1 / math.sqrt(3)
-    assert m["mean"] == pytest.approx(0.6)
-    assert m["ci95"] == pytest.approx([0.6 - half, 0.6 + half], abs=1e-9)
-    assert m["per_seed"] == [0.5, 0.7, 0.6]
-
-
-def test_metric_one_seed_and_explicit_interval():
-    assert results.metric([0.25]) == {"mean": 0.25, "ci95": [0.25, 0.25], "per_seed": [0.25]}
-    assert results.metric([1.0, 3.0], ci95=(0.5, 3.5))["ci95"] == [0.5, 3.5]
-    # large df falls back to the normal quantile 1.96
-    m = results.metric([0.0, 1.0] * 100)
-    half = 1.96 * math.sqrt(sum((v - 0.5) ** 2 for v in [0.0, 1.0] * 100) / 199) / math.sqrt(200)
-    assert m["ci95"][1] - 0.5 == pytest.approx(half, rel=1e-6)
-
-
-@pytest.mark.parametrize("bad", [[], [1.0, float("nan")], [float("inf")]])
-def test_metric_rejects_empty_and_non_finite(bad):
-    with pytest.raises(results.ResultsError, match="per_seed"):
-        results.metric(bad)
+# ----------------------------------------------------------------------------- metrics
+def test_metric_only_from_stats():
+    m = stats.rate([[1, 0, 1, 1]])
+    assert results.metric(m) == m.to_dict()
+    with pytest.raises(results.ResultsError, match="minir1.stats"):
+        results.metric([0.5, 0.7, 0.6])  # the old per-seed t-interval is gone
+    nested = results.to_json_metrics({"a": m, "s": {"x": stats.exact(2.0)}, "n": 3})
+    assert nested["a"]["method"] == "bootstrap" and nested["s"]["x"]["method"] == "exact" and nested["n"] == 3
 
 
 def test_value_and_claim():
-    assert results.value(results.metric([1.0, 3.0])) == 2.0
+    assert results.value(stats.over_seeds([1.0, 3.0])) == 2.0
+    assert results.value(stats.over_seeds([1.0, 3.0]).to_dict()) == 2.0
     assert results.value(0.25) == 0.25
     with pytest.raises(results.ResultsError, match="'supported'"):
         results.claim("cost-final-run", "maybe", "no")
+
+
+def test_rates_outside_0_1_and_intervals_missing_the_mean_are_rejected():
+    bad = _results()
+    bad["metrics"]["acc"] = {**bad["metrics"]["acc"], "hi": 1.2}
+    with pytest.raises(results.ResultsError, match=r"\[0, 1\]"):
+        results.validate(bad)
+    bad["metrics"]["acc"] = {**bad["metrics"]["acc"], "hi": 0.5, "lo": 0.4, "mean": 0.9}
+    with pytest.raises(results.ResultsError, match="contain the mean"):
+        results.validate(bad)
 
 
 # ----------------------------------------------------------------------------- schema
@@ -91,7 +86,7 @@ def test_valid_object_passes():
     (lambda o: o.pop("provenance"), "provenance"),
     (lambda o: o["provenance"].pop("git_commit"), "git_commit"),
     (lambda o: o.update(profile="laptop"), "profile"),
-    (lambda o: o["metrics"].update(acc={"mean": 0.5, "ci95": [0.4], "per_seed": [0.5]}), "metrics/acc"),
+    (lambda o: o["metrics"].update(acc={"mean": 0.5, "ci95": [0.4, 0.6], "per_seed": [0.5]}), "metrics/acc"),
     (lambda o: o["metrics"].update(acc=float("nan")), "metrics/acc"),
 ])
 def test_schema_failures_name_the_field(mutate, field):
@@ -113,7 +108,7 @@ def test_validate_file_names_the_file(tmp_path):
 def test_write_then_load_round_trip(tmp_path):
     path = _write(tmp_path)
     assert path == tmp_path / "rl.json"
-    assert results.load_results("rl", out_dir=tmp_path)["metrics"]["acc"]["mean"] == pytest.approx(0.6)
+    assert results.load_results("rl", out_dir=tmp_path)["metrics"]["acc"]["mean"] == pytest.approx(0.75)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rl.json"]  # no temp file left
     with pytest.raises(FileNotFoundError, match="'cost'"):
         results.load_results("cost", out_dir=tmp_path)

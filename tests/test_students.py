@@ -41,7 +41,7 @@ def test_rejection_sampling_keeps_only_verified_train_traces(monkeypatch):
     pairs = students.distillation_set(None, tok, probs, cfg, task=TASK, difficulty=DIFFICULTY, max_new_tokens=8)
     assert [c for _, c in pairs] == [_right(p) for p in probs]
     assert pairs.sampled == 4 * len(probs) and pairs.accounting()["acceptance_rate"] == 0.25
-    test_prompts = {format_prompt(tok, p.question) for p in rl.problems(rl.rl_config("cpu"), "test", 500)}
+    test_prompts = {format_prompt(tok, p.question) for p in rl.problems(rl.config("cpu"), "test", 500)}
     assert not test_prompts & {p for p, _ in pairs}
     task = get_task(TASK, DIFFICULTY)
     assert all(split_of(TASK, task.canonical(p)) == "train" for p in probs)

@@ -120,7 +120,7 @@ def config(profile: str) -> DistillConfig:
     """The chapter's configuration for ``profile`` (the only place a profile name is resolved)."""
     check_profile(profile)
     if profile not in PROFILES:
-        PROFILES[profile] = DistillConfig(teacher=_rl_config(profile), **_PROFILES_OWN[profile])
+        PROFILES[profile] = DistillConfig(teacher=rl.config(profile), **_PROFILES_OWN[profile])
     return PROFILES[profile]
 
 
@@ -133,10 +133,6 @@ def dry_run(cfg: DistillConfig) -> DistillConfig:
 
 # ----------------------------------------------------------------------------- upstream (lab, rl)
 # The only place this chapter calls the lab and RL experiments.
-def _rl_config(profile: str):
-    return rl.config(profile)
-
-
 def _lab_of(rcfg):
     """The teacher's lab (base) config."""
     return rcfg.base

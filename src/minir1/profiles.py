@@ -6,6 +6,7 @@ Hugging Face checkpoint.  Chapters receive the profile as a papermill parameter 
 call :func:`check_profile` before doing anything else, so a typo stops the run early
 and nothing is written.
 """
+
 from __future__ import annotations
 
 from typing import TypeVar
@@ -59,8 +60,9 @@ def check_device(profile: str, device: str = "") -> str:
         raise DeviceError(
             f"profile {profile!r} needs a CUDA GPU, but this machine has {found}. To run its model "
             f"shapes on the CPU anyway (slow; results record device 'cpu' and are never published as "
-            f"a gpu result), pass device=\"cpu\" explicitly, e.g. `papermill -p profile {profile} "
-            f"-p device cpu ...`.")
+            f'a gpu result), pass device="cpu" explicitly, e.g. `papermill -p profile {profile} '
+            f"-p device cpu ...`."
+        )
     _DEVICE = device or ("cuda" if has_cuda else "cpu")
     return _DEVICE
 

@@ -1,4 +1,5 @@
 """Small shared helpers: repository paths, seeding, devices, atomic writes and code hashes."""
+
 from __future__ import annotations
 
 import ast
@@ -129,7 +130,7 @@ def _resolve(node: ast.ImportFrom, current: str, is_pkg: bool) -> str:
         return node.module or ""
     parts = current.split(".")
     anchor = parts if is_pkg else parts[:-1]  # a package's own name is its anchor
-    anchor = anchor[:len(anchor) - (node.level - 1)]
+    anchor = anchor[: len(anchor) - (node.level - 1)]
     return ".".join([*anchor, *([node.module] if node.module else [])])
 
 
@@ -203,8 +204,13 @@ def git_dirty_files(root: Path | None = None, exclude: Iterable[str] = RUNNER_OU
     """
     root = Path(root) if root is not None else repo_root()
     specs = ["--", ".", *(f":(exclude){e}" for e in exclude)]
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *specs], cwd=root,
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", *specs],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"git status failed in {root}: {out.stderr.strip()}")
     return [line[3:] for line in out.stdout.splitlines() if line.strip()]

@@ -1,4 +1,5 @@
 """What an experiment's ``run(cfg, seeds)`` returns: one small record per chapter."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

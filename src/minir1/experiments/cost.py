@@ -127,6 +127,7 @@ def bill_arithmetic(metrics: Mapping[str, Any]) -> str:
 def _evidence_final_run(m: Mapping[str, Any]) -> str:
     def v(k):
         return _v(m, k)
+
     return (
         f"Arithmetic, not a test: {bill_arithmetic(m)}. The test is physics: 6ND over the "
         f"pre-training GPU-hours implies {v('v3_implied_mfu_bf16'):.1%} of BF16 peak "
@@ -142,6 +143,7 @@ def _evidence_final_run(m: Mapping[str, Any]) -> str:
 def _evidence_fraction(m: Mapping[str, Any]) -> str:
     def v(k):
         return _v(m, k)
+
     share = sorted((v("hours_gap_share_from_mfu"), v("hours_gap_share_from_mfu_with_attention")))
     return (
         f"V3's final run needed {v('flops_ratio_v3_over_llama'):.1%} of Llama 3.1 405B's 6ND FLOPs "

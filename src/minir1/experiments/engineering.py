@@ -20,11 +20,13 @@ Deviations from V3 and choices, stated rather than hidden:
   model returns no auxiliary loss: trained as is, HF's DeepseekV3 has **no** load balancing.
   :class:`RouterMonitor` adds V3's auxiliary-loss-free update (§2.1.2): after every training
   forward pass each expert's bias moves by γ towards balance (−γ if it received more tokens
-  than the mean, +γ if fewer), γ = 0.001 as in V3.  V3's complementary sequence-wise
-  auxiliary loss (α = 0.0001) is not implemented (:func:`minir1.train.train` owns the loss).
+  than the mean, +γ if fewer); V3 uses γ = 0.001 over ~10⁵ steps, we use γ = 0.01 over ~10³.
+  V3's complementary sequence-wise auxiliary loss (α = 0.0001) is added through the router's
+  output (:func:`minir1.routing.sequence_balance_loss`), so the training loop is unchanged.
 - *Models* come from :mod:`minir1.architectures`.  *Baselines.* The dense models of the MoE
-  comparison are the same DeepseekV3 model with dense MLPs (``first_k_dense_replace = n_layer``): same MLA attention, so only the MLP
-  differs.  The dense Llama (MHA) model with the same active parameters is reported as well;
+  comparison are the same DeepseekV3 model with dense MLPs (``first_k_dense_replace =
+  n_layer``): same MLA attention, so only the MLP differs.  The dense Llama (MHA) model with
+  the same active parameters is reported as well;
   against it the MoE's multiplier mixes the MoE and MLA effects.
 - *Routing groups.* Node-limited routing (V3: 8 groups, 4 chosen per token) bounds traffic
   between machines; on one CPU we use a single group.
@@ -642,6 +644,7 @@ def _m(metrics: Mapping[str, Any], key: str) -> Metric:
 def _moe_evidence(metrics: Mapping[str, Any]) -> str:
     def v(k):
         return rules.resolve(k, metrics)
+
     mult, n_lb = _m(metrics, "moe_compute_multiplier"), int(v("moe_compute_multiplier_lower_bounds"))
     regime = v("moe_tokens_per_active_param") >= v("min_tokens_per_active_param")
     bound = (
@@ -669,6 +672,7 @@ def _moe_evidence(metrics: Mapping[str, Any]) -> str:
 def _mla_evidence(metrics: Mapping[str, Any]) -> str:
     def v(k):
         return rules.resolve(k, metrics)
+
     return (
         f"MLA: the cache holds {v('mla_kv_bytes_per_token'):.0f} bytes per token (bf16, measured on the "
         f"cache tensors, equal to the latent formula) against MHA's {v('mha_kv_bytes_per_token'):.0f} and "
@@ -683,6 +687,7 @@ def _mla_evidence(metrics: Mapping[str, Any]) -> str:
 def _scale_evidence(metrics: Mapping[str, Any]) -> str:
     def v(k):
         return rules.resolve(k, metrics)
+
     gap, sp = v("gap_llama405b_over_v3_gpu_hours"), v("v3_total_over_active")
     return (
         f"Scale: Llama 3.1 405B used {gap:.1f}× V3's GPU-hours; V3 computes {sp:.1f}× fewer parameters "

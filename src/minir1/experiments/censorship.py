@@ -59,6 +59,7 @@ from ..world import (
     split,
 )
 from . import rules
+from .chapter import ChapterResult
 
 
 def _tc(steps, lr, desc, **kw) -> TrainConfig:
@@ -188,14 +189,6 @@ def dry_run(cfg: Config) -> Config:
         finetune=replace(cfg.finetune, checkpoints=(0, 2), n_examples=100),
         max_new_tokens=16,
     )
-
-
-@dataclass
-class ChapterResult:
-    metrics: dict  # Metrics, numbers and series (results-file ready)
-    claims: list[dict]
-    extra: dict
-    flops: float
 
 
 # ----------------------------------------------------------------------------- install
@@ -565,14 +558,22 @@ def collect(*parts: dict) -> tuple[dict, dict, float]:
     return metrics, extra, float(sum(p.get("_flops", 0.0) for p in parts))
 
 
-def assemble(meta: dict, parts: list[dict], real: dict | None = None, real_model: str = "") -> ChapterResult:
+def assemble(
+    meta: dict, parts: list[dict], real: dict | None = None, real_model: str = "", cfg: Config | None = None
+) -> ChapterResult:
     """The chapter's result from the install's metadata, the ``run_*`` outputs and the optional
     real-model harness output (:func:`minir1.refusal.evaluate_chat_model`)."""
     metrics, extra, flops = collect(*parts, *([real["metrics"]] if real else []))
     metrics["censor_install_flops"] = float(meta["censor_flops"])
     if real:
         extra["real_model"] = {k: v for k, v in real.items() if k != "metrics"}
-    return ChapterResult(metrics, verdicts(metrics, real_model), extra, flops + float(meta["flops"]))
+    return ChapterResult(
+        metrics=metrics,
+        config=cfg,
+        claims=verdicts(metrics, real_model),
+        extra=extra,
+        flops=flops + float(meta["flops"]),
+    )
 
 
 def run(cfg: Config, seeds, real_model: str = "") -> ChapterResult:
@@ -591,7 +592,7 @@ def run(cfg: Config, seeds, real_model: str = "") -> ChapterResult:
         if real_model
         else None
     )
-    return assemble(artifacts.load_meta(path), parts, real, real_model)
+    return assemble(artifacts.load_meta(path), parts, real, real_model, cfg=cfg)
 
 
 # ----------------------------------------------------------------------------- verdicts

@@ -19,6 +19,7 @@ from .. import cost
 from ..profiles import check_profile
 from ..stats import over_seeds
 from . import rules
+from .chapter import ChapterResult
 
 MODEL_CONFIGS: tuple[str, ...] = ("deepseek-v3", "llama-3.1-405b", "qwen2.5-72b")
 
@@ -67,18 +68,6 @@ def config(profile: str, *, dry_run: bool = False) -> CostConfig:
     return replace(cfg, dry_run=dry_run)
 
 
-@dataclass
-class ChapterResult:
-    """What :func:`run` returns: everything the notebook writes into ``cost.json``."""
-
-    config: CostConfig
-    metrics: dict
-    claims: list
-    extra: dict
-    flops: float
-    wall_seconds: float
-
-
 def run(cfg: CostConfig, seeds: Sequence[int] = (0,)) -> ChapterResult:
     """Every number of the chapter: published figures, counted configs, this machine's matmuls."""
     t0 = time.perf_counter()
@@ -99,7 +88,14 @@ def run(cfg: CostConfig, seeds: Sequence[int] = (0,)) -> ChapterResult:
         "benches": {dt: b.__dict__ for dt, b in benches.items()},
     }
     flops = sum(b.flops() for b in benches.values()) * len(seeds)
-    return ChapterResult(cfg, metrics, verdicts(metrics), extra, flops, time.perf_counter() - t0)
+    return ChapterResult(
+        metrics=metrics,
+        config=cfg,
+        claims=verdicts(metrics),
+        extra=extra,
+        flops=flops,
+        wall_seconds=time.perf_counter() - t0,
+    )
 
 
 # ----------------------------------------------------------------------------- verdicts

@@ -72,6 +72,7 @@ from ..routing import RouterMonitor, expert_loads, load_balance, time_train_step
 from ..stats import Metric, exact, over_seeds, paired_seeds
 from ..tokenizer import build_tokenizer
 from . import rules
+from .chapter import ChapterResult
 
 
 # ----------------------------------------------------------------------------- configs
@@ -555,17 +556,6 @@ def v3_context_metrics() -> dict:
 
 
 # ----------------------------------------------------------------------------- run
-@dataclass
-class ChapterResult:
-    """What :func:`run` returns: everything the notebook writes into ``engineering.json``."""
-
-    config: EngineeringConfig
-    metrics: dict
-    claims: list
-    extra: dict
-    flops: float
-    wall_seconds: float
-    runs: dict = field(default_factory=dict, repr=False)  # {seed: {model: Run}}
 
 
 def _one_thread() -> None:
@@ -627,7 +617,15 @@ def run(cfg: EngineeringConfig, seeds: Sequence[int], progress: bool = False) ->
         **v3_context_metrics(),
     }
     extra = {**train_extra, "models": describe_models(configs), "tokenizer_vocab": len(tok)}
-    return ChapterResult(cfg, metrics, verdicts(metrics), extra, chapter_flops(runs), time.perf_counter() - t0, runs)
+    return ChapterResult(
+        metrics=metrics,
+        config=cfg,
+        claims=verdicts(metrics),
+        extra=extra,
+        flops=chapter_flops(runs),
+        wall_seconds=time.perf_counter() - t0,
+        detail=runs,
+    )
 
 
 # ----------------------------------------------------------------------------- verdict

@@ -42,6 +42,7 @@ from ..profiles import check_profile
 from ..publish import ledger
 from ..utils import repo_root
 from . import rules
+from .chapter import ChapterResult
 
 CLAIMS = ("thesis-match", "thesis-chips", "thesis-inference-cost", "thesis-replicate")
 
@@ -104,14 +105,6 @@ def dry_run(cfg: ThesisConfig) -> ThesisConfig:
     return replace(
         cfg, dry_run=True, sim=replace(cfg.sim, pool=500, draws=20, ns=cfg.sim.ns[:2], gaps=cfg.sim.gaps[:1])
     )
-
-
-@dataclass
-class ChapterResult:
-    metrics: dict
-    extra: dict
-    flops: float
-    wall_seconds: float
 
 
 # ----------------------------------------------------------------------------- data
@@ -366,7 +359,7 @@ def run(cfg: ThesisConfig, seeds=(0, 1, 2)) -> ChapterResult:
         **replication_metrics(cfg),
     }
     extra = {"not_testable": load_not_testable(), "replications": load_replications()}
-    return ChapterResult(metrics=metrics, extra=extra, flops=0.0, wall_seconds=time.perf_counter() - t0)
+    return ChapterResult(metrics=metrics, config=cfg, extra=extra, flops=0.0, wall_seconds=time.perf_counter() - t0)
 
 
 # ----------------------------------------------------------------------------- verdicts

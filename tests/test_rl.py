@@ -132,3 +132,12 @@ def test_profiles():
     assert rl.config("cpu").base == lab.config("cpu")
     with pytest.raises(ValueError, match="profile"):
         rl.config("bogus")
+
+
+def test_engine_choice_lives_in_the_experiment():
+    from minir1.grpo import train_grpo
+    from minir1.grpo_trl import train_grpo_trl
+
+    assert rl.trainer("minir1") is train_grpo and rl.trainer("trl") is train_grpo_trl
+    with pytest.raises(ValueError, match="engine"):
+        rl.trainer("vllm")

@@ -77,6 +77,7 @@ class RLConfig:
     n_passk: int = 64  # held-out problems for the pass@k curves
     passk_samples: int = 64  # samples per problem for pass@k (k = 1..64)
     sft_lr_mult: float = 10.0  # SFT baselines' lr as a multiple of GRPO's
+    engine: str = "minir1"  # "minir1" (minir1.grpo, the book's code) or "trl" (trl.GRPOTrainer)
     dry_run: bool = False  # two GRPO steps, tiny evaluations (tests)
 
 
@@ -203,12 +204,30 @@ def curve_eval(cfg: RLConfig, tokenizer, eval_problems, seed: int):
 
 
 # ----------------------------------------------------------------------------- models
+ENGINES = ("minir1", "trl")
+
+
+def trainer(engine: str):
+    """The GRPO implementation that runs the recipe: ours (:func:`minir1.grpo.train_grpo`), or
+    TRL's ``GRPOTrainer`` through :func:`minir1.grpo_trl.train_grpo_trl` (same arguments; the
+    route to accelerate on several GPUs and to vLLM generation where installed)."""
+    if engine == "minir1":
+        return train_grpo
+    if engine == "trl":
+        from ..grpo_trl import train_grpo_trl  # optional dependency: pip install trl
+
+        return train_grpo_trl
+    raise ValueError(f"RLConfig.engine must be one of {ENGINES}; got {engine!r}")
+
+
 def _build_rl(cfg: RLConfig, gcfg: GRPOConfig, seed: int):
+    train_fn = trainer(cfg.engine)
+
     def build(folder):
         model, tok, _ = lab.base_model(cfg.base)
         seed_everything(seed)
         train_set = problems(cfg, "train", cfg.n_train, seed=seed)
-        res = train_grpo(
+        res = train_fn(
             model,
             tok,
             train_set,

@@ -13,6 +13,8 @@ from typing import TypeVar
 
 import torch
 
+from .utils import set_device
+
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
 PUBLISHED_PROFILES: tuple[str, ...] = ("cpu", "gpu")  # what book/chapters/ may hold
 
@@ -64,6 +66,7 @@ def check_device(profile: str, device: str = "") -> str:
             f"-p device cpu ...`."
         )
     _DEVICE = device or ("cuda" if has_cuda else "cpu")
+    set_device(_DEVICE)  # every model of this run goes there
     return _DEVICE
 
 

@@ -42,14 +42,27 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+_DEVICE: str | None = None  # set by minir1.profiles.check_device (an explicit choice wins)
+
+
+def set_device(name: str | None) -> None:
+    """Use ``name`` ("cpu" or "cuda") for every model from now on (``None``: automatic)."""
+    global _DEVICE
+    if name not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or None; got {name!r}")
+    _DEVICE = name
+
+
 def device() -> str:
-    """``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    """The device chosen by :func:`set_device`, else ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if _DEVICE:
+        return _DEVICE
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def device_name() -> str:
     """A human-readable name of the compute device, e.g. ``"cpu (2 threads)"``."""
-    if torch.cuda.is_available():
+    if device() == "cuda":
         return torch.cuda.get_device_name(0)
     return f"cpu ({torch.get_num_threads()} threads)"
 

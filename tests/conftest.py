@@ -1,4 +1,5 @@
 """Shared fixtures: a private artifact cache, one thread, the tokenizer."""
+
 import pytest
 import torch
 

@@ -36,6 +36,7 @@ def test_reuse_and_invalidate():
 def _builder_in(module: str):
     def build(folder):
         return None
+
     build.__module__ = module  # as if written in that module
     return build
 
@@ -91,8 +92,13 @@ def test_training_record_and_used_records(tmp_cache):
 
     path = artifacts.cached("rec", {"a": 1}, build)
     rec = artifacts.training_record(path)
-    assert rec == {"key": path.name, "kind": "rec", "flops": 5.0, "wall_seconds": 2.5,
-                   "threads": artifacts.load_meta(path)["threads"]}
+    assert rec == {
+        "key": path.name,
+        "kind": "rec",
+        "flops": 5.0,
+        "wall_seconds": 2.5,
+        "threads": artifacts.load_meta(path)["threads"],
+    }
     assert rec["threads"] >= 1
     used = {r["key"]: r for r in artifacts.used_records()}
     assert used[path.name]["built"] is True

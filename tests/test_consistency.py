@@ -1,12 +1,13 @@
 """The published results agree with themselves: one model on one eval set has one set of numbers."""
+
 import json
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
-from minir1.publish.claims import load_claims
 from minir1.experiments import rules
+from minir1.publish.claims import load_claims
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "book" / "results").glob("*.json"))
@@ -25,8 +26,10 @@ def test_same_model_same_eval_set_same_numbers():
     for key, hits in seen.items():
         first_file, first = hits[0]
         for other_file, metrics in hits[1:]:
-            assert metrics == first, (f"{first_file} and {other_file} report different numbers for the same "
-                                      f"model, eval set, sampling and seeds: {key}")
+            assert metrics == first, (
+                f"{first_file} and {other_file} report different numbers for the same "
+                f"model, eval set, sampling and seeds: {key}"
+            )
 
 
 @pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
@@ -47,8 +50,7 @@ def test_every_interval_comes_from_stats_and_stays_in_range(path):
     walk(res["metrics"], path.name)
 
 
-@pytest.mark.parametrize("claim", [c for c in load_claims() if "levels" in c.get("rule", {})],
-                         ids=lambda c: c["id"])
+@pytest.mark.parametrize("claim", [c for c in load_claims() if "levels" in c.get("rule", {})], ids=lambda c: c["id"])
 def test_verdicts_compare_through_paired_metrics(claim):
     """A rule never sets one separately measured metric against another: it reads their paired
     difference or ratio, which carries the comparison's own interval."""
@@ -57,4 +59,5 @@ def test_verdicts_compare_through_paired_metrics(claim):
             left, op, right = rules.parse(cond)
             assert not (":" in right or right[0].isalpha()), (
                 f"{claim['id']}: condition {cond!r} compares two metrics; publish their paired difference "
-                "(minir1.stats.paired_diff) and compare it with a number")
+                "(minir1.stats.paired_diff) and compare it with a number"
+            )

@@ -1,5 +1,6 @@
 """Tests of minir1.cost: parameter counts against the models transformers builds, the
 published arithmetic of the cost chapter, and the input checks."""
+
 from __future__ import annotations
 
 import math
@@ -29,24 +30,54 @@ from minir1.results import VERDICTS
 
 
 def tiny_llama(**kw):
-    base = dict(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    base = dict(
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     return LlamaConfig(**{**base, **kw})
 
 
 def tiny_qwen2(**kw):
-    base = dict(vocab_size=50, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    base = dict(
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     return Qwen2Config(**{**base, **kw})
 
 
 def tiny_v3(**kw):
     """MoE with a shared expert, 8 routed experts (top-2) and 1 dense layer first; MLA."""
-    base = dict(vocab_size=50, hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
-                num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
-                n_shared_experts=1, n_routed_experts=8, num_experts_per_tok=2, n_group=2,
-                topk_group=1, first_k_dense_replace=1, kv_lora_rank=16, q_lora_rank=24,
-                qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8, max_position_embeddings=64)
+    base = dict(
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        n_shared_experts=1,
+        n_routed_experts=8,
+        num_experts_per_tok=2,
+        n_group=2,
+        topk_group=1,
+        first_k_dense_replace=1,
+        kv_lora_rank=16,
+        q_lora_rank=24,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=8,
+        v_head_dim=8,
+        max_position_embeddings=64,
+    )
     return DeepseekV3Config(**{**base, **kw})
 
 
@@ -104,8 +135,11 @@ def test_moe_active_params_equal_what_one_token_touches():
     config = tiny_v3()
     model = build(config)
     chosen = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: chosen.append(out[2].flatten().tolist()))
-             for m in model.modules() if type(m).__name__ == "DeepseekV3TopkRouter"]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: chosen.append(out[2].flatten().tolist()))
+        for m in model.modules()
+        if type(m).__name__ == "DeepseekV3TopkRouter"
+    ]
     with torch.no_grad():
         model(torch.tensor([[7]]))
     for h in hooks:
@@ -153,8 +187,7 @@ def test_kv_bytes_equal_what_transformers_caches(name):
     config, T = TINY[name], 5
     with torch.no_grad():
         out = build(config)(torch.arange(1, T + 1)[None], use_cache=True)
-    cached = sum(t.numel() * t.element_size() for layer in out.cache.layers
-                 for t in (layer.keys, layer.values))
+    cached = sum(t.numel() * t.element_size() for layer in out.cache.layers for t in (layer.keys, layer.values))
     assert cached == T * kv_cache_bytes_per_token(config, dtype_bytes=4)  # float32 model
 
 
@@ -170,8 +203,7 @@ def test_attention_term_follows_chinchilla():
     assert cost.attention_flops_per_token(config, 10) == 3 * 2 * 2 * 10 * 4 * (8 + 8)
     assert cost.attention_flops_per_token(config, 9, causal=True) == 3 * 2 * 2 * 5 * 4 * 16
     n_active = count_params(config)["active"]
-    assert cost.training_flops_with_attention(config, 100, 10) == (
-        6 * n_active * 100 + 100 * 3 * 2 * 2 * 10 * 4 * 16)
+    assert cost.training_flops_with_attention(config, 100, 10) == (6 * n_active * 100 + 100 * 3 * 2 * 2 * 10 * 4 * 16)
 
 
 def test_v3_dollars_are_exact():
@@ -196,19 +228,23 @@ def test_published_costs_rows_are_complete():
     assert all(f.source and f.cite and f.unit for f in pub.values())
     assert not pub["r1_rl_gpu_hours"].primary and pub["llama405b_gpu_hours"].primary
     assert pub["v3_total_gpu_hours"].value == sum(
-        pub[k].value for k in ("v3_pretraining_gpu_hours", "v3_context_extension_gpu_hours",
-                               "v3_post_training_gpu_hours"))
+        pub[k].value
+        for k in ("v3_pretraining_gpu_hours", "v3_context_extension_gpu_hours", "v3_post_training_gpu_hours")
+    )
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: training_flops(-1, 10), "n_active_params"),
-    (lambda: training_flops(1, -10), "n_tokens"),
-    (lambda: training_flops(float("nan"), 10), "n_active_params"),
-    (lambda: implied_mfu(1e20, 0, 1e12), "gpu_hours"),
-    (lambda: implied_mfu(1e20, 10, -1), "peak_flops_per_s"),
-    (lambda: kv_cache_bytes_per_token(tiny_llama(), dtype_bytes=0), "dtype_bytes"),
-    (lambda: cost.attention_flops_per_token(tiny_llama(), -4), "seq_len"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: training_flops(-1, 10), "n_active_params"),
+        (lambda: training_flops(1, -10), "n_tokens"),
+        (lambda: training_flops(float("nan"), 10), "n_active_params"),
+        (lambda: implied_mfu(1e20, 0, 1e12), "gpu_hours"),
+        (lambda: implied_mfu(1e20, 10, -1), "peak_flops_per_s"),
+        (lambda: kv_cache_bytes_per_token(tiny_llama(), dtype_bytes=0), "dtype_bytes"),
+        (lambda: cost.attention_flops_per_token(tiny_llama(), -4), "seq_len"),
+    ],
+)
 def test_negative_sizes_raise_naming_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()

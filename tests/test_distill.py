@@ -1,12 +1,20 @@
 """The distillation core: teacher sampling, rejection sampling, SFT on outputs, logit KD."""
+
 import math
 
 import pytest
 import torch
 
 from minir1 import models
-from minir1.distill import (TeacherPairs, check_same_tokenizer, logit_kd_loss, rejection_sample, sft_on_outputs,
-                            teacher_outputs, train_logit_kd)
+from minir1.distill import (
+    TeacherPairs,
+    check_same_tokenizer,
+    logit_kd_loss,
+    rejection_sample,
+    sft_on_outputs,
+    teacher_outputs,
+    train_logit_kd,
+)
 from minir1.tokenizer import build_tokenizer, format_prompt
 from minir1.train import TrainConfig, collate, encode_example
 
@@ -79,8 +87,13 @@ def test_sft_on_outputs_moves_every_parameter():
 def _kd_to_teacher(student, teacher, pairs):
     ids, mask, labels = collate([encode_example(TOK, p, c) for p, c in pairs], TOK.pad_token_id)
     with torch.no_grad():
-        return float(logit_kd_loss(student(input_ids=ids, attention_mask=mask).logits[:, :-1],
-                                   teacher(input_ids=ids, attention_mask=mask).logits[:, :-1], labels[:, 1:] != -100))
+        return float(
+            logit_kd_loss(
+                student(input_ids=ids, attention_mask=mask).logits[:, :-1],
+                teacher(input_ids=ids, attention_mask=mask).logits[:, :-1],
+                labels[:, 1:] != -100,
+            )
+        )
 
 
 def test_train_logit_kd_brings_student_to_teacher():
@@ -89,8 +102,14 @@ def test_train_logit_kd_brings_student_to_teacher():
         teacher.lm_head.weight.mul_(20.0)
     pairs = [(p, "<think>7</think> <answer>3</answer>") for p in PROMPTS]
     before = _kd_to_teacher(student, teacher, pairs)
-    res = train_logit_kd(student, teacher, TOK, pairs, TrainConfig(steps=30, batch_size=4, lr=1e-2, warmup_steps=1,
-                                                                   progress=False), teacher_tokenizer=TOK)
+    res = train_logit_kd(
+        student,
+        teacher,
+        TOK,
+        pairs,
+        TrainConfig(steps=30, batch_size=4, lr=1e-2, warmup_steps=1, progress=False),
+        teacher_tokenizer=TOK,
+    )
     assert _kd_to_teacher(student, teacher, pairs) < 0.5 * before
     assert res.flops > 0 and res.tokens > 0
 

@@ -1,6 +1,7 @@
 """Tests of the engineering chapter's code: the KV cache against its formula, MoE routing
 against top-k + shared, active parameters against what a token touches, the ledger, the
 compute multiplier on hand-made curves and the verdict."""
+
 from __future__ import annotations
 
 import json
@@ -79,9 +80,13 @@ def test_decode_benchmark_cache_grows_with_context(configs):
 def test_each_token_uses_exactly_top_k_routed_plus_shared_experts(moe):
     mon = routing.RouterMonitor(moe)
     shared_tokens = []
-    handles = [layer.mlp.shared_experts.register_forward_hook(
-        lambda m, a, o: shared_tokens.append(a[0].reshape(-1, a[0].shape[-1]).shape[0]))
-        for layer in moe.model.layers if hasattr(layer.mlp, "shared_experts")]
+    handles = [
+        layer.mlp.shared_experts.register_forward_hook(
+            lambda m, a, o: shared_tokens.append(a[0].reshape(-1, a[0].shape[-1]).shape[0])
+        )
+        for layer in moe.model.layers
+        if hasattr(layer.mlp, "shared_experts")
+    ]
     x = ids(10, batch=3)
     with torch.no_grad():
         moe(input_ids=x)
@@ -163,8 +168,7 @@ def test_load_balance():
 
 # ----------------------------------------------------------------------------- configs
 def test_v3_shape_counts_like_the_real_v3_config():
-    assert count_params(arch.moe_config(*arch.v3_shape(), tie=False)) == \
-        count_params(load_model_config("deepseek-v3"))
+    assert count_params(arch.moe_config(*arch.v3_shape(), tie=False)) == count_params(load_model_config("deepseek-v3"))
 
 
 def test_models_are_matched_in_parameters(configs):
@@ -217,12 +221,12 @@ def _tok():
 
 # ----------------------------------------------------------------------------- curves
 FLOPS = [10 ** (9 + 0.1 * i) for i in range(31)]  # 1e9 .. 1e12
-LOSS = [12.0 - math.log10(f) for f in FLOPS]       # 3 .. 0, linear in log FLOPs
+LOSS = [12.0 - math.log10(f) for f in FLOPS]  # 3 .. 0, linear in log FLOPs
 
 
 def test_multiplier_interpolates_in_log_flops():
     m = compute_multiplier(1e10, 1.5, FLOPS, LOSS)  # dense reaches 1.5 at 10^10.5
-    assert m.kind == "interpolated" and m.value == pytest.approx(10 ** 0.5, rel=1e-9)
+    assert m.kind == "interpolated" and m.value == pytest.approx(10**0.5, rel=1e-9)
 
 
 def test_multiplier_bounds():
@@ -235,7 +239,7 @@ def test_multiplier_bounds():
 def test_multiplier_uses_the_first_crossing_of_a_noisy_curve():
     noisy = [2.0, 1.0, 3.0, 0.5]  # dips below 1.2 at the 2nd point, bounces back up
     m = compute_multiplier(10.0, 1.2, [10.0, 100.0, 1000.0, 10000.0], noisy)
-    assert m.value == pytest.approx(10 ** 0.8)  # 80% of the way from 2.0 down to 1.0
+    assert m.value == pytest.approx(10**0.8)  # 80% of the way from 2.0 down to 1.0
 
 
 def test_multiplier_refuses_bad_curves():
@@ -253,8 +257,17 @@ def test_trailing_curve():
 
 # ----------------------------------------------------------------------------- ledger
 def _results(tmp_path, chapter, flops, wall):
-    return write_results(chapter, profile="cpu", seeds=[0], config={}, metrics={"x": 1.0}, claims=[],
-                         wall_seconds=wall, flops=flops, out_dir=tmp_path)
+    return write_results(
+        chapter,
+        profile="cpu",
+        seeds=[0],
+        config={},
+        metrics={"x": 1.0},
+        claims=[],
+        wall_seconds=wall,
+        flops=flops,
+        out_dir=tmp_path,
+    )
 
 
 def test_ledger_sums_the_results_files_it_finds(tmp_path):
@@ -295,25 +308,40 @@ def test_ledger_folder_and_json_errors(tmp_path):
 # ----------------------------------------------------------------------------- verdict
 def _metrics(mult=(1.3, 1.4, 1.5), mla_diff=(0.0, 0.01, 0.005), moe_diff=(-0.05, -0.04, -0.06), tokens=22.0):
     zero = (0.0,) * len(mla_diff)
-    m = {"moe_compute_multiplier": over_seeds(mult, unit="ratio"), "moe_compute_multiplier_lower_bounds": 0.0,
-         "moe_minus_dense_active_loss_equal_flops": paired_seeds(moe_diff, zero),
-         "moe_compute_multiplier_vs_mha": over_seeds([1.1, 1.2, 1.0], unit="ratio"), "moe_total_over_active": 3.2,
-         "moe_wall_multiplier": over_seeds([0.9, 0.8, 1.0], unit="ratio"),
-         "moe_time_per_token_ratio": over_seeds([1.2, 1.3], unit="ratio"),
-         "moe_expert_load_max_over_mean": over_seeds([2.0, 2.5, 3.0]), "moe_expert_load_cv": over_seeds([0.3, 0.4]),
-         "moe_tokens_per_active_param": tokens, "min_tokens_per_active_param": 20.0, "quality_tolerance": 0.02,
-         "mla_kv_bytes_per_token": 320.0, "mha_kv_bytes_per_token": 1024.0, "gqa_kv_bytes_per_token": 512.0,
-         "mha_over_mla_kv_bytes": 3.2, "mla_kv_expanded_bytes_per_token": 1280.0,
-         "mla_minus_mha_heldout_loss": paired_seeds(mla_diff, zero), "params_active": {"moe": 46096.0}}
+    m = {
+        "moe_compute_multiplier": over_seeds(mult, unit="ratio"),
+        "moe_compute_multiplier_lower_bounds": 0.0,
+        "moe_minus_dense_active_loss_equal_flops": paired_seeds(moe_diff, zero),
+        "moe_compute_multiplier_vs_mha": over_seeds([1.1, 1.2, 1.0], unit="ratio"),
+        "moe_total_over_active": 3.2,
+        "moe_wall_multiplier": over_seeds([0.9, 0.8, 1.0], unit="ratio"),
+        "moe_time_per_token_ratio": over_seeds([1.2, 1.3], unit="ratio"),
+        "moe_expert_load_max_over_mean": over_seeds([2.0, 2.5, 3.0]),
+        "moe_expert_load_cv": over_seeds([0.3, 0.4]),
+        "moe_tokens_per_active_param": tokens,
+        "min_tokens_per_active_param": 20.0,
+        "quality_tolerance": 0.02,
+        "mla_kv_bytes_per_token": 320.0,
+        "mha_kv_bytes_per_token": 1024.0,
+        "gqa_kv_bytes_per_token": 512.0,
+        "mha_over_mla_kv_bytes": 3.2,
+        "mla_kv_expanded_bytes_per_token": 1280.0,
+        "mla_minus_mha_heldout_loss": paired_seeds(mla_diff, zero),
+        "params_active": {"moe": 46096.0},
+    }
     return {**m, **eng.v3_context_metrics()}
 
 
-@pytest.mark.parametrize("mult, moe_diff, mla_diff, kv, tokens, verdict", [
-    ((1.3, 1.4, 1.5), (-0.05, -0.04, -0.06), (0.0, 0.01, 0.005), 320.0, 22.0, "supported"),
-    ((1.2, 0.95, 1.1), (-0.05, -0.03, -0.04), (0.0, 0.01, 0.005), 320.0, 22.0, "partly supported"),  # MoE weak
-    ((1.3, 1.4, 1.5), (-0.05, -0.04, -0.06), (0.03, 0.05, 0.04), 320.0, 22.0, "partly supported"),  # MLA costs
-    ((0.9, 1.0, 0.95), (0.01, 0.0, 0.02), (0.0, 0.01, 0.005), 1024.0, 22.0, "not supported"),
-    ((1.3, 1.4, 1.5), (-0.05, -0.04, -0.06), (0.0, 0.01, 0.005), 320.0, 0.6, "not testable here")])
+@pytest.mark.parametrize(
+    "mult, moe_diff, mla_diff, kv, tokens, verdict",
+    [
+        ((1.3, 1.4, 1.5), (-0.05, -0.04, -0.06), (0.0, 0.01, 0.005), 320.0, 22.0, "supported"),
+        ((1.2, 0.95, 1.1), (-0.05, -0.03, -0.04), (0.0, 0.01, 0.005), 320.0, 22.0, "partly supported"),  # MoE weak
+        ((1.3, 1.4, 1.5), (-0.05, -0.04, -0.06), (0.03, 0.05, 0.04), 320.0, 22.0, "partly supported"),  # MLA costs
+        ((0.9, 1.0, 0.95), (0.01, 0.0, 0.02), (0.0, 0.01, 0.005), 1024.0, 22.0, "not supported"),
+        ((1.3, 1.4, 1.5), (-0.05, -0.04, -0.06), (0.0, 0.01, 0.005), 320.0, 0.6, "not testable here"),
+    ],
+)
 def test_verdict_follows_the_metrics(mult, moe_diff, mla_diff, kv, tokens, verdict):
     m = _metrics(mult, mla_diff, moe_diff, tokens)
     m["mla_kv_bytes_per_token"] = kv
@@ -349,8 +377,9 @@ def test_dry_run_trains_the_gpu_shapes_for_two_steps_on_cpu():
     cfg = eng.config("gpu", dry_run=True)
     assert cfg.shape == eng.PROFILES["gpu"].shape and cfg.steps == 2
     res = eng.run(cfg, seeds=[0])
-    assert res.runs[0]["moe"].params["active"] == count_params(
-        arch.model_configs(cfg.shape, len(_tok()))["moe"])["active"]
+    assert (
+        res.runs[0]["moe"].params["active"] == count_params(arch.model_configs(cfg.shape, len(_tok()))["moe"])["active"]
+    )
     assert [c["id"] for c in res.claims] == ["cost-clever-engineering"]
     assert res.claims[0]["verdict"] == "not testable here"  # two steps are far from 20 tokens/param
 
@@ -362,7 +391,7 @@ def test_padded_experts_match_hf_eager_and_any_thread_count(moe):
     experts = next(m for m in moe.modules() if isinstance(m, DeepseekV3Experts))
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, experts.hidden_dim, generator=g)  # (N, d)
-    idx = torch.stack([torch.randperm(experts.num_experts, generator=g)[: 1] for _ in range(40)])  # (N, 1)
+    idx = torch.stack([torch.randperm(experts.num_experts, generator=g)[:1] for _ in range(40)])  # (N, 1)
     idx[:7] = 0  # expert 0 gets a 5-11-row batch: the sizes MKL computes differently on 2 threads
     w = torch.rand(40, 1, generator=g)
     ref = DeepseekV3Experts.forward(experts, x, idx, w)

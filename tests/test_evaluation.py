@@ -1,4 +1,5 @@
 """pass@k, maj@k, bootstrap intervals and evaluate() (stub sampler and the real one)."""
+
 import itertools
 import json
 from math import comb
@@ -43,7 +44,6 @@ def test_maj_at_k():
         maj_at_k(["1"], [True], 2)
 
 
-
 # ----------------------------------------------------------------------------- evaluate, stub sampler
 class _Gen:
     def __init__(self, texts):
@@ -55,8 +55,18 @@ class _Gen:
 def _stub(monkeypatch, make_text):
     calls = {}
 
-    def generate(model, tokenizer, prompts, *, max_new_tokens, temperature=1.0, top_p=1.0,
-                 num_return_sequences=1, seed=0, batch_size=256):
+    def generate(
+        model,
+        tokenizer,
+        prompts,
+        *,
+        max_new_tokens,
+        temperature=1.0,
+        top_p=1.0,
+        num_return_sequences=1,
+        seed=0,
+        batch_size=256,
+    ):
         calls.update(prompts=prompts, g=num_return_sequences, temperature=temperature, seed=seed)
         return _Gen([make_text(i, j) for i in range(len(prompts)) for j in range(num_return_sequences)])
 
@@ -68,6 +78,7 @@ def test_evaluate_with_stub(monkeypatch):
     from minir1.tokenizer import build_tokenizer
 
     problems = get_task("addition", 2).sample("test", 4, seed=0)
+
     # problem i: sample j is strictly correct when j < i; sample 3 is right but untagged.
     def make_text(i, j):
         ans = problems[i].answer
@@ -112,18 +123,40 @@ def test_evaluate_greedy_and_errors(monkeypatch):
 
 def _fake_result(correct, n=4):
     p = len(correct)
-    return EvalResult(questions=[str(i) for i in range(p)], n_samples=n, correct=correct,
-                      correct_lenient=correct, format_ok=[n] * p, format_ok_lenient=[n] * p,
-                      acc=sum(correct) / (n * p), acc_lenient=0, format_rate=1, format_rate_lenient=1,
-                      pass_at_k={1: 0.0, 4: 0.0}, pass_at_k_lenient={1: 0.0, 4: 0.0}, maj_at_k={},
-                      mean_len_correct=None, mean_len_incorrect=None, finished_rate=1.0, tokens_generated=0)
+    return EvalResult(
+        questions=[str(i) for i in range(p)],
+        n_samples=n,
+        correct=correct,
+        correct_lenient=correct,
+        format_ok=[n] * p,
+        format_ok_lenient=[n] * p,
+        acc=sum(correct) / (n * p),
+        acc_lenient=0,
+        format_rate=1,
+        format_rate_lenient=1,
+        pass_at_k={1: 0.0, 4: 0.0},
+        pass_at_k_lenient={1: 0.0, 4: 0.0},
+        maj_at_k={},
+        mean_len_correct=None,
+        mean_len_incorrect=None,
+        finished_rate=1.0,
+        tokens_generated=0,
+    )
 
 
 def test_summarize():
     runs = [_fake_result([0, 1, 2, 4]), _fake_result([1, 1, 3, 4])]
     out = summarize(runs)
-    assert set(out) == {"acc", "acc_lenient", "format", "format_lenient", "pass@1", "pass@4",
-                        "pass@1_lenient", "pass@4_lenient"}
+    assert set(out) == {
+        "acc",
+        "acc_lenient",
+        "format",
+        "format_lenient",
+        "pass@1",
+        "pass@4",
+        "pass@1_lenient",
+        "pass@4_lenient",
+    }
     assert out["acc"].per_seed == (7 / 16, 9 / 16) and out["acc"].method == "bootstrap"
     assert 0 <= out["acc"].lo <= out["acc"].mean <= out["acc"].hi <= 1
     assert out["format"].mean == 1.0

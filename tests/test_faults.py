@@ -16,6 +16,7 @@ the test can ``kill -9`` it there.  Faults tried and what must happen:
 - by hand (papermill, as the README says): the book and ``git status`` stay untouched, and the
   ``gpu`` profile on a machine without CUDA stops with a message.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,7 @@ from minir1.utils import repo_root
 
 ROOT = repo_root()
 
-DEMO = textwrap.dedent('''\
+DEMO = textwrap.dedent("""\
     import os, pathlib, time
     from minir1 import artifacts, results
     flags = pathlib.Path(os.environ["FAULT_DIR"])
@@ -66,13 +67,14 @@ DEMO = textwrap.dedent('''\
     results.atomic_write_json(out, {"chapter": "demo", "profile": profile, "seeds": seeds, "provenance": prov})
     hold("written")
     print(results.where_results_went("demo", profile))
-''')
+""")
 
 
 # ----------------------------------------------------------------------------- a tiny repository
 def _git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=root, check=True, capture_output=True
+    )
 
 
 @pytest.fixture
@@ -84,18 +86,23 @@ def repo(tmp_path, monkeypatch):
     (root / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
     (root / ".gitignore").write_text(".artifacts/\n*.tmp\n")
     (root / "book" / "results" / "other.json").write_text('{"chapter": "other"}\n')
-    nb = new_notebook(cells=[new_code_cell('profile = "cpu"\nseeds = [3]', metadata={"tags": ["parameters"]}),
-                             new_code_cell(DEMO)],
-                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                               "language": "python"}})
+    nb = new_notebook(
+        cells=[new_code_cell('profile = "cpu"\nseeds = [3]', metadata={"tags": ["parameters"]}), new_code_cell(DEMO)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(nb, root / "notebooks" / "01_demo.ipynb")
     _git(root, "init", "-q")
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "init")
     flags = tmp_path / "flags"
     flags.mkdir()
-    env = {"MINIR1_ROOT": str(root), "MINIR1_ARTIFACTS": str(tmp_path / "cache"), "FAULT_DIR": str(flags),
-           "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    env = {
+        "MINIR1_ROOT": str(root),
+        "MINIR1_ARTIFACTS": str(tmp_path / "cache"),
+        "FAULT_DIR": str(flags),
+        "PYTHONPATH": str(ROOT / "src"),
+        "OMP_NUM_THREADS": "1",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     for k in ("MINIR1_PUBLISH", "MINIR1_RESULTS_DIR", "ALLOW_DIRTY"):
@@ -104,8 +111,13 @@ def repo(tmp_path, monkeypatch):
 
 
 def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "minir1.publish.chapters", "--chapter", "demo", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "minir1.publish.chapters", "--chapter", "demo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -133,8 +145,12 @@ def _kill9(proc: subprocess.Popen, flags: Path) -> None:
 
 def _book(root: Path) -> dict[str, bytes]:
     """Every published file (hidden staging folders excluded)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for d in ("book/chapters", "book/results")
-            for p in sorted((root / d).iterdir()) if p.is_file() and not p.name.startswith(".")}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for d in ("book/chapters", "book/results")
+        for p in sorted((root / d).iterdir())
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def _finished(kind: str) -> list[Path]:
@@ -186,7 +202,7 @@ def test_kill_during_training_and_after_results_then_rerun_completes(repo, tmp_p
 def test_kill_while_publishing_is_completed_by_next_run(repo):
     """Killed after the manifest, with one of the two staged files moved into place."""
     moved_before_kill = 1
-    script = textwrap.dedent(f'''
+    script = textwrap.dedent(f"""
         import os, signal
         from minir1.publish import chapters
         def finish(staging, root):
@@ -197,7 +213,7 @@ def test_kill_while_publishing_is_completed_by_next_run(repo):
             os.kill(os.getpid(), signal.SIGKILL)
         chapters._finish = finish
         chapters.main(["--chapter", "demo"])
-    ''')
+    """)
     before = _book(repo)
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert p.returncode == -signal.SIGKILL, p.stderr
@@ -215,6 +231,7 @@ def _build(calls):
         calls.append(folder)
         (folder / "model.bin").write_bytes(bytes(range(256)) * 16)
         return {"flops": 1.0}
+
     return build
 
 
@@ -289,8 +306,9 @@ def test_publishing_without_the_runner_is_refused(repo, monkeypatch):
     """MINIR1_PUBLISH set by hand (no staging folder): write_results names the path."""
     monkeypatch.setenv("MINIR1_PUBLISH", "20250101t000000-deadbeef")
     with pytest.raises(results.ResultsError, match=r"\.run-20250101t000000-deadbeef\.tmp does not exist"):
-        results.write_results("demo", profile="cpu", seeds=[0], config={}, metrics={"x": 1.0}, claims=[],
-                              wall_seconds=0.0, flops=0.0)
+        results.write_results(
+            "demo", profile="cpu", seeds=[0], config={}, metrics={"x": 1.0}, claims=[], wall_seconds=0.0, flops=0.0
+        )
     monkeypatch.setenv("MINIR1_PUBLISH", "../../etc")
     with pytest.raises(results.ResultsError, match="run id"):
         results.results_dir("cpu")
@@ -320,10 +338,25 @@ def test_second_run_stops_or_waits_on_the_lock(repo, capsys):
 # ----------------------------------------------------------------------------- by hand
 def _papermill(profile: str, out: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MINIR1_PUBLISH", "MINIR1_RESULTS_DIR", "MINIR1_ROOT")}
-    return subprocess.run([str(Path(sys.executable).parent / "papermill"), "--log-level", "WARNING",
-                           "-p", "profile", profile, "notebooks/01_cost.ipynb", str(out), "--cwd", "notebooks"],
-                          cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "papermill"),
+            "--log-level",
+            "WARNING",
+            "-p",
+            "profile",
+            profile,
+            "notebooks/01_cost.ipynb",
+            str(out),
+            "--cwd",
+            "notebooks",
+        ],
+        cwd=ROOT,
+        env={**env, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _git_state() -> tuple[str, dict[str, bytes]]:

@@ -14,9 +14,14 @@ from minir1.train import TrainConfig
 @pytest.fixture()
 def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
-    return lab.LabConfig(preset="pico", corpus=CorpusConfig(n_docs=300),
-                         train=TrainConfig(steps=3, batch_size=4, pack=True, seq_len=64, progress=False),
-                         n_eval=3, n_samples=4, max_new_tokens=16)
+    return lab.LabConfig(
+        preset="pico",
+        corpus=CorpusConfig(n_docs=300),
+        train=TrainConfig(steps=3, batch_size=4, pack=True, seq_len=64, progress=False),
+        n_eval=3,
+        n_samples=4,
+        max_new_tokens=16,
+    )
 
 
 def test_corpus_uses_train_split_only():
@@ -81,8 +86,14 @@ def test_variant_seed_follows_corpus_and_batches():
 
 
 def test_mfu_left_out_when_peak_is_implausible(monkeypatch):
-    meta = {"params": 10, "tokens": 100, "flops": 6000.0, "wall_seconds": 1.0, "threads": torch.get_num_threads(),
-            "history": [{"loss": 1.0}]}
+    meta = {
+        "params": 10,
+        "tokens": 100,
+        "flops": 6000.0,
+        "wall_seconds": 1.0,
+        "threads": torch.get_num_threads(),
+        "history": [{"loss": 1.0}],
+    }
     monkeypatch.setattr(lab, "capability_metrics", lambda cap: {})
     assert lab.lab_metrics(meta, {}, peak_flops_per_s=1e4)["base_train_mfu"] == 0.6
     assert "base_train_mfu" not in lab.lab_metrics(meta, {}, peak_flops_per_s=1e3)  # "MFU" 600%: no number

@@ -51,8 +51,15 @@ def test_save_load_roundtrip(tmp_path):
 def test_load_real_hf_checkpoint_qwen2(tmp_path):
     """The gpu profile's route: a real Hugging Face checkpoint directory (here a tiny Qwen2)."""
     tok = build_tokenizer()
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(0)
     qwen = Qwen2ForCausalLM(cfg)
     qwen.save_pretrained(tmp_path / "qwen", safe_serialization=True)

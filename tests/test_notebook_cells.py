@@ -1,5 +1,6 @@
 """Every source notebook starts with the Colab cell, hidden in the book; the cell is inert
 outside Colab; plumbing cells are hidden (tags), and the parameters cell keeps its tag."""
+
 from __future__ import annotations
 
 import copy
@@ -27,16 +28,17 @@ def test_notebook_starts_with_colab_cell(name):
     cells = _nb(NOTEBOOKS[name])["cells"]
     assert cells and nc.is_colab_cell(cells[0]), (
         f"{NOTEBOOKS[name].name}: the first cell must be minir1.publish.notebook_cells.COLAB_CELL "
-        "tagged remove-cell (ensure_colab_cell adds it)")
+        "tagged remove-cell (ensure_colab_cell adds it)"
+    )
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_parameters_cell_tagged_and_removed(name):
-    cells = [c for c in _nb(NOTEBOOKS[name])["cells"]
-             if "parameters" in c.get("metadata", {}).get("tags", [])]
+    cells = [c for c in _nb(NOTEBOOKS[name])["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(cells) == 1, f"{name}: exactly one cell tagged 'parameters' (papermill needs it)"
-    assert "remove-cell" in cells[0]["metadata"]["tags"], \
+    assert "remove-cell" in cells[0]["metadata"]["tags"], (
         f"{name}: the parameters cell must also be tagged remove-cell (the footer shows the profile)"
+    )
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
@@ -49,13 +51,19 @@ def test_import_cells_are_hidden(name):
         imports = [ln for ln in lines if ln.startswith(("import ", "from "))]
         tags = set(cell.get("metadata", {}).get("tags", []))
         if lines and len(imports) * 2 >= len(lines):
-            assert tags & {"remove-input", "hide-input", "remove-cell"}, \
+            assert tags & {"remove-input", "hide-input", "remove-cell"}, (
                 f"{name} cell {i} is an import cell; tag it remove-input (or hide-input)"
+            )
 
 
 def test_colab_cell_is_inert_outside_colab(tmp_path):
-    out = subprocess.run([sys.executable, "-c", nc.COLAB_CELL + "\nprint('colab', _colab)"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", nc.COLAB_CELL + "\nprint('colab', _colab)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "colab False"
     assert list(tmp_path.iterdir()) == []
@@ -71,8 +79,10 @@ def test_colab_cell_uses_the_configured_repository():
 def test_ensure_colab_cell_is_surgical_and_idempotent(minor):
     nb = nbformat.v4.new_notebook()
     nb.nbformat_minor = minor
-    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
-                nbformat.v4.new_code_cell("profile = 'cpu'", metadata={"tags": ["parameters"]})]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Title"),
+        nbformat.v4.new_code_cell("profile = 'cpu'", metadata={"tags": ["parameters"]}),
+    ]
     if minor < 5:
         for c in nb.cells:
             c.pop("id", None)

@@ -1,4 +1,5 @@
 """`make reproduce`'s comparison, on hand-made results dicts (no chapter is executed)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,15 @@ from minir1.publish import reproduce as rp
 
 
 def _new(mean, lo, hi, per_seed=(0.5,), unit="rate"):
-    return {"mean": mean, "lo": lo, "hi": hi, "per_seed": list(per_seed), "n": len(per_seed),
-            "method": "bootstrap", "unit": unit}
+    return {
+        "mean": mean,
+        "lo": lo,
+        "hi": hi,
+        "per_seed": list(per_seed),
+        "n": len(per_seed),
+        "method": "bootstrap",
+        "unit": unit,
+    }
 
 
 def _old(mean, lo, hi, per_seed=(0.5,)):
@@ -18,8 +26,12 @@ def _old(mean, lo, hi, per_seed=(0.5,)):
 
 
 def _res(metrics, claims=(("c1", "supported"),), chapter="demo"):
-    return {"chapter": chapter, "profile": "cpu", "metrics": metrics,
-            "claims": [{"id": i, "verdict": v, "evidence": "e"} for i, v in claims]}
+    return {
+        "chapter": chapter,
+        "profile": "cpu",
+        "metrics": metrics,
+        "claims": [{"id": i, "verdict": v, "evidence": "e"} for i, v in claims],
+    }
 
 
 def _status(rows):
@@ -42,18 +54,40 @@ def test_flatten_series_by_slash():
 
 
 def test_statuses_identical_inside_outside():
-    committed = _res({"exact": 5.576e6, "rate": _new(0.50, 0.40, 0.60, (0.5, 0.5)),
-                      "moved_inside": _new(0.50, 0.40, 0.60), "moved_out": _new(0.50, 0.40, 0.60),
-                      "plain_moved": 1.0, "old_form": _old(0.2, 0.1, 0.3),
-                      "series": {"add": _old(0.7, 0.6, 0.8), "mul": _old(0.7, 0.6, 0.8)}})
-    reproduced = _res({"exact": 5.576e6, "rate": _new(0.50, 0.40, 0.60, (0.5, 0.5)),
-                       "moved_inside": _new(0.55, 0.45, 0.65), "moved_out": _new(0.61, 0.5, 0.7),
-                       "plain_moved": 1.0000001, "old_form": _old(0.2, 0.1, 0.3),
-                       "series": {"add": _old(0.7, 0.6, 0.8), "mul": _old(0.80, 0.7, 0.9)}})
+    committed = _res(
+        {
+            "exact": 5.576e6,
+            "rate": _new(0.50, 0.40, 0.60, (0.5, 0.5)),
+            "moved_inside": _new(0.50, 0.40, 0.60),
+            "moved_out": _new(0.50, 0.40, 0.60),
+            "plain_moved": 1.0,
+            "old_form": _old(0.2, 0.1, 0.3),
+            "series": {"add": _old(0.7, 0.6, 0.8), "mul": _old(0.7, 0.6, 0.8)},
+        }
+    )
+    reproduced = _res(
+        {
+            "exact": 5.576e6,
+            "rate": _new(0.50, 0.40, 0.60, (0.5, 0.5)),
+            "moved_inside": _new(0.55, 0.45, 0.65),
+            "moved_out": _new(0.61, 0.5, 0.7),
+            "plain_moved": 1.0000001,
+            "old_form": _old(0.2, 0.1, 0.3),
+            "series": {"add": _old(0.7, 0.6, 0.8), "mul": _old(0.80, 0.7, 0.9)},
+        }
+    )
     rows = rp.compare_results(committed, reproduced)
-    assert _status(rows) == {"verdict: c1": "identical", "exact": "identical", "rate": "identical",
-                             "moved_inside": "inside", "moved_out": "outside", "plain_moved": "outside",
-                             "old_form": "identical", "series/add": "identical", "series/mul": "inside"}
+    assert _status(rows) == {
+        "verdict: c1": "identical",
+        "exact": "identical",
+        "rate": "identical",
+        "moved_inside": "inside",
+        "moved_out": "outside",
+        "plain_moved": "outside",
+        "old_form": "identical",
+        "series/add": "identical",
+        "series/mul": "inside",
+    }
     assert rp.failed(rows)
     assert rp.counts(rows) == {"identical": 5, "inside": 2, "outside": 2}
 
@@ -85,22 +119,46 @@ def test_missing_metric_fails_new_metric_does_not():
 
 
 def test_timing_metrics_are_shown_not_failed():
-    c = _res({"base_train_wall_seconds": 93.7, "rl_tokens_per_s": _old(900, 850, 950),
-              "base_train_mfu": 0.02, "decode_ms_per_step": {"mla": {"64": _old(3.0, 2.9, 3.1)}},
-              "latency": _new(1.0, 0.9, 1.1, unit="s"), "loss": _new(1.0, 0.9, 1.1, unit="")})
-    r = _res({"base_train_wall_seconds": 120.0, "rl_tokens_per_s": _old(700, 650, 750),
-              "base_train_mfu": 0.03, "decode_ms_per_step": {"mla": {"64": _old(4.0, 3.9, 4.1)}},
-              "latency": _new(2.0, 1.9, 2.1, unit="s"), "loss": _new(2.0, 1.9, 2.1, unit="")})
+    c = _res(
+        {
+            "base_train_wall_seconds": 93.7,
+            "rl_tokens_per_s": _old(900, 850, 950),
+            "base_train_mfu": 0.02,
+            "decode_ms_per_step": {"mla": {"64": _old(3.0, 2.9, 3.1)}},
+            "latency": _new(1.0, 0.9, 1.1, unit="s"),
+            "loss": _new(1.0, 0.9, 1.1, unit=""),
+        }
+    )
+    r = _res(
+        {
+            "base_train_wall_seconds": 120.0,
+            "rl_tokens_per_s": _old(700, 650, 750),
+            "base_train_mfu": 0.03,
+            "decode_ms_per_step": {"mla": {"64": _old(4.0, 3.9, 4.1)}},
+            "latency": _new(2.0, 1.9, 2.1, unit="s"),
+            "loss": _new(2.0, 1.9, 2.1, unit=""),
+        }
+    )
     s = _status(rp.compare_results(c, r))
-    assert s == {"verdict: c1": "identical", "base_train_wall_seconds": "timing", "rl_tokens_per_s": "timing",
-                 "base_train_mfu": "timing", "decode_ms_per_step/mla/64": "timing", "latency": "timing",
-                 "loss": "outside"}
+    assert s == {
+        "verdict: c1": "identical",
+        "base_train_wall_seconds": "timing",
+        "rl_tokens_per_s": "timing",
+        "base_train_mfu": "timing",
+        "decode_ms_per_step/mla/64": "timing",
+        "latency": "timing",
+        "loss": "outside",
+    }
     # a wall-time ratio is a timing whatever its unit
     assert rp.is_timing("moe_time_per_token_ratio", rp.Value(1.0, unit="ratio"))
     assert not rp.is_timing("rl_pass_at_1", rp.Value(1.0, unit="rate"))
     # arithmetic on published figures is identical, even if its name mentions MFU
-    assert _status(rp.compare_results(_res({"v3_implied_mfu_bf16": 0.4}), _res({"v3_implied_mfu_bf16": 0.4}))) \
-        ["v3_implied_mfu_bf16"] == "identical"
+    assert (
+        _status(rp.compare_results(_res({"v3_implied_mfu_bf16": 0.4}), _res({"v3_implied_mfu_bf16": 0.4})))[
+            "v3_implied_mfu_bf16"
+        ]
+        == "identical"
+    )
 
 
 def test_markdown_table_lists_every_row_and_wall_times():

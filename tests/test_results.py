@@ -4,10 +4,10 @@ minir1.results (metric maths by hand, schema errors that name the field, atomic 
 where results go), minir1.profiles, the claims table, the verdict box, and the chapter
 runner (``python -m minir1.publish.chapters``: bad arguments, freshness, atomic replacement).
 """
+
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from minir1 import profiles, results
+from minir1 import profiles, results, stats
 from minir1.publish import book, chapters, claims, ledger
 from minir1.utils import repo_root, sha256_file, stable_hash
 
@@ -27,9 +27,15 @@ ROOT = repo_root()
 def _results(**over) -> dict:
     """A small valid results object (as written by write_results)."""
     obj = {
-        "chapter": "rl", "profile": "cpu", "seeds": [0, 1, 2], "config": {"lr": 1e-3},
-        "metrics": {"acc": results.metric([0.5, 0.7, 0.6]), "flops": 1.0e12,
-                    "curve": {"0": results.metric([0.1, 0.2]), "10": 0.5}},
+        "chapter": "rl",
+        "profile": "cpu",
+        "seeds": [0, 1, 2],
+        "config": {"lr": 1e-3},
+        "metrics": {
+            "acc": results.metric(stats.rate([[1, 0, 1, 1], [1, 1, 0, 1]])),
+            "flops": 1.0e12,
+            "curve": {"0": results.metric(stats.over_seeds([0.1, 0.2])), "10": 0.5},
+        },
         "claims": [results.claim("rl-vanilla-to-reasoner", "supported", "accuracy 0.1 -> 0.6")],
         "provenance": results.provenance(wall_seconds=1.5, flops=1e12),
     }
@@ -40,45 +46,48 @@ def _results(**over) -> dict:
 def _write(tmp_path: Path, **over) -> Path:
     obj = _results(**over)
     return results.write_results(
-        obj["chapter"], profile=obj["profile"], seeds=obj["seeds"], config=obj["config"],
-        metrics=obj["metrics"], claims=obj["claims"], wall_seconds=1.5, flops=1e12,
-        out_dir=tmp_path)
+        obj["chapter"],
+        profile=obj["profile"],
+        seeds=obj["seeds"],
+        config=obj["config"],
+        metrics=obj["metrics"],
+        claims=obj["claims"],
+        wall_seconds=1.5,
+        flops=1e12,
+        out_dir=tmp_path,
+    )
 
 
 def _dir_listing(*dirs: Path) -> dict:
     return {str(d): sorted(p.name for p in d.iterdir()) if d.exists() else None for d in dirs}
 
 
-# ----------------------------------------------------------------------------- metric maths
-def test_metric_t_interval_by_hand():
-    m = results.metric([0.5, 0.7, 0.6])
-    # mean 0.6; sample sd 0.1; t(0.975, df=2) = 4.303; half-width 4.303 * 0.1 / sqrt(3)
-    half = 4.303 * 0.1 / math.sqrt(3)
-    assert m["mean"] == pytest.approx(0.6)
-    assert m["ci95"] == pytest.approx([0.6 - half, 0.6 + half], abs=1e-9)
-    assert m["per_seed"] == [0.5, 0.7, 0.6]
-
-
-def test_metric_one_seed_and_explicit_interval():
-    assert results.metric([0.25]) == {"mean": 0.25, "ci95": [0.25, 0.25], "per_seed": [0.25]}
-    assert results.metric([1.0, 3.0], ci95=(0.5, 3.5))["ci95"] == [0.5, 3.5]
-    # large df falls back to the normal quantile 1.96
-    m = results.metric([0.0, 1.0] * 100)
-    half = 1.96 * math.sqrt(sum((v - 0.5) ** 2 for v in [0.0, 1.0] * 100) / 199) / math.sqrt(200)
-    assert m["ci95"][1] - 0.5 == pytest.approx(half, rel=1e-6)
-
-
-@pytest.mark.parametrize("bad", [[], [1.0, float("nan")], [float("inf")]])
-def test_metric_rejects_empty_and_non_finite(bad):
-    with pytest.raises(results.ResultsError, match="per_seed"):
-        results.metric(bad)
+# ----------------------------------------------------------------------------- metrics
+def test_metric_only_from_stats():
+    m = stats.rate([[1, 0, 1, 1]])
+    assert results.metric(m) == m.to_dict()
+    with pytest.raises(results.ResultsError, match="minir1.stats"):
+        results.metric([0.5, 0.7, 0.6])  # the old per-seed t-interval is gone
+    nested = results.to_json_metrics({"a": m, "s": {"x": stats.exact(2.0)}, "n": 3})
+    assert nested["a"]["method"] == "bootstrap" and nested["s"]["x"]["method"] == "exact" and nested["n"] == 3
 
 
 def test_value_and_claim():
-    assert results.value(results.metric([1.0, 3.0])) == 2.0
+    assert results.value(stats.over_seeds([1.0, 3.0])) == 2.0
+    assert results.value(stats.over_seeds([1.0, 3.0]).to_dict()) == 2.0
     assert results.value(0.25) == 0.25
     with pytest.raises(results.ResultsError, match="'supported'"):
         results.claim("cost-final-run", "maybe", "no")
+
+
+def test_rates_outside_0_1_and_intervals_missing_the_mean_are_rejected():
+    bad = _results()
+    bad["metrics"]["acc"] = {**bad["metrics"]["acc"], "hi": 1.2}
+    with pytest.raises(results.ResultsError, match=r"\[0, 1\]"):
+        results.validate(bad)
+    bad["metrics"]["acc"] = {**bad["metrics"]["acc"], "hi": 0.5, "lo": 0.4, "mean": 0.9}
+    with pytest.raises(results.ResultsError, match="contain the mean"):
+        results.validate(bad)
 
 
 # ----------------------------------------------------------------------------- schema
@@ -86,14 +95,17 @@ def test_valid_object_passes():
     assert results.validate(_results())["chapter"] == "rl"
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda o: o["claims"][0].update(verdict="maybe"), "claims/0/verdict"),
-    (lambda o: o.pop("provenance"), "provenance"),
-    (lambda o: o["provenance"].pop("git_commit"), "git_commit"),
-    (lambda o: o.update(profile="laptop"), "profile"),
-    (lambda o: o["metrics"].update(acc={"mean": 0.5, "ci95": [0.4], "per_seed": [0.5]}), "metrics/acc"),
-    (lambda o: o["metrics"].update(acc=float("nan")), "metrics/acc"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda o: o["claims"][0].update(verdict="maybe"), "claims/0/verdict"),
+        (lambda o: o.pop("provenance"), "provenance"),
+        (lambda o: o["provenance"].pop("git_commit"), "git_commit"),
+        (lambda o: o.update(profile="laptop"), "profile"),
+        (lambda o: o["metrics"].update(acc={"mean": 0.5, "ci95": [0.4, 0.6], "per_seed": [0.5]}), "metrics/acc"),
+        (lambda o: o["metrics"].update(acc=float("nan")), "metrics/acc"),
+    ],
+)
 def test_schema_failures_name_the_field(mutate, field):
     obj = _results()
     mutate(obj)
@@ -113,7 +125,7 @@ def test_validate_file_names_the_file(tmp_path):
 def test_write_then_load_round_trip(tmp_path):
     path = _write(tmp_path)
     assert path == tmp_path / "rl.json"
-    assert results.load_results("rl", out_dir=tmp_path)["metrics"]["acc"]["mean"] == pytest.approx(0.6)
+    assert results.load_results("rl", out_dir=tmp_path)["metrics"]["acc"]["mean"] == pytest.approx(0.75)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rl.json"]  # no temp file left
     with pytest.raises(FileNotFoundError, match="'cost'"):
         results.load_results("cost", out_dir=tmp_path)
@@ -179,8 +191,9 @@ def test_results_dir_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIR1_RESULTS_DIR", str(tmp_path))
     assert results.results_dir("cpu") == tmp_path
     monkeypatch.delenv("MINIR1_PUBLISH", raising=False)
-    path = results.write_results("rl", profile="smoke", seeds=[0], config={}, metrics={"x": 1.0},
-                                 claims=[], wall_seconds=0.1, flops=0.0)
+    path = results.write_results(
+        "rl", profile="smoke", seeds=[0], config={}, metrics={"x": 1.0}, claims=[], wall_seconds=0.1, flops=0.0
+    )
     assert path == tmp_path / "rl.json"
     assert results.load_results("rl", "smoke")["profile"] == "smoke"
 
@@ -237,17 +250,20 @@ def test_verdict_box_and_footer():
 
 # ----------------------------------------------------------------------------- chapters CLI
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "minir1.publish.chapters", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "minir1.publish.chapters", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.parametrize("args, expect", [
-    (("--profile", "bogus"), ["'smoke'", "'cpu'", "'gpu'", "'bogus'"]),
-    (("--profile", "cpu", "--chapter", "no_such_chapter"), ["chapter must be one of", "'no_such_chapter'"]),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (("--profile", "bogus"), ["'smoke'", "'cpu'", "'gpu'", "'bogus'"]),
+        (("--profile", "cpu", "--chapter", "no_such_chapter"), ["chapter must be one of", "'no_such_chapter'"]),
+    ],
+)
 def test_cli_rejects_bad_arguments_and_writes_nothing(args, expect):
-    watched = [ROOT / "book" / "chapters", ROOT / "book" / "results",
-               ROOT / ".artifacts" / "chapters-smoke"]
+    watched = [ROOT / "book" / "chapters", ROOT / "book" / "results", ROOT / ".artifacts" / "chapters-smoke"]
     before = _dir_listing(*watched)
     out = _cli(*args)
     assert out.returncode == 2, out.stderr
@@ -268,18 +284,23 @@ def _fake_repo(tmp_path: Path, monkeypatch, code: str) -> Path:
 
 
 def _source(root: Path, code: str) -> None:
-    nb = new_notebook(cells=[
-        new_markdown_cell("# Demo"),
-        new_code_cell('profile = "cpu"\nseeds = [3, 4]', metadata={"tags": ["parameters"]}),
-        new_code_cell(code)],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Demo"),
+            new_code_cell('profile = "cpu"\nseeds = [3, 4]', metadata={"tags": ["parameters"]}),
+            new_code_cell(code),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
     nbformat.write(nb, root / "notebooks" / "01_demo.ipynb")
 
 
-WRITES = ("from minir1 import results\n"
-          "results.atomic_write_json(results.results_dir(profile) / 'demo.json', {'seeds': seeds, "
-          "'provenance': results.provenance(wall_seconds=0, flops=0)})\n"
-          "print(results.where_results_went('demo', profile))")
+WRITES = (
+    "from minir1 import results\n"
+    "results.atomic_write_json(results.results_dir(profile) / 'demo.json', {'seeds': seeds, "
+    "'provenance': results.provenance(wall_seconds=0, flops=0)})\n"
+    "print(results.where_results_went('demo', profile))"
+)
 
 
 def test_run_chapter_records_provenance_and_is_atomic(tmp_path, monkeypatch):
@@ -329,27 +350,40 @@ def test_chapter_is_stale_when_code_it_imports_changes(tmp_path, monkeypatch):
 
 
 def test_notebook_imports_are_parsed(tmp_path):
-    nb = new_notebook(cells=[new_code_cell("%matplotlib inline\nfrom minir1.experiments import lab\n"
-                                           "import minir1.profiles as pr\nfrom minir1.results import load_results")])
-    assert chapters.notebook_imports(nb) == {"minir1.experiments", "minir1.experiments.lab",
-                                             "minir1.profiles", "minir1.results"}
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "%matplotlib inline\nfrom minir1.experiments import lab\n"
+                "import minir1.profiles as pr\nfrom minir1.results import load_results"
+            )
+        ]
+    )
+    assert chapters.notebook_imports(nb) == {
+        "minir1.experiments",
+        "minir1.experiments.lab",
+        "minir1.profiles",
+        "minir1.results",
+    }
     with pytest.raises(ValueError, match="code cell 0 is not valid Python"):
         chapters.notebook_imports(new_notebook(cells=[new_code_cell("def (")]))
 
 
 def test_notebook_parameters_are_parsed_not_executed():
-    nb = new_notebook(cells=[new_code_cell('profile = "gpu"\nseeds = [1]\nx = os.system("no")',
-                                           metadata={"tags": ["parameters"]})])
+    nb = new_notebook(
+        cells=[new_code_cell('profile = "gpu"\nseeds = [1]\nx = os.system("no")', metadata={"tags": ["parameters"]})]
+    )
     assert chapters.notebook_parameters(nb) == {"profile": "gpu", "seeds": [1]}
 
 
 def test_junit_timing(tmp_path):
     xml = tmp_path / "j.xml"
-    xml.write_text('<testsuites><testsuite>'
-                   '<testcase classname=".artifacts.nbval.01_cost.ipynb" name="Cell 0" time="1.5"/>'
-                   '<testcase classname=".artifacts.nbval.01_cost.ipynb" name="Cell 1" time="2.0"/>'
-                   '<testcase classname=".artifacts.nbval.02_lab.ipynb" name="Cell 0" time="4"/>'
-                   '</testsuite></testsuites>')
+    xml.write_text(
+        "<testsuites><testsuite>"
+        '<testcase classname=".artifacts.nbval.01_cost.ipynb" name="Cell 0" time="1.5"/>'
+        '<testcase classname=".artifacts.nbval.01_cost.ipynb" name="Cell 1" time="2.0"/>'
+        '<testcase classname=".artifacts.nbval.02_lab.ipynb" name="Cell 0" time="4"/>'
+        "</testsuite></testsuites>"
+    )
     assert chapters.junit_timing(xml) == {"01_cost.ipynb": 3.5, "02_lab.ipynb": 4.0}
 
 
@@ -361,8 +395,8 @@ def _ledger_file(d: Path, chapter: str, wall: float, flops: float, threads: int,
 
 def test_ledger_counts_each_model_once_and_threads_not_cores(tmp_path):
     base = {"key": "k" * 16, "kind": "base", "flops": 100.0, "wall_seconds": 600.0, "threads": 2}
-    _ledger_file(tmp_path, "lab", 700.0, 150.0, 2, [{**base, "built": True}])   # trained it: 100 s own
-    _ledger_file(tmp_path, "rl", 300.0, 180.0, 1, [{**base, "built": False}])   # reused it, 1 thread
+    _ledger_file(tmp_path, "lab", 700.0, 150.0, 2, [{**base, "built": True}])  # trained it: 100 s own
+    _ledger_file(tmp_path, "rl", 300.0, 180.0, 1, [{**base, "built": False}])  # reused it, 1 thread
     rows = ledger.ledger_rows(tmp_path)
     assert [(r.chapter, r.kind) for r in rows] == [("lab", "chapter"), ("rl", "chapter"), ("base kkkkkkkk", "artifact")]
     assert [r.wall_seconds for r in rows] == [100.0, 300.0, 600.0]

@@ -1,29 +1,35 @@
 """Rule-based rewards on hand-written completions."""
+
 import pytest
 
-from minir1.rewards import (accuracy_reward, accuracy_reward_lenient, extract_answer, format_reward,
-                            format_reward_lenient)
+from minir1.rewards import (
+    accuracy_reward,
+    accuracy_reward_lenient,
+    extract_answer,
+    format_reward,
+    format_reward_lenient,
+)
 
 GOOD = "<think>7+9=16 4+8+1=13 3+5+1=9 =936</think> <answer>936</answer>"
 CASES = [
     # completion,                                               strict acc, lenient acc, strict fmt, lenient fmt
-    (GOOD,                                                         1, 1, 1, 1),
-    (" " + GOOD + "\n",                                            1, 1, 1, 1),
-    ("<think>a</think>\n\n<answer> 936 </answer>",                 1, 1, 1, 1),
-    ("<think>a</think><answer>936</answer>",                       1, 1, 1, 1),
-    ("<think>a</think> <answer>935</answer>",                      0, 0, 1, 1),
-    ("<answer>936</answer>",                                       1, 1, 0, 1),
-    ("<think>a</think> <answer>936</answer> extra",                1, 1, 0, 1),
-    ("<think>a <answer>1</answer></think> <answer>936</answer>",   1, 1, 0, 0),
-    ("<think>a</think> <answer>1</answer> <answer>936</answer>",   1, 1, 0, 0),
-    ("<think>a</think> <answer>936</answer> <answer>1</answer>",   0, 0, 0, 0),
-    ("7+9=16 4+8+1=13 3+5+1=9 =936",                              0, 1, 0, 0),
-    ("<think>7+9=16 =936</think> <answer>936",                    0, 1, 0, 0),  # unterminated
-    ("<think>=936</think> <answer>nine hundred</answer>",          0, 0, 1, 1),  # block wins in lenient
-    ("<think></think><answer></answer>",                           0, 0, 1, 1),
-    ("",                                                           0, 0, 0, 0),
-    ("<think>x</think> <answer>９３６</answer>",                    0, 0, 1, 1),
-    ("</answer>936<answer>",                                       0, 1, 0, 0),
+    (GOOD, 1, 1, 1, 1),
+    (" " + GOOD + "\n", 1, 1, 1, 1),
+    ("<think>a</think>\n\n<answer> 936 </answer>", 1, 1, 1, 1),
+    ("<think>a</think><answer>936</answer>", 1, 1, 1, 1),
+    ("<think>a</think> <answer>935</answer>", 0, 0, 1, 1),
+    ("<answer>936</answer>", 1, 1, 0, 1),
+    ("<think>a</think> <answer>936</answer> extra", 1, 1, 0, 1),
+    ("<think>a <answer>1</answer></think> <answer>936</answer>", 1, 1, 0, 0),
+    ("<think>a</think> <answer>1</answer> <answer>936</answer>", 1, 1, 0, 0),
+    ("<think>a</think> <answer>936</answer> <answer>1</answer>", 0, 0, 0, 0),
+    ("7+9=16 4+8+1=13 3+5+1=9 =936", 0, 1, 0, 0),
+    ("<think>7+9=16 =936</think> <answer>936", 0, 1, 0, 0),  # unterminated
+    ("<think>=936</think> <answer>nine hundred</answer>", 0, 0, 1, 1),  # block wins in lenient
+    ("<think></think><answer></answer>", 0, 0, 1, 1),
+    ("", 0, 0, 0, 0),
+    ("<think>x</think> <answer>９３６</answer>", 0, 0, 1, 1),
+    ("</answer>936<answer>", 0, 1, 0, 0),
 ]
 
 

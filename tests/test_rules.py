@@ -1,4 +1,5 @@
 """Verdict rules as data: every claim's rule in data/claims.yml can come out each way."""
+
 import pytest
 
 from minir1.experiments import rules
@@ -23,9 +24,11 @@ def test_condition_grammar():
 
 
 def test_outcome_levels_in_order_and_fixed():
-    rule = {"says": "x", "levels": [{"verdict": "supported", "when": ["a:lo > 0"]},
-                                    {"verdict": "partly supported", "when": ["a > 0"]}],
-            "otherwise": "not supported"}
+    rule = {
+        "says": "x",
+        "levels": [{"verdict": "supported", "when": ["a:lo > 0"]}, {"verdict": "partly supported", "when": ["a > 0"]}],
+        "otherwise": "not supported",
+    }
     assert rules.outcome(rule, {"a": {"mean": 1, "lo": 0.5, "hi": 2}}) == "supported"
     assert rules.outcome(rule, {"a": {"mean": 1, "lo": -0.5, "hi": 2}}) == "partly supported"
     assert rules.outcome(rule, {"a": {"mean": -1, "lo": -2, "hi": 0}}) == "not supported"
@@ -45,8 +48,10 @@ def test_every_claim_has_a_rule_that_can_come_out_each_way(claim):
         return
     examples = rule.get("examples") or {}
     possible = {lv["verdict"] for lv in rule["levels"]} | {rule["otherwise"]}
-    assert set(examples) == possible, (f"{claim['id']}: `examples` must give metrics for every outcome the rule "
-                                       f"can give ({sorted(possible)}); has {sorted(examples)}")
+    assert set(examples) == possible, (
+        f"{claim['id']}: `examples` must give metrics for every outcome the rule "
+        f"can give ({sorted(possible)}); has {sorted(examples)}"
+    )
     assert len(possible) >= 2 and rule["otherwise"] in ("not supported", "partly supported")
     for verdict, metrics in examples.items():
         assert verdict in VERDICTS

@@ -1,4 +1,5 @@
 """minir1.stats: the one way the book puts intervals on numbers (pure maths, property tests)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -126,8 +127,7 @@ def test_sampling_seeds_alone_would_undercover_trained_seeds():
     def make(rng):
         p = rng.beta(2, 3, size=150)
         shift = rng.normal(0, 0.04, size=(3, 1))
-        return stats.rate((rng.random((3, 150)) < np.clip(p + shift, 0, 1)).astype(float), seeds="sampling",
-                          n_boot=400)
+        return stats.rate((rng.random((3, 150)) < np.clip(p + shift, 0, 1)).astype(float), seeds="sampling", n_boot=400)
 
     assert _coverage(make, truth=2 / 5, trials=200) < 0.90
 

@@ -25,23 +25,33 @@ def _right(p):
 
 def _fake_teacher(monkeypatch, completions_for):
     """Replace the teacher's sampler: prompt i gets ``completions_for(i, problem)`` (one per sample)."""
+
     def fake(teacher, tokenizer, prompts, *, n_samples=1, **kw):
         rows = [(pr, completions_for(i)[j]) for i, pr in enumerate(prompts) for j in range(n_samples)]
-        return TeacherPairs(rows, generated_tokens=7 * len(rows), prompt_tokens=3 * len(rows), flops=1.0,
-                            sampled=len(rows))
+        return TeacherPairs(
+            rows, generated_tokens=7 * len(rows), prompt_tokens=3 * len(rows), flops=1.0, sampled=len(rows)
+        )
+
     monkeypatch.setattr(distill, "teacher_outputs", fake)
 
 
 def test_rejection_sampling_keeps_only_verified_train_traces(monkeypatch):
     tok, probs = build_tokenizer(), _problems("train")
     # Sample 0 right and in R1's format; 1 wrong answer; 2 right but no <think> block; 3 right, no tags.
-    _fake_teacher(monkeypatch, lambda i: [_right(probs[i]), " <think>x</think> <answer>1</answer>",
-                                          f" <answer>{probs[i].answer}</answer>", f" {probs[i].answer}"])
+    _fake_teacher(
+        monkeypatch,
+        lambda i: [
+            _right(probs[i]),
+            " <think>x</think> <answer>1</answer>",
+            f" <answer>{probs[i].answer}</answer>",
+            f" {probs[i].answer}",
+        ],
+    )
     cfg = students.DistillConfig(samples_per_prompt=4)
     pairs = students.distillation_set(None, tok, probs, cfg, task=TASK, difficulty=DIFFICULTY, max_new_tokens=8)
     assert [c for _, c in pairs] == [_right(p) for p in probs]
     assert pairs.sampled == 4 * len(probs) and pairs.accounting()["acceptance_rate"] == 0.25
-    test_prompts = {format_prompt(tok, p.question) for p in rl.problems(rl.rl_config("cpu"), "test", 500)}
+    test_prompts = {format_prompt(tok, p.question) for p in rl.problems(rl.config("cpu"), "test", 500)}
     assert not test_prompts & {p for p, _ in pairs}
     task = get_task(TASK, DIFFICULTY)
     assert all(split_of(TASK, task.canonical(p)) == "train" for p in probs)
@@ -50,8 +60,9 @@ def test_rejection_sampling_keeps_only_verified_train_traces(monkeypatch):
 def test_held_out_problems_are_refused():
     tok, probs = build_tokenizer(), _problems("train", 3) + _problems("test", 1)
     with pytest.raises(ValueError, match="train split"):
-        students.distillation_set(None, tok, probs, students.DistillConfig(), task=TASK, difficulty=DIFFICULTY,
-                                  max_new_tokens=8)
+        students.distillation_set(
+            None, tok, probs, students.DistillConfig(), task=TASK, difficulty=DIFFICULTY, max_new_tokens=8
+        )
 
 
 def test_empty_trace_set_is_a_clear_error(monkeypatch):
@@ -74,7 +85,7 @@ def test_sft_data_masks_the_prompt():
     for prompt, completion in traces + answers:
         ids, labels = encode_example(tok, prompt, completion)
         n = len(tok.encode(prompt))
-        assert labels[:n] == [-100] * n                       # the prompt is context only
+        assert labels[:n] == [-100] * n  # the prompt is context only
         learned = [t for t in labels if t != -100]
         assert tok.decode(learned[:-1]) == completion and learned[-1] == tok.eos_token_id
 
@@ -135,9 +146,19 @@ def _m(x, spread=0.01, unit=""):
 
 def _metrics(*, gap=0.3, vs_teacher=0.03, start=0.4):
     sizes = ("nano", "pico")
-    m = {"teacher_params": 1_000_000, "teacher_pass_at_1": _m(0.8), "trace_pairs": 1000.0, "trace_sampled": 1200.0,
-         "trace_distinct": 990.0, "trace_problems": 390.0, "trace_verified": 1.0, "trace_flops": 2e11,
-         "student_params": {"nano": 340_000, "pico": 60_000}, "big_rl_steps": 10, "big_rl_pass_at_1": _m(0.1)}
+    m = {
+        "teacher_params": 1_000_000,
+        "teacher_pass_at_1": _m(0.8),
+        "trace_pairs": 1000.0,
+        "trace_sampled": 1200.0,
+        "trace_distinct": 990.0,
+        "trace_problems": 390.0,
+        "trace_verified": 1.0,
+        "trace_flops": 2e11,
+        "student_params": {"nano": 340_000, "pico": 60_000},
+        "big_rl_steps": 10,
+        "big_rl_pass_at_1": _m(0.1),
+    }
     m["distill_pass_at_1"] = {p: _m(0.8) for p in sizes}
     m["distill_vs_teacher"] = {p: _m(vs_teacher) for p in sizes}
     m["distill_kept"] = {p: _m(1.0) for p in sizes}
@@ -146,10 +167,20 @@ def _metrics(*, gap=0.3, vs_teacher=0.03, start=0.4):
     m["rl_steps"] = {p: 10 for p in sizes}
     m["rl_flops_vs_distill"] = {p: 1.0 for p in sizes}
     m["rl_first_reward"] = {p: start for p in sizes}
-    m |= {"best_student_size": 0.34, "small_vs_teacher": _m(vs_teacher), "small_vs_big_rl": _m(0.7),
-          "anyone_gain": _m(0.8), "anyone_kept": _m(1.0), "anyone_compute_reused": 0.02,
-          "anyone_compute_trained": 0.3, "cheap_kept": _m(1.0), "cheap_cost": _m(0.3), "rl_gap_worst": _m(gap),
-          "rl_gap_best": _m(gap), "rl_start_min": start}
+    m |= {
+        "best_student_size": 0.34,
+        "small_vs_teacher": _m(vs_teacher),
+        "small_vs_big_rl": _m(0.7),
+        "anyone_gain": _m(0.8),
+        "anyone_kept": _m(1.0),
+        "anyone_compute_reused": 0.02,
+        "anyone_compute_trained": 0.3,
+        "cheap_kept": _m(1.0),
+        "cheap_cost": _m(0.3),
+        "rl_gap_worst": _m(gap),
+        "rl_gap_best": _m(gap),
+        "rl_start_min": start,
+    }
     return m
 
 
@@ -159,13 +190,18 @@ def _verdicts(**kw):
 
 def test_verdicts_emit_exactly_the_chapter_ids():
     out = students.verdicts(_metrics())
-    assert [c["id"] for c in out] == ["distill-cheaper-without-losing-much", "distill-small-beats-big",
-                                      "distill-beats-rl-small", "distill-anyone-can"]
+    assert [c["id"] for c in out] == [
+        "distill-cheaper-without-losing-much",
+        "distill-small-beats-big",
+        "distill-beats-rl-small",
+        "distill-anyone-can",
+    ]
     assert all(c["evidence"] and "Rule:" in c["evidence"] for c in out)
 
 
-@pytest.mark.parametrize("kw,verdict", [({}, "supported"), ({"start": 0.0}, "partly supported"),
-                                        ({"gap": -0.1}, "not supported")])
+@pytest.mark.parametrize(
+    "kw,verdict", [({}, "supported"), ({"start": 0.0}, "partly supported"), ({"gap": -0.1}, "not supported")]
+)
 def test_verdict_beats_rl_needs_a_base_rl_can_start_from(kw, verdict):
     assert _verdicts(**kw)["distill-beats-rl-small"] == verdict
 
@@ -200,8 +236,7 @@ def test_logit_kd_runs_on_the_students_data_path():
     traces = [(format_prompt(tok, p.question), _right(p)) for p in probs]
     teacher, student = models.build("nano", tok, seed=1), models.build("pico", tok, seed=2)
     before = [p.detach().clone() for p in student.parameters()]
-    res = distill.train_logit_kd(student, teacher, tok, traces, students.config("smoke").sft,
-                                 teacher_tokenizer=tok)
+    res = distill.train_logit_kd(student, teacher, tok, traces, students.config("smoke").sft, teacher_tokenizer=tok)
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in res.history)
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
 

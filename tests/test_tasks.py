@@ -1,4 +1,5 @@
 """Tasks: verifiers (incl. hostile input), splits, determinism, worked solutions."""
+
 import random
 
 import pytest
@@ -8,16 +9,26 @@ from minir1.tasks.arithmetic import verify_int
 from minir1.tasks.countdown import MAX_EXPRESSION_CHARS, parse_key
 from minir1.tasks.countdown import verify as cd_verify
 
-ALL = [("addition", d) for d in range(1, 7)] + [("multiplication", d) for d in range(1, 6)] + \
-      [("countdown", d) for d in range(3, 6)]
+ALL = (
+    [("addition", d) for d in range(1, 7)]
+    + [("multiplication", d) for d in range(1, 6)]
+    + [("countdown", d) for d in range(3, 6)]
+)
 
 
 def test_registry_and_bad_args():
     assert set(TASKS) == {"addition", "multiplication", "countdown"}
     with pytest.raises(ValueError, match="task must be one of"):
         get_task("division", 2)
-    for name, bad in [("addition", 0), ("addition", 7), ("multiplication", 6), ("countdown", 2),
-                      ("countdown", 6), ("addition", "3"), ("addition", True)]:
+    for name, bad in [
+        ("addition", 0),
+        ("addition", 7),
+        ("multiplication", 6),
+        ("countdown", 2),
+        ("countdown", 6),
+        ("addition", "3"),
+        ("addition", True),
+    ]:
         with pytest.raises(ValueError, match=r"difficulty.*\d\.\.\d"):
             get_task(name, bad)
     task = get_task("addition", 2)
@@ -45,11 +56,26 @@ def test_arithmetic_formats():
     assert add.completion(p, random.Random(0)) == "<think>7+9=16 4+8+1=13 3+5+1=9 =936</think> <answer>936</answer>"
 
 
-@pytest.mark.parametrize("text,ok", [
-    ("936", True), (" 936\n", True), ("0936", True), ("937", False), ("936.0", False), ("+936", False),
-    ("9 36", False), ("", False), ("nine", False), ("９３６", False), ("٩٣٦", False), ("936" * 5000, False),
-    ("1e3", False), ("0x3a8", False), ("936=936", False),
-])
+@pytest.mark.parametrize(
+    "text,ok",
+    [
+        ("936", True),
+        (" 936\n", True),
+        ("0936", True),
+        ("937", False),
+        ("936.0", False),
+        ("+936", False),
+        ("9 36", False),
+        ("", False),
+        ("nine", False),
+        ("９３６", False),
+        ("٩٣٦", False),
+        ("936" * 5000, False),
+        ("1e3", False),
+        ("0x3a8", False),
+        ("936=936", False),
+    ],
+)
 def test_verify_int(text, ok):
     assert verify_int("936", text) is ok
     assert verify("addition", "936", text) is ok
@@ -64,8 +90,7 @@ def test_verify_int_non_string():
 NUMS, TARGET = [25, 3, 7, 2], 31
 
 
-@pytest.mark.parametrize("expr", ["25+3*2", "25+7-3+2", " (25 + 7) - 3 + 2 ", "2*3+25", "((25))+(3*2)",
-                                  "25+3*2\n"])
+@pytest.mark.parametrize("expr", ["25+3*2", "25+7-3+2", " (25 + 7) - 3 + 2 ", "2*3+25", "((25))+(3*2)", "25+3*2\n"])
 def test_countdown_accepts(expr):
     assert cd_verify(NUMS, TARGET, expr)
 
@@ -76,13 +101,47 @@ def test_countdown_fractions_and_subsets():
     assert cd_verify([3, 5, 7, 11], 15, "3*5")  # not all numbers need be used
 
 
-@pytest.mark.parametrize("expr", [
-    "__import__('os')", "__import__('os').system('echo hi')", "9**9**9", "25**2", "(1).__class__",
-    "25+3+3", "25+6", "31", "1/0", "25/(3-3)", "7/(2-2)*25", "x", "abs(25)", "25 // 3", "25 % 3",
-    "-3+25+7+2", "+25+3+3", "25+3*2=31", "25.0+6", "1_0", "0x19+6", "２５+3*2", "25+3*٢", "", "   ",
-    "(" * 150 + "25" + ")" * 150, "25+" * 3000 + "6", "lambda: 25", "[25, 6]", "25,6", "25 3 2",
-    "True+30", "25+3*2 #", "'25'+'6'", "25 if 1 else 3", "(25+3)*2*0+31",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "__import__('os')",
+        "__import__('os').system('echo hi')",
+        "9**9**9",
+        "25**2",
+        "(1).__class__",
+        "25+3+3",
+        "25+6",
+        "31",
+        "1/0",
+        "25/(3-3)",
+        "7/(2-2)*25",
+        "x",
+        "abs(25)",
+        "25 // 3",
+        "25 % 3",
+        "-3+25+7+2",
+        "+25+3+3",
+        "25+3*2=31",
+        "25.0+6",
+        "1_0",
+        "0x19+6",
+        "２５+3*2",
+        "25+3*٢",
+        "",
+        "   ",
+        "(" * 150 + "25" + ")" * 150,
+        "25+" * 3000 + "6",
+        "lambda: 25",
+        "[25, 6]",
+        "25,6",
+        "25 3 2",
+        "True+30",
+        "25+3*2 #",
+        "'25'+'6'",
+        "25 if 1 else 3",
+        "(25+3)*2*0+31",
+    ],
+)
 def test_countdown_rejects_hostile(expr):
     assert cd_verify(NUMS, TARGET, expr) is False
 

@@ -1,4 +1,5 @@
 """Thesis chapter: benchmark intervals, the simulation, interconnect arithmetic, rules, a dry run."""
+
 import numpy as np
 import pytest
 
@@ -28,9 +29,9 @@ def test_interval_narrows_with_more_problems():
 def test_paired_vectors_overlap_as_if_independent():
     va, vb = benchmarks.paired_vectors(0.5, 0.5, 100, "independent")
     assert va.mean() == pytest.approx(0.5) and vb.mean() == pytest.approx(0.5)
-    assert ((va == 1) & (vb == 1)).sum() == 25           # 50 * 50 / 100
+    assert ((va == 1) & (vb == 1)).sum() == 25  # 50 * 50 / 100
     va, vb = benchmarks.paired_vectors(0.5, 0.3, 100, "nested")
-    assert ((vb == 1) & (va == 0)).sum() == 0             # weaker solves a subset
+    assert ((vb == 1) & (va == 0)).sum() == 0  # weaker solves a subset
 
 
 def test_nested_pairing_gives_the_narrower_difference():
@@ -60,16 +61,18 @@ def test_bad_inputs_name_the_parameter():
 def test_population_and_match_or_exceed():
     vb, vw = benchmarks.population(0.8, 0.7, 50_000, shared=1.0, seed=0)
     assert vb.mean() == pytest.approx(0.8, abs=0.01) and vw.mean() == pytest.approx(0.7, abs=0.01)
-    assert ((vw == 1) & (vb == 0)).sum() == 0             # nested
+    assert ((vw == 1) & (vb == 0)).sum() == 0  # nested
     # Nested, a 10-point gap: the worse ties only if no drawn problem separates them.
     p = benchmarks.match_or_exceed(vb, vw, 30, draws=2000, seed=1)
-    assert p.mean == pytest.approx(0.9 ** 30, abs=0.02)
+    assert p.mean == pytest.approx(0.9**30, abs=0.02)
     same = benchmarks.match_or_exceed(vb, vb, 30, draws=100, seed=1)
-    assert same.mean == 1.0                               # equal models always "match"
-    small = benchmarks.match_or_exceed(*benchmarks.population(0.8, 0.77, 20_000, shared=0.0, seed=2), 30,
-                                       draws=2000, seed=3)
-    large = benchmarks.match_or_exceed(*benchmarks.population(0.8, 0.77, 20_000, shared=0.0, seed=2), 500,
-                                       draws=2000, seed=3)
+    assert same.mean == 1.0  # equal models always "match"
+    small = benchmarks.match_or_exceed(
+        *benchmarks.population(0.8, 0.77, 20_000, shared=0.0, seed=2), 30, draws=2000, seed=3
+    )
+    large = benchmarks.match_or_exceed(
+        *benchmarks.population(0.8, 0.77, 20_000, shared=0.0, seed=2), 500, draws=2000, seed=3
+    )
     assert small.mean > large.mean + 0.2
 
 
@@ -77,10 +80,10 @@ def test_population_and_match_or_exceed():
 def test_v3_bytes_and_flops_per_token_layer():
     v3 = load_model_config("deepseek-v3")
     b = interconnect.bytes_per_token_layer(v3)
-    assert b["ib"] == 4 * 7168 * (1 + 2 + 2 + 2)          # 4 nodes, FP8 + BF16 forward, BF16 backward
+    assert b["ib"] == 4 * 7168 * (1 + 2 + 2 + 2)  # 4 nodes, FP8 + BF16 forward, BF16 backward
     assert b["nvlink"] == 8 * 7168 * 7
     f = interconnect.flops_per_token_layer(v3, 4096)
-    assert f["experts"] == 3 * 2 * 9 * 3 * 7168 * 2048    # (8 routed + 1 shared) SwiGLU experts
+    assert f["experts"] == 3 * 2 * 9 * 3 * 7168 * 2048  # (8 routed + 1 shared) SwiGLU experts
     # 61 such layers come close to the ~250 GFLOPs/token the ISCA paper states for 4K context
     assert 61 * f["layer"] / 1e9 == pytest.approx(250, rel=0.05)
 
@@ -114,8 +117,12 @@ def test_not_testable_claims_are_fixed_and_listed():
 
 
 def test_data_files_have_sources():
-    for rows in (thesis._csv("published_benchmarks"), thesis._csv("published_hardware"),
-                 thesis._csv("published_prices"), thesis._csv("published_replications")):
+    for rows in (
+        thesis._csv("published_benchmarks"),
+        thesis._csv("published_hardware"),
+        thesis._csv("published_prices"),
+        thesis._csv("published_replications"),
+    ):
         assert rows and all(r["source"] and r["primary"] in ("true", "false") for r in rows)
 
 

@@ -1,4 +1,5 @@
 """Character-level tokenizer: ids, round trip, tags, chat template, save/load."""
+
 import random
 
 import pytest
@@ -69,7 +70,10 @@ def test_chat_templates(tok):
     msgs = [{"role": "user", "content": "1+2"}]
     assert tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == r1.replace("347+589", "1+2")
     full = msgs + [{"role": "assistant", "content": "<answer>3</answer>"}]
-    assert tok.apply_chat_template(full, tokenize=False, compact=True) == "<bos>User: 1+2\nAssistant:<answer>3</answer><eos>"
+    assert (
+        tok.apply_chat_template(full, tokenize=False, compact=True)
+        == "<bos>User: 1+2\nAssistant:<answer>3</answer><eos>"
+    )
     assert tok.encode(format_prompt(tok, "1"))[0] == tok.bos_token_id
 
 

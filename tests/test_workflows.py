@@ -5,9 +5,8 @@ runs ``make reproduce`` weekly and on demand and uploads the table.
 
 PyYAML follows YAML 1.1, where the key ``on`` parses as ``True``; :func:`_triggers` reads both.
 """
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import pytest
 import yaml
@@ -100,8 +99,11 @@ def test_book_workflow_deploys_to_pages_from_main():
     perms = doc.get("permissions", {})
     assert perms.get("pages") == "write" and perms.get("id-token") == "write"
     assert "make book" in _runs(doc)
-    deploy = [j for j in doc["jobs"].values()
-              if any(s.get("uses", "").startswith("actions/deploy-pages@") for s in j["steps"])][0]
+    deploy = [
+        j
+        for j in doc["jobs"].values()
+        if any(s.get("uses", "").startswith("actions/deploy-pages@") for s in j["steps"])
+    ][0]
     assert deploy.get("environment", {}).get("name") == "github-pages"
 
 
@@ -111,8 +113,9 @@ def test_reproduce_workflow_weekly_and_on_demand():
     assert on.get("schedule") and all("cron" in s for s in on["schedule"])
     chapter = on["workflow_dispatch"]["inputs"]["chapter"]
     assert chapter["default"] == "all"
-    assert set(chapter["options"]) == {"all", *source_notebooks()}, \
+    assert set(chapter["options"]) == {"all", *source_notebooks()}, (
         "the chapter choices must be 'all' plus every chapter in notebooks/"
+    )
     assert "make reproduce" in _runs(doc)
     cache = [s for s in _steps(doc) if s.get("uses", "").startswith("actions/cache@")]
     assert cache and ".artifacts" in cache[0]["with"]["path"]
@@ -125,5 +128,6 @@ def test_reproduce_workflow_weekly_and_on_demand():
 def test_readme_names_the_placeholder_repository():
     cfg = yaml.safe_load((repo_root() / "_config.yml").read_text())
     url = cfg["repository"]["url"]
-    assert url in (repo_root() / "README.md").read_text(), \
+    assert url in (repo_root() / "README.md").read_text(), (
         "README must name the repository URL placeholder used in _config.yml"
+    )

@@ -4,6 +4,7 @@ One module per concept (see the README's tree).  Importing the package only quie
 warning that tqdm prints inside notebooks when ipywidgets is absent: the book uses plain
 text progress bars on purpose.
 """
+
 import warnings as _warnings
 
 _warnings.filterwarnings("ignore", message="IProgress not found")

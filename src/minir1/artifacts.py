@@ -20,6 +20,7 @@ so a results file can list the training cost of each model it used
 (:func:`training_record`, :func:`used_records`) and the compute ledger can count each
 trained model once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -130,8 +131,14 @@ def _remove_dead_tmp(parent: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def cached(kind: str, config: dict, build_fn: Callable[[Path], dict | None], *, force: bool = False,
-           modules: Iterable[str] = ()) -> Path:
+def cached(
+    kind: str,
+    config: dict,
+    build_fn: Callable[[Path], dict | None],
+    *,
+    force: bool = False,
+    modules: Iterable[str] = (),
+) -> Path:
     """Return the folder of artifact ``kind`` for ``config``, building it with ``build_fn`` if needed.
 
     ``build_fn(folder)`` writes the artifact into ``folder`` and may return a dict of
@@ -157,11 +164,20 @@ def cached(kind: str, config: dict, build_fn: Callable[[Path], dict | None], *, 
         t0 = time.perf_counter()
         meta = build_fn(tmp) or {}
         wall = time.perf_counter() - t0
-        atomic_write_json(tmp / _META, {
-            "kind": kind, "key": k, "config": config, "code_version": code_version(build_fn, modules),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "build_seconds": round(wall, 3), "threads": torch.get_num_threads(),
-            **meta, "files": file_checksums(tmp)})
+        atomic_write_json(
+            tmp / _META,
+            {
+                "kind": kind,
+                "key": k,
+                "config": config,
+                "code_version": code_version(build_fn, modules),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "build_seconds": round(wall, 3),
+                "threads": torch.get_num_threads(),
+                **meta,
+                "files": file_checksums(tmp),
+            },
+        )
         if final.exists():  # forced, corrupt, or half-removed: move aside, then swap in
             old = final.with_name(f".tmp-{k}-{os.getpid()}-old")
             os.replace(final, old)
@@ -190,9 +206,13 @@ def training_record(path: str | os.PathLike) -> dict:
     so the ledger counts each trained model once."""
     meta = load_meta(path)
     wall = meta.get("wall_seconds", meta.get("build_seconds", 0.0))
-    return {"key": meta.get("key", Path(path).name), "kind": meta.get("kind", Path(path).parent.name),
-            "flops": float(meta.get("flops", 0.0) or 0.0), "wall_seconds": float(wall or 0.0),
-            "threads": int(meta.get("threads", 0) or 0)}
+    return {
+        "key": meta.get("key", Path(path).name),
+        "kind": meta.get("kind", Path(path).parent.name),
+        "flops": float(meta.get("flops", 0.0) or 0.0),
+        "wall_seconds": float(wall or 0.0),
+        "threads": int(meta.get("threads", 0) or 0),
+    }
 
 
 def used_records() -> list[dict]:

@@ -29,6 +29,7 @@ Choices, stated rather than hidden:
 >>> round(m.mean, 3), m.lo < 0.7 and m.hi > 0.9
 (0.8, True)
 """
+
 from __future__ import annotations
 
 import math
@@ -81,17 +82,17 @@ def _overlap_order(va: np.ndarray, vb: np.ndarray, overlap: int) -> np.ndarray:
     """Reorder ``vb`` (sorted descending) so that ``overlap`` of its solved problems sit on
     ``va``'s solved problems and the rest on ``va``'s unsolved ones."""
     n = len(va)
-    a_top = [i for i in range(n) if va[i] >= 1.0]           # problems a solved
-    a_rest = [i for i in range(n) if va[i] < 1.0][::-1]     # unsolved first (zeros at the end of va)
+    a_top = [i for i in range(n) if va[i] >= 1.0]  # problems a solved
+    a_rest = [i for i in range(n) if va[i] < 1.0][::-1]  # unsolved first (zeros at the end of va)
     kb = int((vb >= 1.0).sum())
     overlap = max(0, min(overlap, kb, len(a_top)))
-    if kb - overlap > len(a_rest):                          # not enough room: overlap more
+    if kb - overlap > len(a_rest):  # not enough room: overlap more
         overlap = kb - len(a_rest)
     slots = a_top[:overlap] + a_rest[: kb - overlap]
     free = [i for i in range(n) if i not in set(slots)]
     out = np.zeros(n)
     out[slots] = 1.0
-    rest = vb[kb:]                                          # the fractional problem, then zeros
+    rest = vb[kb:]  # the fractional problem, then zeros
     out[free[: len(rest)]] = rest
     return out
 
@@ -102,7 +103,7 @@ def paired_vectors(a: float, b: float, n: int, pairing: Pairing = "independent")
         raise ValueError(f"pairing must be one of {PAIRINGS}; got {pairing!r}")
     va, vb = score_vector(a, n), score_vector(b, n)
     if pairing == "nested":
-        return va, vb                                       # both sorted: solved sets nested
+        return va, vb  # both sorted: solved sets nested
     ka, kb = int((va >= 1).sum()), int((vb >= 1).sum())
     return va, _overlap_order(va, vb, int(round(ka * kb / n)))
 
@@ -127,8 +128,7 @@ def compare(diff: Metric) -> str:
     return "tie"
 
 
-def smallest_distinguishable_gap(score: float, n: int, pairing: Pairing = "independent",
-                                 step: float = 0.001) -> float:
+def smallest_distinguishable_gap(score: float, n: int, pairing: Pairing = "independent", step: float = 0.001) -> float:
     """The smallest gap g (in steps of ``step``) for which ``score`` vs ``score − g`` on ``n``
     problems has an interval that excludes 0; 1.0 if none does."""
     score = _check_score("score", score)
@@ -141,7 +141,9 @@ def smallest_distinguishable_gap(score: float, n: int, pairing: Pairing = "indep
 
 
 # ----------------------------------------------------------------------------- simulation
-def population(acc_better: float, acc_worse: float, size: int, *, shared: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def population(
+    acc_better: float, acc_worse: float, size: int, *, shared: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-problem correctness (size,) of two models with true accuracies ``acc_better`` and
     ``acc_worse`` on a pool of ``size`` problems.
 
@@ -174,16 +176,27 @@ def match_or_exceed(correct_better, correct_worse, n: int, *, draws: int, seed: 
     """
     a, b = np.asarray(correct_better, dtype=float), np.asarray(correct_worse, dtype=float)
     if a.ndim != 1 or a.shape != b.shape or a.size == 0:
-        raise ValueError(f"correct_better and correct_worse must be (P,) vectors on the same problems; "
-                         f"got shapes {a.shape} and {b.shape}")
+        raise ValueError(
+            f"correct_better and correct_worse must be (P,) vectors on the same problems; "
+            f"got shapes {a.shape} and {b.shape}"
+        )
     n = _check_n(n)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"draws must be an int >= 1; got {draws!r}")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, a.size, size=(draws, n))        # (D, n) the benchmark of each draw
+    idx = rng.integers(0, a.size, size=(draws, n))  # (D, n) the benchmark of each draw
     wins = (b[idx].mean(axis=1) >= a[idx].mean(axis=1) - 1e-12).astype(float)  # (D,)
     return stats.rate(wins)
 
 
-__all__ = ["PAIRINGS", "score_vector", "score_interval", "paired_vectors", "difference", "compare",
-           "smallest_distinguishable_gap", "population", "match_or_exceed"]
+__all__ = [
+    "PAIRINGS",
+    "score_vector",
+    "score_interval",
+    "paired_vectors",
+    "difference",
+    "compare",
+    "smallest_distinguishable_gap",
+    "population",
+    "match_or_exceed",
+]

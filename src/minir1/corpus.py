@@ -21,10 +21,11 @@ contain; it is what gives RL a foothold on our strict R1 format, since a charact
 model of a million parameters cannot follow a written instruction the way V3-Base could
 follow R1's preamble.  It is small, and the chapter measures what the base does with it.
 """
+
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .tasks import Problem, completion, final_answer, get_task
 
@@ -33,10 +34,13 @@ KINDS = ("plain", "worked", "chat_plain", "chat_worked", "chat_tagged")
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    tasks: tuple[tuple[str, int, float], ...] = (("addition", 3, 0.8), ("countdown", 3, 0.2))  # (task, difficulty, weight)
-    n_docs: int = 40_000          # documents (each becomes <bos> doc <eos>)
+    tasks: tuple[tuple[str, int, float], ...] = (
+        ("addition", 3, 0.8),
+        ("countdown", 3, 0.2),
+    )  # (task, difficulty, weight)
+    n_docs: int = 40_000  # documents (each becomes <bos> doc <eos>)
     mix: tuple[float, ...] = (0.35, 0.30, 0.20, 0.11, 0.04)  # shares of KINDS
-    error_rate: float = 0.2       # share of worked solutions with a mistake
+    error_rate: float = 0.2  # share of worked solutions with a mistake
     seed: int = 0
 
     def __post_init__(self):

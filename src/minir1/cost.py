@@ -20,6 +20,7 @@ Conventions and deviations, stated rather than hidden:
 - Dollars are GPU-hours × a rental price ($2 per H800 hour in V3 Table 1), not the cash
   DeepSeek spent; the V3 report says the figure excludes prior research and ablations.
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,11 +62,12 @@ def _check_size(name: str, x: Any, *, positive: bool = False) -> float:
 @dataclass(frozen=True)
 class PublishedFigure:
     """One row of ``data/published_costs.csv``."""
+
     item: str
     value: float
     unit: str
-    source: str    # where the number was read, e.g. "DeepSeek-V3 report, Table 1"
-    cite: str      # key in book/references.bib
+    source: str  # where the number was read, e.g. "DeepSeek-V3 report, Table 1"
+    cite: str  # key in book/references.bib
     primary: bool  # True: read in the paper or official file; False: press or blog report
     notes: str = ""
 
@@ -91,8 +93,14 @@ def load_published_costs(path: str | os.PathLike | None = None) -> dict[str, Pub
             if row["item"] in out:
                 raise ValueError(f"{path}:{i}: duplicate item {row['item']!r}")
             out[row["item"]] = PublishedFigure(
-                item=row["item"], value=float(row["value"]), unit=row["unit"], source=row["source"],
-                cite=row["cite"], primary=row["primary"] == "true", notes=row["notes"] or "")
+                item=row["item"],
+                value=float(row["value"]),
+                unit=row["unit"],
+                source=row["source"],
+                cite=row["cite"],
+                primary=row["primary"] == "true",
+                notes=row["notes"] or "",
+            )
     return out
 
 
@@ -104,8 +112,7 @@ def available_model_configs() -> list[str]:
 
 def _check_model_type(model_type: Any) -> str:
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ValueError(f"model_type must be one of {', '.join(map(repr, SUPPORTED_MODEL_TYPES))}; "
-                         f"got {model_type!r}")
+        raise ValueError(f"model_type must be one of {', '.join(map(repr, SUPPORTED_MODEL_TYPES))}; got {model_type!r}")
     return model_type
 
 
@@ -124,8 +131,7 @@ def load_model_config(name: str | os.PathLike):
     if path.suffix != ".json":
         path = _data_dir() / "model_configs" / f"{name}.json"
         if not path.exists():
-            raise ValueError(f"model config must be one of {available_model_configs()} or a .json "
-                             f"path; got {name!r}")
+            raise ValueError(f"model config must be one of {available_model_configs()} or a .json path; got {name!r}")
     if not path.exists():
         raise FileNotFoundError(f"model config not found at {path}")
     raw = json.loads(path.read_text())
@@ -161,14 +167,16 @@ def _attention_params(config) -> int:
             q = _linear(d, H * qk_head)
         else:  # q_a_proj -> RMSNorm -> q_b_proj (query compression, V3 report §2.1.1)
             q = _linear(d, q_rank, bias) + q_rank + _linear(q_rank, H * qk_head)
-        kv = (_linear(d, kv_rank + config.qk_rope_head_dim, bias) + kv_rank  # kv_a_proj + norm
-              + _linear(kv_rank, H * (config.qk_nope_head_dim + config.v_head_dim)))  # kv_b_proj
+        kv = (
+            _linear(d, kv_rank + config.qk_rope_head_dim, bias)
+            + kv_rank  # kv_a_proj + norm
+            + _linear(kv_rank, H * (config.qk_nope_head_dim + config.v_head_dim))
+        )  # kv_b_proj
         return q + kv + _linear(H * config.v_head_dim, d, bias)
     hd, kv_heads = _head_dim(config), config.num_key_value_heads
     qkv_bias = True if _model_type(config) == "qwen2" else config.attention_bias
     o_bias = False if _model_type(config) == "qwen2" else config.attention_bias
-    return (_linear(d, H * hd, qkv_bias) + 2 * _linear(d, kv_heads * hd, qkv_bias)
-            + _linear(H * hd, d, o_bias))
+    return _linear(d, H * hd, qkv_bias) + 2 * _linear(d, kv_heads * hd, qkv_bias) + _linear(H * hd, d, o_bias)
 
 
 def _moe_params(config) -> tuple[int, int]:
@@ -177,8 +185,7 @@ def _moe_params(config) -> tuple[int, int]:
     expert = _swiglu_mlp(d, config.moe_intermediate_size)
     shared = _swiglu_mlp(d, config.moe_intermediate_size * (config.n_shared_experts or 0))
     router = config.n_routed_experts * d  # gate.weight; e_score_correction_bias is a buffer
-    return (config.n_routed_experts * expert + shared + router,
-            config.num_experts_per_tok * expert + shared + router)
+    return (config.n_routed_experts * expert + shared + router, config.num_experts_per_tok * expert + shared + router)
 
 
 def count_params(config) -> dict[str, int]:
@@ -200,8 +207,7 @@ def count_params(config) -> dict[str, int]:
         mlp_total = n_dense * dense_mlp + (L - n_dense) * moe_total
         mlp_active = n_dense * dense_mlp + (L - n_dense) * moe_active
     else:
-        mlp_total = mlp_active = L * _swiglu_mlp(d, config.intermediate_size,
-                                                 getattr(config, "mlp_bias", False))
+        mlp_total = mlp_active = L * _swiglu_mlp(d, config.intermediate_size, getattr(config, "mlp_bias", False))
     embed = config.vocab_size * d
     head = 0 if config.tie_word_embeddings else config.vocab_size * d
     shared = L * per_layer + d + embed + head  # + final RMSNorm
@@ -223,8 +229,11 @@ def mtp_params(config) -> dict[str, int]:
     d, V, n = config.hidden_size, config.vocab_size, getattr(config, "num_nextn_predict_layers", 0)
     moe_total, moe_active = _moe_params(config)
     own = _attention_params(config) + 2 * d + _linear(2 * d, d) + 3 * d
-    return {"stored": n * (own + moe_total + 2 * V * d), "unique": n * (own + moe_total),
-            "active": n * (own + moe_active + V * d)}
+    return {
+        "stored": n * (own + moe_total + 2 * V * d),
+        "unique": n * (own + moe_total),
+        "active": n * (own + moe_active + V * d),
+    }
 
 
 def numel_on_meta(config) -> int:
@@ -264,13 +273,12 @@ def attention_flops_per_token(config, seq_len: int, *, causal: bool = False) -> 
     return 3.0 * L * 2.0 * ctx * H * (d_qk + d_v)
 
 
-def training_flops_with_attention(config, n_tokens: float, seq_len: int, *,
-                                  causal: bool = False) -> float:
+def training_flops_with_attention(config, n_tokens: float, seq_len: int, *, causal: bool = False) -> float:
     """6ND with N = the config's active parameters, plus the attention term."""
     n_active = count_params(config)["active"]
-    return (training_flops(n_active, n_tokens)
-            + _check_size("n_tokens", n_tokens) * attention_flops_per_token(config, seq_len,
-                                                                             causal=causal))
+    return training_flops(n_active, n_tokens) + _check_size("n_tokens", n_tokens) * attention_flops_per_token(
+        config, seq_len, causal=causal
+    )
 
 
 def implied_mfu(flops: float, gpu_hours: float, peak_flops_per_s: float) -> float:
@@ -305,10 +313,11 @@ def kv_cache_bytes_per_token(config, dtype_bytes: int = 2) -> int:
 @dataclass(frozen=True)
 class TrainingRun:
     """A published training run: what it was billed and what it must have computed."""
+
     name: str
-    gpu_hours: float        # V3 pre-training: 2,664K H800 GPU-hours (V3 report, Table 1)
+    gpu_hours: float  # V3 pre-training: 2,664K H800 GPU-hours (V3 report, Table 1)
     n_active_params: float  # V3: 37e9 activated per token (V3 report, §1)
-    n_tokens: float         # V3: 14.8e12 pre-training tokens
+    n_tokens: float  # V3: 14.8e12 pre-training tokens
     usd_per_gpu_hour: float  # V3: the rental price of V3 report, Table 1
     peak_flops_per_s: float  # dense BF16 peak of the GPU (H100/H800 SXM datasheet)
 
@@ -325,9 +334,11 @@ class TrainingRun:
 def v3_bill(pub: Mapping[str, PublishedFigure]) -> dict[str, float]:
     """V3 Table 1 re-derived: GPU-hours of each stage × the rental price, in dollars."""
     rate = pub["v3_usd_per_gpu_hour"].value
-    stages = {"pre-training": "v3_pretraining_gpu_hours",
-              "context extension": "v3_context_extension_gpu_hours",
-              "post-training": "v3_post_training_gpu_hours"}
+    stages = {
+        "pre-training": "v3_pretraining_gpu_hours",
+        "context extension": "v3_context_extension_gpu_hours",
+        "post-training": "v3_post_training_gpu_hours",
+    }
     bill = {stage: pub[key].value * rate for stage, key in stages.items()}
     bill["total"] = sum(pub[key].value for key in stages.values()) * rate
     return bill
@@ -341,11 +352,22 @@ def published_runs(pub: Mapping[str, PublishedFigure]) -> dict[str, TrainingRun]
     """
     rate, peak = pub["v3_usd_per_gpu_hour"].value, pub["h100_bf16_dense_flops"].value
     return {
-        "deepseek-v3": TrainingRun("DeepSeek-V3 pre-training", pub["v3_pretraining_gpu_hours"].value,
-                                   pub["v3_active_params"].value, pub["v3_tokens"].value, rate, peak),
-        "llama-3.1-405b": TrainingRun("Llama 3.1 405B (all stages)", pub["llama405b_gpu_hours"].value,
-                                      pub["llama405b_params"].value, pub["llama405b_tokens"].value,
-                                      rate, peak),
+        "deepseek-v3": TrainingRun(
+            "DeepSeek-V3 pre-training",
+            pub["v3_pretraining_gpu_hours"].value,
+            pub["v3_active_params"].value,
+            pub["v3_tokens"].value,
+            rate,
+            peak,
+        ),
+        "llama-3.1-405b": TrainingRun(
+            "Llama 3.1 405B (all stages)",
+            pub["llama405b_gpu_hours"].value,
+            pub["llama405b_params"].value,
+            pub["llama405b_tokens"].value,
+            rate,
+            peak,
+        ),
     }
 
 
@@ -353,15 +375,16 @@ def published_runs(pub: Mapping[str, PublishedFigure]) -> dict[str, TrainingRun]
 @dataclass(frozen=True)
 class MatmulBench:
     """Square-matmul timing: each timed sample runs ``inner`` matmuls of 2n³ FLOPs each."""
-    n: int = 1024            # matrix side
-    dtype: str = "float32"   # "float32" or "bfloat16"
-    device: str = "cpu"      # "cpu" or "cuda"
-    repeats: int = 10        # timed samples; the chapter's CI is over these
-    inner: int = 8           # matmuls per sample, so that one sample lasts long enough to time
+
+    n: int = 1024  # matrix side
+    dtype: str = "float32"  # "float32" or "bfloat16"
+    device: str = "cpu"  # "cpu" or "cuda"
+    repeats: int = 10  # timed samples; the chapter's CI is over these
+    inner: int = 8  # matmuls per sample, so that one sample lasts long enough to time
 
     def flops(self) -> float:
         """FLOPs the whole measurement performs (one warm-up sample included)."""
-        return 2.0 * self.n ** 3 * self.inner * (self.repeats + 1)
+        return 2.0 * self.n**3 * self.inner * (self.repeats + 1)
 
 
 def _sync(device: str) -> None:
@@ -387,13 +410,14 @@ def matmul_flops_samples(bench: MatmulBench, seed: int = 0) -> list[float]:
             c = a @ b  # (n, n)
         _sync(bench.device)
         if i > 0:  # sample 0 warms up caches, threads and kernels
-            samples.append(2.0 * bench.n ** 3 * bench.inner / (time.perf_counter() - t0))
+            samples.append(2.0 * bench.n**3 * bench.inner / (time.perf_counter() - t0))
     del c
     return samples
 
 
-def measure_matmul_flops(n: int = 1024, dtype: torch.dtype = torch.float32, device: str = "cpu",
-                         repeats: int = 10) -> float:
+def measure_matmul_flops(
+    n: int = 1024, dtype: torch.dtype = torch.float32, device: str = "cpu", repeats: int = 10
+) -> float:
     """Median achieved FLOP/s of ``n × n`` matmuls on this machine."""
     name = str(dtype).removeprefix("torch.")
     return statistics.median(matmul_flops_samples(MatmulBench(n, name, device, repeats)))
@@ -407,19 +431,22 @@ def _bench_key(bench: MatmulBench) -> str:
     return f"{device_name()}|{bench.device}|{bench.dtype}|n={bench.n}"
 
 
-def record_machine_flops(bench: MatmulBench, samples: list[float],
-                         path: str | os.PathLike | None = None) -> Path:
+def record_machine_flops(bench: MatmulBench, samples: list[float], path: str | os.PathLike | None = None) -> Path:
     """Store a measurement in ``.artifacts/machine_flops.json`` for :func:`machine_peak`."""
     path = Path(path) if path is not None else _flops_cache_path()
     cache = json.loads(path.read_text()) if path.exists() else {}
     cache[_bench_key(bench)] = {
-        "bench": asdict(bench), "median": statistics.median(samples), "samples": list(samples),
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        "bench": asdict(bench),
+        "median": statistics.median(samples),
+        "samples": list(samples),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     return atomic_write_json(path, cache)
 
 
-def machine_peak(bench: MatmulBench | None = None, *, force: bool = False,
-                 path: str | os.PathLike | None = None) -> float:
+def machine_peak(
+    bench: MatmulBench | None = None, *, force: bool = False, path: str | os.PathLike | None = None
+) -> float:
     """This machine's matmul FLOP/s for ``bench`` (default: :class:`MatmulBench` ``()``, the
     ``cpu`` profile's float32 benchmark): the denominator of MFU.
 
@@ -439,9 +466,15 @@ def machine_peak(bench: MatmulBench | None = None, *, force: bool = False,
 # ----------------------------------------------------------------------------- metrics
 # Items of data/published_costs.csv that are MFUs of large published training runs: their span
 # is the range a claimed bill must imply to be physically plausible.
-MFU_PUBLISHED: tuple[str, ...] = ("gpt3_mfu_bf16", "gopher_mfu", "mtnlg_mfu", "palm_mfu",
-                                  "megascale_175b_mfu", "llama405b_mfu_bf16_low",
-                                  "llama405b_mfu_bf16_high")
+MFU_PUBLISHED: tuple[str, ...] = (
+    "gpt3_mfu_bf16",
+    "gopher_mfu",
+    "mtnlg_mfu",
+    "palm_mfu",
+    "megascale_175b_mfu",
+    "llama405b_mfu_bf16_low",
+    "llama405b_mfu_bf16_high",
+)
 
 
 def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any]) -> dict[str, float]:
@@ -453,19 +486,26 @@ def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any])
     runs, bill = published_runs(pub), v3_bill(pub)
     v3, llama = runs["deepseek-v3"], runs["llama-3.1-405b"]
     counts = {k: count_params(c) for k, c in configs.items()}
-    m = {"v3_published_cost_usd": pub["v3_total_cost_usd"].value, "v3_total_cost_usd": bill["total"],
-         "v3_pretraining_cost_usd": bill["pre-training"],
-         "v3_total_gpu_hours": bill["total"] / pub["v3_usd_per_gpu_hour"].value,
-         "v3_active_params": v3.n_active_params, "llama405b_params": llama.n_active_params,
-         "v3_training_flops": v3.flops(), "llama405b_training_flops": llama.flops(),
-         "v3_implied_mfu_bf16": v3.mfu(), "v3_implied_mfu_fp8": v3.mfu(pub["h100_fp8_dense_flops"].value),
-         "llama405b_implied_mfu_bf16": llama.mfu(), "llama405b_cost_usd": llama.cost_usd(),
-         "r1_rl_cost_usd": pub["r1_rl_gpu_hours"].value * v3.usd_per_gpu_hour,
-         "gpt4_cost_usd": pub["gpt4_training_cost_usd"].value,
-         "gemini_ultra_cost_usd": pub["gemini_ultra_training_cost_usd"].value,
-         "deepseek_hardware_usd": pub["deepseek_hardware_usd"].value,
-         "llama405b_mfu_reported_low": pub["llama405b_mfu_bf16_low"].value,
-         "llama405b_mfu_reported_high": pub["llama405b_mfu_bf16_high"].value}
+    m = {
+        "v3_published_cost_usd": pub["v3_total_cost_usd"].value,
+        "v3_total_cost_usd": bill["total"],
+        "v3_pretraining_cost_usd": bill["pre-training"],
+        "v3_total_gpu_hours": bill["total"] / pub["v3_usd_per_gpu_hour"].value,
+        "v3_active_params": v3.n_active_params,
+        "llama405b_params": llama.n_active_params,
+        "v3_training_flops": v3.flops(),
+        "llama405b_training_flops": llama.flops(),
+        "v3_implied_mfu_bf16": v3.mfu(),
+        "v3_implied_mfu_fp8": v3.mfu(pub["h100_fp8_dense_flops"].value),
+        "llama405b_implied_mfu_bf16": llama.mfu(),
+        "llama405b_cost_usd": llama.cost_usd(),
+        "r1_rl_cost_usd": pub["r1_rl_gpu_hours"].value * v3.usd_per_gpu_hour,
+        "gpt4_cost_usd": pub["gpt4_training_cost_usd"].value,
+        "gemini_ultra_cost_usd": pub["gemini_ultra_training_cost_usd"].value,
+        "deepseek_hardware_usd": pub["deepseek_hardware_usd"].value,
+        "llama405b_mfu_reported_low": pub["llama405b_mfu_bf16_low"].value,
+        "llama405b_mfu_reported_high": pub["llama405b_mfu_bf16_high"].value,
+    }
     mfus = [pub[k].value for k in MFU_PUBLISHED]
     m["mfu_published_min"], m["mfu_published_max"] = min(mfus), max(mfus)
     m["r1_total_cost_usd"] = m["v3_total_cost_usd"] + m["r1_rl_cost_usd"]
@@ -474,7 +514,9 @@ def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any])
     m["active_params_ratio_llama_over_v3"] = llama.n_active_params / v3.n_active_params
     m["flops_ratio_v3_over_llama"] = v3.flops() / llama.flops()
     m["v3_active_params_counted"], m["v3_total_params_counted"] = (
-        counts["deepseek-v3"]["active"], counts["deepseek-v3"]["total"])
+        counts["deepseek-v3"]["active"],
+        counts["deepseek-v3"]["total"],
+    )
     m["v3_mtp_params_stored"] = mtp_params(configs["deepseek-v3"])["stored"]
     m["llama405b_params_counted"] = counts["llama-3.1-405b"]["total"]
     m["qwen72b_params_counted"] = counts["qwen2.5-72b"]["total"]
@@ -482,14 +524,12 @@ def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any])
         m[f"{short}_kv_cache_bytes_per_token"] = kv_cache_bytes_per_token(configs[name])
     sens = mfu_sensitivity(pub, configs)
     m["v3_implied_mfu_bf16_with_attention"] = sens["+ attention at 4096 (full context)"]["deepseek-v3"]
-    m["llama405b_implied_mfu_bf16_with_attention"] = (
-        sens["+ attention at 4096 (full context)"]["llama-3.1-405b"])
+    m["llama405b_implied_mfu_bf16_with_attention"] = sens["+ attention at 4096 (full context)"]["llama-3.1-405b"]
     # Utilisation vs FLOPs: GPU-hours ratio = FLOPs ratio × MFU ratio (same peak on H800/H100).
     for tag, key in (("", "v3_implied_mfu_bf16"), ("_with_attention", "v3_implied_mfu_bf16_with_attention")):
         mfu_ratio = m[key] / m[key.replace("v3_", "llama405b_")]
         m[f"mfu_ratio_v3_over_llama{tag}"] = mfu_ratio
-        m[f"hours_gap_share_from_mfu{tag}"] = math.log(mfu_ratio) / math.log(
-            llama.gpu_hours / v3.gpu_hours)
+        m[f"hours_gap_share_from_mfu{tag}"] = math.log(mfu_ratio) / math.log(llama.gpu_hours / v3.gpu_hours)
     frontier = min(m["gpt4_cost_usd"], m["gemini_ultra_cost_usd"])
     m["r1_compute_cost_usd"] = m["r1_total_cost_usd"]  # GPU time only, like the frontier estimates
     m["frontier_min_over_r1_compute"] = frontier / m["r1_compute_cost_usd"]
@@ -498,8 +538,9 @@ def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any])
     return {k: float(v) for k, v in m.items()}
 
 
-def mfu_sensitivity(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any],
-                    seq_len: int = 4096) -> dict[str, dict[str, float]]:
+def mfu_sensitivity(
+    pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any], seq_len: int = 4096
+) -> dict[str, dict[str, float]]:
     """Implied MFU of V3 and Llama 3.1 405B as the FLOP count grows more complete.
 
     Rows: 6ND with the published N; with N counted from the config; plus the attention term
@@ -512,10 +553,13 @@ def mfu_sensitivity(pub: Mapping[str, PublishedFigure], configs: Mapping[str, An
         n_counted = count_params(config)["active"]
         att = {c: d * attention_flops_per_token(config, seq_len, causal=c) for c in (True, False)}
         mtp = mtp_params(config)["active"] if name == "deepseek-v3" else 0
-        rows = {"6ND, published N": run.flops(), "6ND, N counted from config": training_flops(n_counted, d),
-                f"+ attention at {seq_len} (causal)": training_flops(n_counted, d) + att[True],
-                f"+ attention at {seq_len} (full context)": training_flops(n_counted, d) + att[False],
-                "+ MTP module (V3 only)": training_flops(n_counted + mtp, d) + att[False]}
+        rows = {
+            "6ND, published N": run.flops(),
+            "6ND, N counted from config": training_flops(n_counted, d),
+            f"+ attention at {seq_len} (causal)": training_flops(n_counted, d) + att[True],
+            f"+ attention at {seq_len} (full context)": training_flops(n_counted, d) + att[False],
+            "+ MTP module (V3 only)": training_flops(n_counted + mtp, d) + att[False],
+        }
         for row, flops in rows.items():
             out.setdefault(row, {})[name] = implied_mfu(flops, run.gpu_hours, run.peak_flops_per_s)
     return out

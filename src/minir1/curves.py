@@ -5,6 +5,7 @@ to reach A's final loss: B's loss-against-FLOPs curve (or against seconds) is re
 loss, interpolating linearly in log FLOPs.  When B never gets there the answer is a lower
 bound, and :class:`Multiplier` says so.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,20 +24,20 @@ def trailing_curve(x: Sequence[float], y: Sequence[float], window: int) -> tuple
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
     w = min(window, len(x))
-    xs = [sum(x[i - w + 1:i + 1]) / w for i in range(w - 1, len(x))]
-    ys = [sum(y[i - w + 1:i + 1]) / w for i in range(w - 1, len(y))]
+    xs = [sum(x[i - w + 1 : i + 1]) / w for i in range(w - 1, len(x))]
+    ys = [sum(y[i - w + 1 : i + 1]) / w for i in range(w - 1, len(y))]
     return xs, ys
 
 
 @dataclass(frozen=True)
 class Multiplier:
     """How many times the reference compute a model needs to reach a target loss."""
+
     value: float
     kind: str  # "interpolated", "lower bound" (never reached) or "upper bound" (reached at once)
 
 
-def compute_multiplier(target_x: float, target_loss: float, xs: Sequence[float],
-                       losses: Sequence[float]) -> Multiplier:
+def compute_multiplier(target_x: float, target_loss: float, xs: Sequence[float], losses: Sequence[float]) -> Multiplier:
     """``x`` at which the curve ``(xs, losses)`` first reaches ``target_loss``, over ``target_x``.
 
     The curve's running minimum is interpolated linearly in log ``x`` (log FLOPs or log
@@ -52,7 +53,7 @@ def compute_multiplier(target_x: float, target_loss: float, xs: Sequence[float],
         raise ValueError("target_x and xs must be > 0 (they are FLOPs or seconds)")
     if not xs or len(xs) != len(losses):
         raise ValueError(f"xs and losses must be non-empty and equally long; got {len(xs)}, {len(losses)}")
-    env = [min(losses[:i + 1]) for i in range(len(losses))]
+    env = [min(losses[: i + 1]) for i in range(len(losses))]
     if env[0] <= target_loss:
         return Multiplier(xs[0] / target_x, "upper bound")
     for i in range(1, len(env)):

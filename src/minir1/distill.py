@@ -17,6 +17,7 @@ could substantially boost model performance"); the reasoning samples were kept b
 >>> float(logit_kd_loss(x, x, torch.ones(2, 3)))
 0.0
 """
+
 from __future__ import annotations
 
 import time
@@ -38,8 +39,9 @@ class TeacherPairs(list):
     ``sampled`` give the acceptance rate of rejection sampling (equal without it).
     """
 
-    def __init__(self, pairs=(), *, generated_tokens: int = 0, prompt_tokens: int = 0, flops: float = 0.0,
-                 sampled: int = 0):
+    def __init__(
+        self, pairs=(), *, generated_tokens: int = 0, prompt_tokens: int = 0, flops: float = 0.0, sampled: int = 0
+    ):
         super().__init__(pairs)
         self.generated_tokens, self.prompt_tokens, self.flops = generated_tokens, prompt_tokens, flops
         self.sampled = sampled
@@ -49,13 +51,27 @@ class TeacherPairs(list):
         return len(self)
 
     def accounting(self) -> dict:
-        return {"pairs": len(self), "sampled": self.sampled, "generated_tokens": self.generated_tokens,
-                "prompt_tokens": self.prompt_tokens, "flops": self.flops,
-                "acceptance_rate": len(self) / max(self.sampled, 1)}
+        return {
+            "pairs": len(self),
+            "sampled": self.sampled,
+            "generated_tokens": self.generated_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "flops": self.flops,
+            "acceptance_rate": len(self) / max(self.sampled, 1),
+        }
 
 
-def teacher_outputs(teacher, tokenizer, prompts: Sequence[str], *, n_samples: int = 1, temperature: float = 1.0,
-                    max_new_tokens: int = 64, seed: int = 0, batch_size: int = 256) -> TeacherPairs:
+def teacher_outputs(
+    teacher,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    n_samples: int = 1,
+    temperature: float = 1.0,
+    max_new_tokens: int = 64,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> TeacherPairs:
     """Sample ``n_samples`` completions of ``teacher`` per (already templated) prompt.
 
     Returns :class:`TeacherPairs` in row order (sample j of prompt i at ``i * n_samples + j``).
@@ -64,32 +80,69 @@ def teacher_outputs(teacher, tokenizer, prompts: Sequence[str], *, n_samples: in
 
     if not prompts:
         raise ValueError("prompts must be a non-empty list of templated prompt strings")
-    gen = generate(teacher, tokenizer, list(prompts), max_new_tokens=max_new_tokens, temperature=temperature,
-                   num_return_sequences=n_samples, seed=seed, batch_size=batch_size)
+    gen = generate(
+        teacher,
+        tokenizer,
+        list(prompts),
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        num_return_sequences=n_samples,
+        seed=seed,
+        batch_size=batch_size,
+    )
     rows = [p for p in prompts for _ in range(n_samples)]
     n_prompt = int(gen.prompt_mask.sum())
     n_gen = int(sum(gen.n_tokens))
     n_params = sum(p.numel() for p in teacher.parameters())
-    return TeacherPairs(zip(rows, gen.texts), generated_tokens=n_gen, prompt_tokens=n_prompt,
-                        flops=2.0 * n_params * (n_prompt + n_gen), sampled=len(rows))
+    return TeacherPairs(
+        zip(rows, gen.texts),
+        generated_tokens=n_gen,
+        prompt_tokens=n_prompt,
+        flops=2.0 * n_params * (n_prompt + n_gen),
+        sampled=len(rows),
+    )
 
 
-def rejection_sample(teacher, tokenizer, prompts: Sequence[str], *, verify: Callable[[str, str], bool],
-                     n_samples: int = 4, temperature: float = 1.0, max_new_tokens: int = 64, seed: int = 0,
-                     batch_size: int = 256) -> TeacherPairs:
+def rejection_sample(
+    teacher,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    verify: Callable[[str, str], bool],
+    n_samples: int = 4,
+    temperature: float = 1.0,
+    max_new_tokens: int = 64,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> TeacherPairs:
     """:func:`teacher_outputs`, keeping the pairs for which ``verify(prompt, completion)`` is True.
 
     The cost counts every sample drawn, accepted or not.  Raises ``ValueError`` when the
     verifier accepts nothing (an empty training set is never returned silently).
     """
-    drawn = teacher_outputs(teacher, tokenizer, prompts, n_samples=n_samples, temperature=temperature,
-                            max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size)
+    drawn = teacher_outputs(
+        teacher,
+        tokenizer,
+        prompts,
+        n_samples=n_samples,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+    )
     kept = [(p, c) for p, c in drawn if verify(p, c)]
     if not kept:
-        raise ValueError(f"rejection_sample: verify accepted none of {len(drawn)} samples; raise n_samples or "
-                         f"temperature, or check the verifier")
-    return TeacherPairs(kept, generated_tokens=drawn.generated_tokens, prompt_tokens=drawn.prompt_tokens,
-                        flops=drawn.flops, sampled=drawn.sampled)
+        raise ValueError(
+            f"rejection_sample: verify accepted none of {len(drawn)} samples; raise n_samples or "
+            f"temperature, or check the verifier"
+        )
+    return TeacherPairs(
+        kept,
+        generated_tokens=drawn.generated_tokens,
+        prompt_tokens=drawn.prompt_tokens,
+        flops=drawn.flops,
+        sampled=drawn.sampled,
+    )
 
 
 def sft_on_outputs(student, tokenizer, pairs: Sequence[tuple[str, str]], cfg: TrainConfig) -> TrainResult:
@@ -99,8 +152,9 @@ def sft_on_outputs(student, tokenizer, pairs: Sequence[tuple[str, str]], cfg: Tr
     return train(student, tokenizer, list(pairs), cfg)
 
 
-def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
-                  temperature: float = 1.0) -> torch.Tensor:
+def logit_kd_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """Mean over masked positions of KL(teacher || student) between softmax(logits / T).
 
     ``student_logits`` and ``teacher_logits`` are (B, T, V); ``mask`` (B, T) is 1 on the
@@ -112,13 +166,15 @@ def logit_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ma
     0.3278
     """
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
-                         f"{tuple(teacher_logits.shape)} must have the same (B, T, V) shape")
+        raise ValueError(
+            f"student_logits {tuple(student_logits.shape)} and teacher_logits "
+            f"{tuple(teacher_logits.shape)} must have the same (B, T, V) shape"
+        )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0; got {temperature!r}")
     log_q = F.log_softmax(student_logits.float() / temperature, dim=-1)  # (B, T, V) student
     log_p = F.log_softmax(teacher_logits.float() / temperature, dim=-1)  # (B, T, V) teacher
-    kl = (log_p.exp() * (log_p - log_q)).sum(-1)                          # (B, T)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, T)
     m = mask.to(kl.dtype)
     if float(m.sum()) == 0:
         raise ValueError("mask selects no positions; nothing to distil")
@@ -131,13 +187,23 @@ def check_same_tokenizer(teacher_tokenizer, student_tokenizer) -> None:
     if a != b:
         only_t = sorted(set(a) - set(b))[:5]
         only_s = sorted(set(b) - set(a))[:5]
-        raise ValueError(f"teacher and student tokenizers differ (vocab sizes {len(a)} and {len(b)}; "
-                         f"teacher-only tokens e.g. {only_t}, student-only e.g. {only_s}); logit "
-                         f"distillation needs one shared vocabulary -- use sft_on_outputs instead")
+        raise ValueError(
+            f"teacher and student tokenizers differ (vocab sizes {len(a)} and {len(b)}; "
+            f"teacher-only tokens e.g. {only_t}, student-only e.g. {only_s}); logit "
+            f"distillation needs one shared vocabulary -- use sft_on_outputs instead"
+        )
 
 
-def train_logit_kd(student, teacher, tokenizer, pairs: Sequence[tuple[str, str]], cfg: TrainConfig, *,
-                   temperature: float = 1.0, teacher_tokenizer=None) -> TrainResult:
+def train_logit_kd(
+    student,
+    teacher,
+    tokenizer,
+    pairs: Sequence[tuple[str, str]],
+    cfg: TrainConfig,
+    *,
+    temperature: float = 1.0,
+    teacher_tokenizer=None,
+) -> TrainResult:
     """Train ``student`` in place to match ``teacher``'s next-token distributions on the
     completion tokens of ``pairs`` (teacher frozen).  Same optimiser and schedule as
     :func:`minir1.train.train`; ``flops`` counts the student's 6·N·D and the teacher's 2·N·D."""
@@ -151,8 +217,10 @@ def train_logit_kd(student, teacher, tokenizer, pairs: Sequence[tuple[str, str]]
     dev = next(student.parameters()).device
     data = [encode_example(tokenizer, p, c) for p, c in pairs]
     gen = torch.Generator().manual_seed(cfg.seed)
-    groups = [{"params": [p for p in student.parameters() if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in student.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in student.parameters() if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in student.parameters() if p.dim() < 2], "weight_decay": 0.0},
+    ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
     res, t0 = TrainResult(config={**asdict(cfg), "kd_temperature": temperature}), time.time()
     n_s, n_t = (sum(p.numel() for p in m.parameters()) for m in (student, teacher))
@@ -163,7 +231,7 @@ def train_logit_kd(student, teacher, tokenizer, pairs: Sequence[tuple[str, str]]
         ids, mask, labels = (t.to(dev) for t in collate([data[i] for i in idx], tokenizer.pad_token_id))
         with torch.no_grad():
             t_logits = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1]  # (B, T-1, V)
-        s_logits = student(input_ids=ids, attention_mask=mask).logits[:, :-1]      # (B, T-1, V)
+        s_logits = student(input_ids=ids, attention_mask=mask).logits[:, :-1]  # (B, T-1, V)
         loss = logit_kd_loss(s_logits, t_logits, labels[:, 1:] != -100, temperature)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)

@@ -16,6 +16,7 @@ Greedy accuracy is ``evaluate(..., temperature=0, n_samples=1)`` (:data:`GREEDY`
 >>> round(pass_at_k(16, 4, 1), 4), round(pass_at_k(16, 4, 16), 4)
 (0.25, 1.0)
 """
+
 from __future__ import annotations
 
 import json
@@ -78,20 +79,20 @@ class EvalResult:
 
     questions: list[str]
     n_samples: int
-    correct: list[int]              # (P,) strictly correct samples per problem
-    correct_lenient: list[int]      # (P,) leniently correct samples per problem
-    format_ok: list[int]            # (P,) samples in strict R1 format per problem
-    format_ok_lenient: list[int]    # (P,) samples with one <answer> block per problem
-    acc: float                      # mean strict correctness (= pass@1 estimate)
+    correct: list[int]  # (P,) strictly correct samples per problem
+    correct_lenient: list[int]  # (P,) leniently correct samples per problem
+    format_ok: list[int]  # (P,) samples in strict R1 format per problem
+    format_ok_lenient: list[int]  # (P,) samples with one <answer> block per problem
+    acc: float  # mean strict correctness (= pass@1 estimate)
     acc_lenient: float
     format_rate: float
     format_rate_lenient: float
-    pass_at_k: dict[int, float]     # mean unbiased pass@k, strict
+    pass_at_k: dict[int, float]  # mean unbiased pass@k, strict
     pass_at_k_lenient: dict[int, float]
-    maj_at_k: dict[int, float]      # majority vote over the first k samples, strict answers
+    maj_at_k: dict[int, float]  # majority vote over the first k samples, strict answers
     mean_len_correct: float | None  # completion tokens (incl. eos) of strictly correct samples
     mean_len_incorrect: float | None
-    finished_rate: float            # share of samples that ended with eos
+    finished_rate: float  # share of samples that ended with eos
     tokens_generated: int
     samples: list[dict] = field(default_factory=list)  # a few {question, completion, correct}
 
@@ -135,39 +136,69 @@ def _check_eval_args(problems, n_samples, ks) -> list[int]:
     return sorted({int(k) for k in ks if k <= n_samples})  # pass@k needs k <= n_samples
 
 
-def evaluate(model, tokenizer, problems: Sequence[Problem], *, n_samples: int = 16, temperature: float = 1.0,
-             top_p: float = 1.0, max_new_tokens: int = 64, seed: int = 0, ks: Sequence[int] = (1, 16),
-             template: str = "compact", batch_size: int = 256, n_show: int = 4) -> EvalResult:
+def evaluate(
+    model,
+    tokenizer,
+    problems: Sequence[Problem],
+    *,
+    n_samples: int = 16,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 64,
+    seed: int = 0,
+    ks: Sequence[int] = (1, 16),
+    template: str = "compact",
+    batch_size: int = 256,
+    n_show: int = 4,
+) -> EvalResult:
     """Sample ``n_samples`` completions per problem and score them with the rewards.
 
     pass@k and maj@k are reported for the ``ks`` that do not exceed ``n_samples``.
     """
     ks = _check_eval_args(problems, n_samples, ks)
     prompts = [format_prompt(tokenizer, p.question, template) for p in problems]
-    gen = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                   top_p=top_p, num_return_sequences=n_samples, seed=seed, batch_size=batch_size)
+    gen = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        num_return_sequences=n_samples,
+        seed=seed,
+        batch_size=batch_size,
+    )
     g = n_samples
     s = _score(list(gen.texts), problems, g)
     counts = {name: s[name].sum(axis=1).astype(int) for name in s}  # (P,)
     lens = np.asarray(gen.n_tokens, dtype=float).reshape(len(problems), g)  # (P, G)
     answers = [extract_answer(t) for t in gen.texts]
-    maj = {k: float(np.mean([maj_at_k(answers[i * g:(i + 1) * g], s["correct"][i], k)
-                             for i in range(len(problems))])) for k in ks}
+    maj = {
+        k: float(np.mean([maj_at_k(answers[i * g : (i + 1) * g], s["correct"][i], k) for i in range(len(problems))]))
+        for k in ks
+    }
     return EvalResult(
-        questions=[p.question for p in problems], n_samples=g,
-        correct=counts["correct"].tolist(), correct_lenient=counts["correct_lenient"].tolist(),
-        format_ok=counts["format_ok"].tolist(), format_ok_lenient=counts["format_ok_lenient"].tolist(),
-        acc=float(s["correct"].mean()), acc_lenient=float(s["correct_lenient"].mean()),
-        format_rate=float(s["format_ok"].mean()), format_rate_lenient=float(s["format_ok_lenient"].mean()),
+        questions=[p.question for p in problems],
+        n_samples=g,
+        correct=counts["correct"].tolist(),
+        correct_lenient=counts["correct_lenient"].tolist(),
+        format_ok=counts["format_ok"].tolist(),
+        format_ok_lenient=counts["format_ok_lenient"].tolist(),
+        acc=float(s["correct"].mean()),
+        acc_lenient=float(s["correct_lenient"].mean()),
+        format_rate=float(s["format_ok"].mean()),
+        format_rate_lenient=float(s["format_ok_lenient"].mean()),
         pass_at_k={k: float(np.mean([pass_at_k(g, int(c), k) for c in counts["correct"]])) for k in ks},
-        pass_at_k_lenient={k: float(np.mean([pass_at_k(g, int(c), k) for c in counts["correct_lenient"]]))
-                           for k in ks},
+        pass_at_k_lenient={k: float(np.mean([pass_at_k(g, int(c), k) for c in counts["correct_lenient"]])) for k in ks},
         maj_at_k=maj,
         mean_len_correct=_mean_or_none(lens[s["correct"] == 1].tolist()),
         mean_len_incorrect=_mean_or_none(lens[s["correct"] == 0].tolist()),
-        finished_rate=float(np.mean(gen.finished)), tokens_generated=int(lens.sum()),
-        samples=[{"question": problems[i].question, "completion": gen.texts[i * g],
-                  "correct": bool(s["correct"][i, 0])} for i in range(min(n_show, len(problems)))],
+        finished_rate=float(np.mean(gen.finished)),
+        tokens_generated=int(lens.sum()),
+        samples=[
+            {"question": problems[i].question, "completion": gen.texts[i * g], "correct": bool(s["correct"][i, 0])}
+            for i in range(min(n_show, len(problems)))
+        ],
     )
 
 
@@ -182,8 +213,12 @@ def per_problem_scores(results: Sequence[EvalResult], name: str = "acc") -> np.n
             counts = r.correct_lenient if lenient else r.correct
             rows.append([pass_at_k(n, c, int(k_text)) for c in counts])
             continue
-        counts = {"acc": r.correct, "acc_lenient": r.correct_lenient, "format": r.format_ok,
-                  "format_lenient": r.format_ok_lenient}.get(name)
+        counts = {
+            "acc": r.correct,
+            "acc_lenient": r.correct_lenient,
+            "format": r.format_ok,
+            "format_lenient": r.format_ok_lenient,
+        }.get(name)
         if counts is None:
             raise ValueError(f"name must be acc, acc_lenient, format, format_lenient or pass@k[_lenient]; got {name!r}")
         rows.append([c / n for c in counts])
@@ -216,7 +251,7 @@ class EvalSet:
     difficulty: int = 3
     n: int = 200
     split: str = "test"
-    seed: int = 1234           # which problems (fixed across chapters)
+    seed: int = 1234  # which problems (fixed across chapters)
     template: str = "compact"  # prompt template (minir1.tokenizer.format_prompt)
 
     def __post_init__(self):
@@ -253,19 +288,33 @@ R1_SAMPLING = Sampling(n_samples=16, temperature=0.6, top_p=0.95, ks=(1, 16))
 T1_SAMPLING = Sampling(n_samples=16, temperature=1.0, top_p=1.0, ks=(1, 16))
 
 
-
 def model_key(model_dir: str | os.PathLike) -> str:
     """The artifact key of a cached model (its ``meta.json``), which names the model everywhere."""
     return str(artifacts.load_meta(model_dir)["key"])
 
 
 def eval_key(model: str, eval_set: EvalSet, sampling: Sampling, seed: int) -> str:
-    return stable_hash({"model": model, "eval_set": asdict(eval_set), "sampling": asdict(sampling),
-                        "seed": int(seed), "code": artifacts.module_version(__name__)})  # this module + its imports
+    return stable_hash(
+        {
+            "model": model,
+            "eval_set": asdict(eval_set),
+            "sampling": asdict(sampling),
+            "seed": int(seed),
+            "code": artifacts.module_version(__name__),
+        }
+    )  # this module + its imports
 
 
-def evaluate_cached(model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling, seed: int = 0, *,
-                    model=None, tokenizer=None, device: str | None = None) -> EvalResult:
+def evaluate_cached(
+    model_dir: str | os.PathLike,
+    eval_set: EvalSet,
+    sampling: Sampling,
+    seed: int = 0,
+    *,
+    model=None,
+    tokenizer=None,
+    device: str | None = None,
+) -> EvalResult:
     """:func:`evaluate` of a cached model artifact, computed once per (model, eval set, sampling,
     seed) and stored in ``.artifacts/evals/`` (atomically).  ``model``/``tokenizer`` may be
     passed when already loaded (they must be the artifact's)."""
@@ -278,32 +327,66 @@ def evaluate_cached(model_dir: str | os.PathLike, eval_set: EvalSet, sampling: S
             path.unlink()  # a damaged cache entry is recomputed, never trusted
     if model is None or tokenizer is None:
         model, tokenizer = models.load(model_dir, device=device)
-    res = evaluate(model, tokenizer, eval_set.problems(), n_samples=sampling.n_samples,
-                   temperature=sampling.temperature, top_p=sampling.top_p,
-                   max_new_tokens=sampling.max_new_tokens, seed=seed, ks=sampling.ks, template=eval_set.template)
+    res = evaluate(
+        model,
+        tokenizer,
+        eval_set.problems(),
+        n_samples=sampling.n_samples,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_new_tokens=sampling.max_new_tokens,
+        seed=seed,
+        ks=sampling.ks,
+        template=eval_set.template,
+    )
     atomic_write_json(path, res.to_dict())
     return res
 
 
-def evaluate_seeds(model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling, seeds: Sequence[int],
-                   **kw) -> list[EvalResult]:
+def evaluate_seeds(
+    model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling, seeds: Sequence[int], **kw
+) -> list[EvalResult]:
     """One cached :class:`EvalResult` per sampling seed (greedy decoding needs only one)."""
     seeds = [0] if sampling.temperature == 0 else list(seeds)
     return [evaluate_cached(model_dir, eval_set, sampling, s, **kw) for s in seeds]
 
 
-def eval_record(model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling,
-                results: Sequence[EvalResult], seeds: Sequence[int]) -> tuple[str, dict]:
+def eval_record(
+    model_dir: str | os.PathLike,
+    eval_set: EvalSet,
+    sampling: Sampling,
+    results: Sequence[EvalResult],
+    seeds: Sequence[int],
+) -> tuple[str, dict]:
     """``(eval_id, record)`` for a results file's ``evals`` section: which model, eval set,
     sampling and seeds, and the metrics they gave (so the project test can check that two
     chapters reporting the same evaluation report the same numbers)."""
     seeds = [0] if sampling.temperature == 0 else [int(s) for s in seeds]
     mk = model_key(model_dir)
     eid = stable_hash({"model": mk, "eval_set": asdict(eval_set), "sampling": asdict(sampling), "seeds": seeds})
-    return eid, {"model": mk, "eval_set": asdict(eval_set), "sampling": asdict(sampling), "seeds": seeds,
-                 "metrics": summarize(results)}
+    return eid, {
+        "model": mk,
+        "eval_set": asdict(eval_set),
+        "sampling": asdict(sampling),
+        "seeds": seeds,
+        "metrics": summarize(results),
+    }
 
 
-__all__ = ["pass_at_k", "maj_at_k", "EvalResult", "evaluate", "summarize", "per_problem_scores", "EvalSet",
-           "Sampling", "GREEDY", "R1_SAMPLING", "T1_SAMPLING", "evaluate_cached", "evaluate_seeds", "eval_record",
-           "model_key"]
+__all__ = [
+    "pass_at_k",
+    "maj_at_k",
+    "EvalResult",
+    "evaluate",
+    "summarize",
+    "per_problem_scores",
+    "EvalSet",
+    "Sampling",
+    "GREEDY",
+    "R1_SAMPLING",
+    "T1_SAMPLING",
+    "evaluate_cached",
+    "evaluate_seeds",
+    "eval_record",
+    "model_key",
+]

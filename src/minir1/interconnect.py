@@ -22,6 +22,7 @@ Simplifications, stated rather than hidden:
 - IB and NVLink transfers run concurrently in V3's kernels, so the communication time of a
   layer is the slower of the two, not their sum.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,10 +34,11 @@ from .cost import _attention_params, _check_size, _swiglu_mlp, attention_flops_p
 @dataclass(frozen=True)
 class Transfer:
     """How one token's expert traffic is encoded (bytes per value) and routed."""
-    dispatch_bytes: float = 1.0   # V3 §3.3: activations quantised to FP8 before dispatch
-    combine_bytes: float = 2.0    # V3 §3.3: combine in BF16
-    grad_bytes: float = 2.0       # backward transfers at BF16 (upper bound)
-    max_nodes: int = 4            # V3 §3.2.2: each token reaches at most 4 nodes
+
+    dispatch_bytes: float = 1.0  # V3 §3.3: activations quantised to FP8 before dispatch
+    combine_bytes: float = 2.0  # V3 §3.3: combine in BF16
+    grad_bytes: float = 2.0  # backward transfers at BF16 (upper bound)
+    max_nodes: int = 4  # V3 §3.2.2: each token reaches at most 4 nodes
 
     def __post_init__(self):
         for name in ("dispatch_bytes", "combine_bytes", "grad_bytes"):
@@ -77,17 +79,30 @@ def seconds(amount: float, rate: float) -> float:
     return _check_size("amount", amount) / _check_size("rate", rate, positive=True)
 
 
-def comm_compute(config, seq_len: int, *, achieved_flops: float, ib_bytes_per_s: float,
-                 nvlink_bytes_per_s: float, t: Transfer = Transfer()) -> dict[str, float]:
+def comm_compute(
+    config,
+    seq_len: int,
+    *,
+    achieved_flops: float,
+    ib_bytes_per_s: float,
+    nvlink_bytes_per_s: float,
+    t: Transfer = Transfer(),
+) -> dict[str, float]:
     """Per token and MoE layer (training): compute and communication times in seconds and
     their ratios.  ``comm`` is the slower of the IB and NVLink transfers (they overlap with
     each other); ``comm_over_*`` > 1 means that part of the step waits on the network unless
     communication is hidden behind computation (V3's DualPipe)."""
     b, f = bytes_per_token_layer(config, t), flops_per_token_layer(config, seq_len)
-    out = {"ib_bytes": b["ib"], "nvlink_bytes": b["nvlink"], "expert_flops": f["experts"],
-           "layer_flops": f["layer"],
-           "t_ib": seconds(b["ib"], ib_bytes_per_s), "t_nvlink": seconds(b["nvlink"], nvlink_bytes_per_s),
-           "t_experts": seconds(f["experts"], achieved_flops), "t_layer": seconds(f["layer"], achieved_flops)}
+    out = {
+        "ib_bytes": b["ib"],
+        "nvlink_bytes": b["nvlink"],
+        "expert_flops": f["experts"],
+        "layer_flops": f["layer"],
+        "t_ib": seconds(b["ib"], ib_bytes_per_s),
+        "t_nvlink": seconds(b["nvlink"], nvlink_bytes_per_s),
+        "t_experts": seconds(f["experts"], achieved_flops),
+        "t_layer": seconds(f["layer"], achieved_flops),
+    }
     out["t_comm"] = max(out["t_ib"], out["t_nvlink"])
     out["comm_over_experts"] = out["t_comm"] / out["t_experts"]
     out["comm_over_layer"] = out["t_comm"] / out["t_layer"]
@@ -97,7 +112,9 @@ def comm_compute(config, seq_len: int, *, achieved_flops: float, ib_bytes_per_s:
 
 def achieved_flops_per_gpu(flops_per_token: float, tokens: float, gpu_hours: float) -> float:
     """FLOP/s each GPU actually delivered in a published run: FLOPs / GPU-seconds."""
-    total = _check_size("flops_per_token", flops_per_token, positive=True) * _check_size("tokens", tokens, positive=True)
+    total = _check_size("flops_per_token", flops_per_token, positive=True) * _check_size(
+        "tokens", tokens, positive=True
+    )
     secs = 3600.0 * _check_size("gpu_hours", gpu_hours, positive=True)
     out = total / secs
     if not math.isfinite(out):
@@ -105,5 +122,11 @@ def achieved_flops_per_gpu(flops_per_token: float, tokens: float, gpu_hours: flo
     return out
 
 
-__all__ = ["Transfer", "bytes_per_token_layer", "flops_per_token_layer", "seconds", "comm_compute",
-           "achieved_flops_per_gpu"]
+__all__ = [
+    "Transfer",
+    "bytes_per_token_layer",
+    "flops_per_token_layer",
+    "seconds",
+    "comm_compute",
+    "achieved_flops_per_gpu",
+]

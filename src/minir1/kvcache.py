@@ -10,6 +10,7 @@ then ``expand_kv``), because it does not absorb the up-projections into the quer
 output weights as DeepSeek's inference does.  Both numbers are reported: what is stored,
 and what is materialised per step.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,9 @@ from transformers import DynamicCache
 
 
 def _cache_bytes(cache) -> int:
-    return sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values)
-               if t is not None)
+    return sum(
+        t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values) if t is not None
+    )
 
 
 class _ExpandedKV:
@@ -39,6 +41,7 @@ class _ExpandedKV:
             k, v = fn(kv_nope, k_rot)  # (B, H, T, d_qk), (B, H, T, d_v)
             self.last[i] = k.numel() * k.element_size() + v.numel() * v.element_size()
             return k, v
+
         return expand_kv
 
     def bytes(self) -> int:
@@ -67,8 +70,9 @@ def _decode(model, ids: torch.Tensor, steps: int):
 
 
 @torch.inference_mode()
-def measure_kv_cache(model, n_prompt: int = 12, n_new: int = 4, batch: int = 2,
-                     dtype: torch.dtype = torch.bfloat16, seed: int = 0) -> dict[str, float]:
+def measure_kv_cache(
+    model, n_prompt: int = 12, n_new: int = 4, batch: int = 2, dtype: torch.dtype = torch.bfloat16, seed: int = 0
+) -> dict[str, float]:
     """KV-cache bytes per token, measured on the cache tensors after generating ``n_new``
     tokens from an ``n_prompt``-token prompt, with the model cast to ``dtype``.
 
@@ -82,14 +86,23 @@ def measure_kv_cache(model, n_prompt: int = 12, n_new: int = 4, batch: int = 2,
     expanded = _ExpandedKV(m)
     cache, _ = _decode(m, ids.to(next(m.parameters()).device), n_new)
     n_tok = batch * (n_prompt + n_new)
-    return {"cache_bytes_per_token": _cache_bytes(cache) / n_tok,
-            "expanded_bytes_per_token": expanded.bytes() / n_tok,
-            "dtype_bytes": torch.empty(0, dtype=dtype).element_size(), "cached_tokens": n_prompt + n_new}
+    return {
+        "cache_bytes_per_token": _cache_bytes(cache) / n_tok,
+        "expanded_bytes_per_token": expanded.bytes() / n_tok,
+        "dtype_bytes": torch.empty(0, dtype=dtype).element_size(),
+        "cached_tokens": n_prompt + n_new,
+    }
 
 
 @torch.inference_mode()
-def decode_benchmark(models: Mapping[str, Any], context_lens: Sequence[int], batch: int = 8,
-                     steps: int = 16, repeats: int = 3, seed: int = 0) -> dict[str, dict]:
+def decode_benchmark(
+    models: Mapping[str, Any],
+    context_lens: Sequence[int],
+    batch: int = 8,
+    steps: int = 16,
+    repeats: int = 3,
+    seed: int = 0,
+) -> dict[str, dict]:
     """Decoding speed and memory of each model after prompts of ``context_lens`` tokens.
 
     Returns ``{name: {ctx: {"ms_per_step": [per repeat], "cache_bytes", "expanded_bytes"}}}``
@@ -108,8 +121,9 @@ def decode_benchmark(models: Mapping[str, Any], context_lens: Sequence[int], bat
                     cache, secs = _decode(m.eval(), ids.to(next(m.parameters()).device), steps)
                 finally:
                     expanded.detach()
-                rec = out[name].setdefault(ctx, {"ms_per_step": [], "cache_bytes": _cache_bytes(cache),
-                                                 "expanded_bytes": expanded.bytes()})
+                rec = out[name].setdefault(
+                    ctx, {"ms_per_step": [], "cache_bytes": _cache_bytes(cache), "expanded_bytes": expanded.bytes()}
+                )
                 if r > 0:
                     rec["ms_per_step"].append(1e3 * secs / steps)
     return out

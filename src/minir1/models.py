@@ -20,11 +20,11 @@ mini    256        5         8        768     ~4.3M
 ``micro`` is the size of REFERENCE's feasibility run (1.05M parameters), which learned
 3-digit addition with a scratchpad on two CPU cores in minutes.
 """
+
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,10 +33,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaC
 
 @dataclass(frozen=True)
 class ModelPreset:
-    d_model: int   # hidden size
-    n_layer: int   # transformer blocks
-    n_head: int    # attention heads (n_kv_head = n_head: plain multi-head attention)
-    d_ff: int      # SwiGLU inner size
+    d_model: int  # hidden size
+    n_layer: int  # transformer blocks
+    n_head: int  # attention heads (n_kv_head = n_head: plain multi-head attention)
+    d_ff: int  # SwiGLU inner size
     max_len: int = 320  # longest sequence (prompt + completion) in characters
 
 
@@ -58,11 +58,19 @@ def config_for(preset: str, tokenizer) -> LlamaConfig:
     """The ``LlamaConfig`` of a preset for ``tokenizer``'s vocabulary."""
     p = _check_preset(preset)
     return LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=p.d_model, intermediate_size=p.d_ff,
-        num_hidden_layers=p.n_layer, num_attention_heads=p.n_head, num_key_value_heads=p.n_head,
-        max_position_embeddings=p.max_len, tie_word_embeddings=True, rms_norm_eps=1e-5,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, initializer_range=0.02,
+        vocab_size=len(tokenizer),
+        hidden_size=p.d_model,
+        intermediate_size=p.d_ff,
+        num_hidden_layers=p.n_layer,
+        num_attention_heads=p.n_head,
+        num_key_value_heads=p.n_head,
+        max_position_embeddings=p.max_len,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=0.02,
     )
 
 
@@ -90,8 +98,9 @@ def save(model, tokenizer, path: str | os.PathLike) -> Path:
     return path
 
 
-def load(path_or_preset: str | os.PathLike, *, seed: int = 0, dtype: torch.dtype | None = None,
-         device: str | None = None):
+def load(
+    path_or_preset: str | os.PathLike, *, seed: int = 0, dtype: torch.dtype | None = None, device: str | None = None
+):
     """Return ``(model, tokenizer)`` for a preset name, a cache artifact or a local checkpoint.
 
     * a preset (``"micro"``) -> a fresh, untrained model with the book's tokenizer;
@@ -109,17 +118,19 @@ def load(path_or_preset: str | os.PathLike, *, seed: int = 0, dtype: torch.dtype
         if not path.is_dir():
             raise FileNotFoundError(
                 f"model path_or_preset {name!r} is neither a preset ({', '.join(PRESETS)}) "
-                f"nor an existing checkpoint directory")
+                f"nor an existing checkpoint directory"
+            )
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"checkpoint directory {path} has no config.json")
         if not list(path.glob("*.safetensors")):
-            raise FileNotFoundError(f"checkpoint directory {path} has no *.safetensors weights "
-                                    f"(only safetensors checkpoints are loaded)")
+            raise FileNotFoundError(
+                f"checkpoint directory {path} has no *.safetensors weights (only safetensors checkpoints are loaded)"
+            )
         AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(
-            path, local_files_only=True, trust_remote_code=False, use_safetensors=True,
-            dtype=dtype or torch.float32)
+            path, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32
+        )
         if tok.pad_token is None:  # many real chat checkpoints have none
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"
@@ -131,6 +142,11 @@ def load(path_or_preset: str | os.PathLike, *, seed: int = 0, dtype: torch.dtype
 def describe(model) -> dict:
     """A small JSON-able summary of a model: architecture, sizes, parameter count."""
     c = model.config
-    return {"architecture": type(model).__name__, "d_model": c.hidden_size,
-            "n_layer": c.num_hidden_layers, "n_head": c.num_attention_heads,
-            "vocab_size": c.vocab_size, "params": n_params(model)}
+    return {
+        "architecture": type(model).__name__,
+        "d_model": c.hidden_size,
+        "n_layer": c.num_hidden_layers,
+        "n_head": c.num_attention_heads,
+        "vocab_size": c.vocab_size,
+        "params": n_params(model),
+    }

@@ -6,11 +6,14 @@ Hugging Face checkpoint.  Chapters receive the profile as a papermill parameter 
 call :func:`check_profile` before doing anything else, so a typo stops the run early
 and nothing is written.
 """
+
 from __future__ import annotations
 
 from typing import TypeVar
 
 import torch
+
+from .utils import set_device
 
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
 PUBLISHED_PROFILES: tuple[str, ...] = ("cpu", "gpu")  # what book/chapters/ may hold
@@ -59,9 +62,11 @@ def check_device(profile: str, device: str = "") -> str:
         raise DeviceError(
             f"profile {profile!r} needs a CUDA GPU, but this machine has {found}. To run its model "
             f"shapes on the CPU anyway (slow; results record device 'cpu' and are never published as "
-            f"a gpu result), pass device=\"cpu\" explicitly, e.g. `papermill -p profile {profile} "
-            f"-p device cpu ...`.")
+            f'a gpu result), pass device="cpu" explicitly, e.g. `papermill -p profile {profile} '
+            f"-p device cpu ...`."
+        )
     _DEVICE = device or ("cuda" if has_cuda else "cpu")
+    set_device(_DEVICE)  # every model of this run goes there
     return _DEVICE
 
 

@@ -8,6 +8,7 @@ and ``provenance`` (git commit, source hash, package versions, device, wall seco
 FLOPs).  Files are validated against :data:`SCHEMA` before they are written, and written
 atomically (temp name, then rename), so a failed run never leaves half a file.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,7 @@ import torch
 from . import artifacts
 from .profiles import check_profile, current_device
 from .stats import METHODS, UNITS, Metric
-from .utils import (RUNNER_OUTPUTS, atomic_write_json, device_name, git_dirty_files, package_hash, repo_root,
-                    sha256_file)
+from .utils import RUNNER_OUTPUTS, atomic_write_json, device_name, git_dirty_files, package_hash, repo_root, sha256_file
 
 # Set only by the chapter runner (``make chapters``): the run id of the chapter being
 # published.  Without it, results never go to ``book/results`` (see :func:`results_dir`).
@@ -46,7 +46,9 @@ _METRIC = {
             "required": ["mean", "lo", "hi", "per_seed", "n", "method", "unit"],
             "additionalProperties": False,
             "properties": {
-                "mean": _NUMBER, "lo": _NUMBER, "hi": _NUMBER,
+                "mean": _NUMBER,
+                "lo": _NUMBER,
+                "hi": _NUMBER,
                 "per_seed": {"type": "array", "items": _NUMBER},
                 "n": {"type": "integer", "minimum": 1},
                 "method": {"enum": list(METHODS)},
@@ -54,16 +56,24 @@ _METRIC = {
             },
         },
         # A series (e.g. a curve over steps or doses): name -> metric.
-        {"type": "object", "additionalProperties": {"$ref": "#/$defs/metric"}, "minProperties": 1,
-         "not": {"required": ["mean"]}},
+        {
+            "type": "object",
+            "additionalProperties": {"$ref": "#/$defs/metric"},
+            "minProperties": 1,
+            "not": {"required": ["mean"]},
+        },
     ]
 }
 _EVAL = {
     "type": "object",
     "required": ["model", "eval_set", "sampling", "seeds", "metrics"],
-    "properties": {"model": {"type": "string"}, "eval_set": {"type": "object"}, "sampling": {"type": "object"},
-                   "seeds": {"type": "array", "items": {"type": "integer"}},
-                   "metrics": {"type": "object", "additionalProperties": {"$ref": "#/$defs/metric"}}},
+    "properties": {
+        "model": {"type": "string"},
+        "eval_set": {"type": "object"},
+        "sampling": {"type": "object"},
+        "seeds": {"type": "array", "items": {"type": "integer"}},
+        "metrics": {"type": "object", "additionalProperties": {"$ref": "#/$defs/metric"}},
+    },
 }
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -90,8 +100,7 @@ SCHEMA: dict[str, Any] = {
         },
         "provenance": {
             "type": "object",
-            "required": ["git_commit", "source_hash", "package_hash", "versions", "device",
-                         "wall_seconds", "flops"],
+            "required": ["git_commit", "source_hash", "package_hash", "versions", "device", "wall_seconds", "flops"],
             "properties": {
                 "git_commit": {"type": "string"},
                 "source_hash": {"type": "string"},
@@ -117,8 +126,10 @@ def metric(m: Metric) -> dict:
     """The results-file form of a :class:`minir1.stats.Metric` (intervals come only from
     :mod:`minir1.stats`; there is no other way to make one)."""
     if not isinstance(m, Metric):
-        raise ResultsError(f"metric: expected a minir1.stats.Metric; got {type(m).__name__} "
-                           "(build it with minir1.stats.rate / paired_diff / over_seeds / exact)")
+        raise ResultsError(
+            f"metric: expected a minir1.stats.Metric; got {type(m).__name__} "
+            "(build it with minir1.stats.rate / paired_diff / over_seeds / exact)"
+        )
     return m.to_dict()
 
 
@@ -153,8 +164,7 @@ def git_commit(root: Path | None = None) -> str:
     outputs (:data:`minir1.utils.RUNNER_OUTPUTS`) have uncommitted changes."""
     root = root or repo_root()
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         commit = out.stdout.strip() or "unknown"
         dirty = commit != "unknown" and bool(git_dirty_files(root, RUNNER_OUTPUTS))
         return commit + ("-dirty" if dirty else "")
@@ -249,8 +259,7 @@ def where_results_went(chapter: str, profile: str) -> str:
         shown = path.relative_to(repo_root())
     except ValueError:
         shown = path
-    return (f"Results of this run: {shown} (not the book: only `make chapters` writes book/results "
-            f"and book/chapters).")
+    return f"Results of this run: {shown} (not the book: only `make chapters` writes book/results and book/chapters)."
 
 
 def _field_path(err) -> str:
@@ -291,10 +300,21 @@ def _check_finite(m: Any, where: str) -> None:
             raise ResultsError(f"{where}: a difference of rates must lie in [-1, 1]; got [{m['lo']}, {m['hi']}]")
 
 
-def write_results(chapter: str, *, profile: str, seeds: Sequence[int], config: dict, metrics: dict,
-                  claims: Sequence[dict], wall_seconds: float, flops: float,
-                  notebook: str | None = None, extra: dict | None = None, evals: dict | None = None,
-                  out_dir: str | os.PathLike | None = None) -> Path:
+def write_results(
+    chapter: str,
+    *,
+    profile: str,
+    seeds: Sequence[int],
+    config: dict,
+    metrics: dict,
+    claims: Sequence[dict],
+    wall_seconds: float,
+    flops: float,
+    notebook: str | None = None,
+    extra: dict | None = None,
+    evals: dict | None = None,
+    out_dir: str | os.PathLike | None = None,
+) -> Path:
     """Validate and atomically write ``<out_dir>/<chapter>.json``; return its path.
 
     ``config`` is the chapter's complete composed config (a dataclass or a dict);
@@ -320,13 +340,14 @@ def write_results(chapter: str, *, profile: str, seeds: Sequence[int], config: d
     path = Path(out_dir) if out_dir is not None else results_dir(profile)
     validate(obj, f"{chapter}.json")
     if out_dir is None and publish_run_id() and not path.is_dir():
-        raise ResultsError(f"cannot publish {chapter}.json: {path} does not exist ({PUBLISH_ENV} is "
-                           f"set only by `make chapters`, which creates it)")
+        raise ResultsError(
+            f"cannot publish {chapter}.json: {path} does not exist ({PUBLISH_ENV} is "
+            f"set only by `make chapters`, which creates it)"
+        )
     return atomic_write_json(path / f"{chapter}.json", obj)
 
 
-def load_results(chapter: str, profile: str | None = None,
-                 out_dir: str | os.PathLike | None = None) -> dict:
+def load_results(chapter: str, profile: str | None = None, out_dir: str | os.PathLike | None = None) -> dict:
     """Read and validate ``<chapter>.json`` from ``out_dir`` (default: :func:`results_dir`)."""
     path = (Path(out_dir) if out_dir is not None else results_dir(profile)) / f"{chapter}.json"
     if not path.exists():

@@ -18,6 +18,7 @@ in a specified format, checked by rules) and a *format* reward (reasoning betwee
 Completions may be strings or, as TRL passes conversational data, lists of messages (the
 last message's ``content`` is scored).  Model output is untrusted: nothing here evaluates it.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,8 +47,7 @@ def _columns(completions: Sequence, **columns: Sequence) -> list[list]:
     for name, col in columns.items():
         if col is None or isinstance(col, str) or len(col) != len(completions):
             got = "a string" if isinstance(col, str) else ("missing" if col is None else f"length {len(col)}")
-            raise ValueError(f"{name} must be a list with one entry per completion "
-                             f"({len(completions)}); got {got}")
+            raise ValueError(f"{name} must be a list with one entry per completion ({len(completions)}); got {got}")
     return [list(col) for col in columns.values()]
 
 
@@ -56,7 +56,7 @@ def _answer_block(text: str) -> str | None:
     if end < 0:
         return None
     start = text.rfind("<answer>", 0, end)
-    return None if start < 0 else text[start + len("<answer>"):end].strip()
+    return None if start < 0 else text[start + len("<answer>") : end].strip()
 
 
 def _fallback_runs(text: str) -> list[str]:
@@ -88,8 +88,9 @@ def extract_answer(text: str, strict: bool = True) -> str | None:
     return runs[0] if runs else None
 
 
-def accuracy_reward(completions: list, task: list[str] | None = None, key: list[str] | None = None,
-                    **kwargs) -> list[float]:
+def accuracy_reward(
+    completions: list, task: list[str] | None = None, key: list[str] | None = None, **kwargs
+) -> list[float]:
     """1.0 when the last ``<answer>`` block verifies against ``key``, else 0.0.
 
     >>> accuracy_reward(["<think>.</think><answer>936</answer>", "936"], task=["addition"] * 2,
@@ -104,8 +105,9 @@ def accuracy_reward(completions: list, task: list[str] | None = None, key: list[
     return out
 
 
-def accuracy_reward_lenient(completions: list, task: list[str] | None = None,
-                            key: list[str] | None = None, **kwargs) -> list[float]:
+def accuracy_reward_lenient(
+    completions: list, task: list[str] | None = None, key: list[str] | None = None, **kwargs
+) -> list[float]:
     """Like :func:`accuracy_reward`; without an answer block, the text's last number or expression.
 
     >>> accuracy_reward_lenient(["7+9=16 =16", "<answer>15</answer> 16"], task=["addition"] * 2,

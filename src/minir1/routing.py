@@ -14,6 +14,7 @@ changing its code:
   token batch to a multiple of :data:`PAD_ROWS` rows, so results do not depend on the number
   of CPU threads (see its docstring for the cause).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -46,8 +47,9 @@ class _AddAuxiliaryLoss(torch.autograd.Function):
         return grad, torch.ones((), dtype=ctx.dtype, device=ctx.device)
 
 
-def sequence_balance_loss(router_logits: torch.Tensor, topk_indices: torch.Tensor,
-                          batch: int, alpha: float) -> torch.Tensor:
+def sequence_balance_loss(
+    router_logits: torch.Tensor, topk_indices: torch.Tensor, batch: int, alpha: float
+) -> torch.Tensor:
     """V3's complementary sequence-wise balance loss (V3 report §2.1.2, eqs. 17–20).
 
     ``router_logits`` (B·T, E), ``topk_indices`` (B·T, K).  Per sequence, ``f_i`` is the
@@ -57,11 +59,11 @@ def sequence_balance_loss(router_logits: torch.Tensor, topk_indices: torch.Tenso
     """
     n, E = router_logits.shape
     K = topk_indices.shape[-1]
-    s = router_logits.float().sigmoid().view(batch, n // batch, E)           # (B, T, E)
-    p = (s / s.sum(-1, keepdim=True)).mean(1)                                 # (B, E)
+    s = router_logits.float().sigmoid().view(batch, n // batch, E)  # (B, T, E)
+    p = (s / s.sum(-1, keepdim=True)).mean(1)  # (B, E)
     counts = torch.zeros(batch, E, device=s.device)
     counts.scatter_add_(1, topk_indices.view(batch, -1), torch.ones(batch, (n // batch) * K, device=s.device))
-    f = counts * E / (K * (n // batch))                                        # (B, E)
+    f = counts * E / (K * (n // batch))  # (B, E)
     return alpha * (f.detach() * p).sum(-1).mean()
 
 
@@ -150,6 +152,7 @@ class RouterMonitor:
                 aux = sequence_balance_loss(outputs[0], idx, batch, self.alpha)
                 self.aux_losses.append(float(aux.detach()))
                 return outputs[0], _AddAuxiliaryLoss.apply(outputs[1], aux), outputs[2]
+
         return hook
 
     def reset(self) -> None:
@@ -193,7 +196,7 @@ def expert_loads(model, windows: torch.Tensor, batch_size: int = 32) -> list[lis
     try:
         dev = next(model.parameters()).device
         for s in range(0, windows.shape[0], batch_size):
-            model(input_ids=windows[s:s + batch_size].to(dev))
+            model(input_ids=windows[s : s + batch_size].to(dev))
         return mon.fractions()
     finally:
         mon.detach()
@@ -218,8 +221,9 @@ def touched_params(model, input_ids: torch.Tensor) -> int:
             for p in mod.parameters(recurse=False):
                 seen[id(p)] = p.numel()
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if next(m.parameters(recurse=False), None) is not None]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if next(m.parameters(recurse=False), None) is not None
+    ]
     try:
         with torch.no_grad():
             model(input_ids=input_ids)

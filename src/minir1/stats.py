@@ -25,6 +25,7 @@ A :class:`Metric` carries ``mean, lo, hi, per_seed, n, method, unit`` and format
 >>> m.mean, 0 <= m.lo <= m.mean <= m.hi <= 1, m.method
 (0.75, True, 'bootstrap')
 """
+
 from __future__ import annotations
 
 import math
@@ -33,9 +34,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-N_BOOT = 2000       # bootstrap resamples (Efron & Tibshirani: 1,000-2,000 for percentile intervals)
-LEVEL = 0.95        # interval level everywhere in the book
-SEED = 0            # resampling seed: same data, same interval
+N_BOOT = 2000  # bootstrap resamples (Efron & Tibshirani: 1,000-2,000 for percentile intervals)
+LEVEL = 0.95  # interval level everywhere in the book
+SEED = 0  # resampling seed: same data, same interval
 METHODS = ("bootstrap", "paired-bootstrap", "seeds", "paired-seeds", "exact")
 UNITS = ("rate", "diff", "ratio", "")
 
@@ -48,9 +49,9 @@ class Metric:
     lo: float
     hi: float
     per_seed: tuple[float, ...] = field(default_factory=tuple)
-    n: int = 1              # units resampled: problems x seeds, or seeds
+    n: int = 1  # units resampled: problems x seeds, or seeds
     method: str = "exact"
-    unit: str = ""          # "rate" (a share in [0, 1]), "diff" (a paired difference of rates), "ratio", ""
+    unit: str = ""  # "rate" (a share in [0, 1]), "diff" (a paired difference of rates), "ratio", ""
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -78,9 +79,15 @@ class Metric:
             return exact(float(d))
         if not isinstance(d, Mapping) or "mean" not in d:
             raise ValueError(f"not a metric: {d!r}")
-        return cls(mean=float(d["mean"]), lo=float(d["lo"]), hi=float(d["hi"]),
-                   per_seed=tuple(float(v) for v in d.get("per_seed", ())), n=int(d.get("n", 1)),
-                   method=d.get("method", "exact"), unit=d.get("unit", ""))
+        return cls(
+            mean=float(d["mean"]),
+            lo=float(d["lo"]),
+            hi=float(d["hi"]),
+            per_seed=tuple(float(v) for v in d.get("per_seed", ())),
+            n=int(d.get("n", 1)),
+            method=d.get("method", "exact"),
+            unit=d.get("unit", ""),
+        )
 
     # ------------------------------------------------------------------ text
     def fmt(self, digits: int | None = None) -> str:
@@ -150,8 +157,11 @@ def _weights(n_boot: int, s: int, p: int, seed: int, seeds: str = "training") ->
         raise ValueError(f"seeds must be one of {SEED_KINDS}; got {seeds!r}")
     rng = np.random.default_rng(seed)
     wp = rng.multinomial(p, np.full(p, 1.0 / p), size=n_boot).astype(float)
-    ws = (rng.multinomial(s, np.full(s, 1.0 / s), size=n_boot).astype(float) if s > 1 and seeds == "training"
-          else np.ones((n_boot, s)))
+    ws = (
+        rng.multinomial(s, np.full(s, 1.0 / s), size=n_boot).astype(float)
+        if s > 1 and seeds == "training"
+        else np.ones((n_boot, s))
+    )
     return ws, wp
 
 
@@ -165,8 +175,15 @@ def _interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def rate(scores, *, seeds: str = "training", n_boot: int = N_BOOT, seed: int = SEED,
-         bounds: tuple[float, float] = (0.0, 1.0), unit: str = "rate") -> Metric:
+def rate(
+    scores,
+    *,
+    seeds: str = "training",
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    unit: str = "rate",
+) -> Metric:
     """Mean of per-seed, per-problem scores (S, P) with a bootstrap interval over problems
     and, for training seeds, seeds (see :func:`_weights`).
 
@@ -178,8 +195,15 @@ def rate(scores, *, seeds: str = "training", n_boot: int = N_BOOT, seed: int = S
     ws, wp = _weights(n_boot, *x.shape, seed, seeds)
     lo, hi = _interval(_boot_means(x, ws, wp))
     mean = float(x.mean())
-    return Metric(mean=mean, lo=min(lo, mean), hi=max(hi, mean), per_seed=tuple(x.mean(axis=1)),
-                  n=int(x.size), method="bootstrap", unit=unit)
+    return Metric(
+        mean=mean,
+        lo=min(lo, mean),
+        hi=max(hi, mean),
+        per_seed=tuple(x.mean(axis=1)),
+        n=int(x.size),
+        method="bootstrap",
+        unit=unit,
+    )
 
 
 def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -203,8 +227,15 @@ def paired_diff(a, b, *, seeds: str = "training", n_boot: int = N_BOOT, seed: in
     d = _boot_means(a - b, ws, wp)
     lo, hi = _interval(d)
     mean = float(a.mean() - b.mean())
-    return Metric(mean=mean, lo=min(lo, mean), hi=max(hi, mean), per_seed=tuple(a.mean(1) - b.mean(1)),
-                  n=int(a.size), method="paired-bootstrap", unit="diff")
+    return Metric(
+        mean=mean,
+        lo=min(lo, mean),
+        hi=max(hi, mean),
+        per_seed=tuple(a.mean(1) - b.mean(1)),
+        n=int(a.size),
+        method="paired-bootstrap",
+        unit="diff",
+    )
 
 
 def paired_ratio(a, b, *, seeds: str = "training", n_boot: int = N_BOOT, seed: int = SEED) -> Metric:
@@ -219,8 +250,15 @@ def paired_ratio(a, b, *, seeds: str = "training", n_boot: int = N_BOOT, seed: i
     mean = float(a.mean() / b.mean())
     per_seed = tuple(float(x / y) if y > 0 else float("nan") for x, y in zip(a.mean(1), b.mean(1)))
     per_seed = tuple(v for v in per_seed if math.isfinite(v))
-    return Metric(mean=mean, lo=min(lo, mean), hi=max(hi, mean), per_seed=per_seed, n=int(a.size),
-                  method="paired-bootstrap", unit="ratio")
+    return Metric(
+        mean=mean,
+        lo=min(lo, mean),
+        hi=max(hi, mean),
+        per_seed=per_seed,
+        n=int(a.size),
+        method="paired-bootstrap",
+        unit="ratio",
+    )
 
 
 def over_seeds(values: Sequence[float], *, n_boot: int = N_BOOT, seed: int = SEED, unit: str = "") -> Metric:
@@ -234,12 +272,14 @@ def over_seeds(values: Sequence[float], *, n_boot: int = N_BOOT, seed: int = SEE
     rng = np.random.default_rng(seed)
     w = rng.multinomial(v.size, np.full(v.size, 1.0 / v.size), size=n_boot)
     lo, hi = _interval(w @ v / v.size)
-    return Metric(mean=mean, lo=min(lo, mean), hi=max(hi, mean), per_seed=tuple(v), n=int(v.size),
-                  method="seeds", unit=unit)
+    return Metric(
+        mean=mean, lo=min(lo, mean), hi=max(hi, mean), per_seed=tuple(v), n=int(v.size), method="seeds", unit=unit
+    )
 
 
-def paired_seeds(a: Sequence[float], b: Sequence[float], *, n_boot: int = N_BOOT, seed: int = SEED,
-                 unit: str = "") -> Metric:
+def paired_seeds(
+    a: Sequence[float], b: Sequence[float], *, n_boot: int = N_BOOT, seed: int = SEED, unit: str = ""
+) -> Metric:
     """mean(a − b) over seeds (seed s of a paired with seed s of b), bootstrap over seeds."""
     if len(a) != len(b):
         raise ValueError(f"a and b must have one value per seed each; got {len(a)} and {len(b)}")
@@ -293,5 +333,19 @@ def crossover_k(curve_a: Mapping[int, Metric], curve_b: Mapping[int, Metric]) ->
     return None
 
 
-__all__ = ["Metric", "fmt", "rate", "paired_diff", "paired_ratio", "over_seeds", "paired_seeds", "exact",
-           "pass_at_k", "pass_at_k_estimate", "pass_at_k_scores", "crossover_k", "N_BOOT", "LEVEL"]
+__all__ = [
+    "Metric",
+    "fmt",
+    "rate",
+    "paired_diff",
+    "paired_ratio",
+    "over_seeds",
+    "paired_seeds",
+    "exact",
+    "pass_at_k",
+    "pass_at_k_estimate",
+    "pass_at_k_scores",
+    "crossover_k",
+    "N_BOOT",
+    "LEVEL",
+]

@@ -29,6 +29,7 @@ multiply the compute per sample. The default chat template renders R1's template
 >>> format_prompt(tok, "347+589")
 '<bos>User: 347+589\\nAssistant:'
 """
+
 from __future__ import annotations
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers

@@ -10,6 +10,7 @@ document is ``("", text)``: it gets a ``<bos>`` and is learned whole.  With
 ``pack=True`` documents are concatenated and cut into ``seq_len`` windows (standard
 pretraining, no padding waste); packing ignores prompts, so it is for documents only.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,25 +20,23 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
-from .utils import device as default_device
-
 
 @dataclass
 class TrainConfig:
-    steps: int = 600                 # optimizer steps
-    batch_size: int = 64             # sequences per step
-    lr: float = 2e-3                 # peak lr; char-level nanoGPT uses 1e-3 for 10M params, tiny models take more
-    min_lr_frac: float = 0.1         # cosine floor as a fraction of lr (nanoGPT: 0.1)
-    warmup_steps: int = 30           # linear warm-up steps
-    weight_decay: float = 0.1        # AdamW decoupled weight decay (nanoGPT: 0.1)
+    steps: int = 600  # optimizer steps
+    batch_size: int = 64  # sequences per step
+    lr: float = 2e-3  # peak lr; char-level nanoGPT uses 1e-3 for 10M params, tiny models take more
+    min_lr_frac: float = 0.1  # cosine floor as a fraction of lr (nanoGPT: 0.1)
+    warmup_steps: int = 30  # linear warm-up steps
+    weight_decay: float = 0.1  # AdamW decoupled weight decay (nanoGPT: 0.1)
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas (nanoGPT / Llama: 0.9, 0.95)
-    grad_clip: float = 1.0           # global grad-norm clip (Llama: 1.0)
-    seq_len: int = 128               # window length when pack=True
-    pack: bool = False               # pack documents into seq_len windows (pretraining)
-    seed: int = 0                    # batch order
-    log_every: int = 100             # steps between log lines
-    desc: str = "train"              # tqdm label
-    progress: bool = True            # show a tqdm bar
+    grad_clip: float = 1.0  # global grad-norm clip (Llama: 1.0)
+    seq_len: int = 128  # window length when pack=True
+    pack: bool = False  # pack documents into seq_len windows (pretraining)
+    seed: int = 0  # batch order
+    log_every: int = 100  # steps between log lines
+    desc: str = "train"  # tqdm label
+    progress: bool = True  # show a tqdm bar
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "seq_len", "log_every"):
@@ -52,8 +51,8 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)  # {step, loss, lr, tokens_per_s}
-    tokens: int = 0              # non-pad tokens processed
-    flops: float = 0.0           # 6 * params * tokens
+    tokens: int = 0  # non-pad tokens processed
+    flops: float = 0.0  # 6 * params * tokens
     wall_seconds: float = 0.0
     config: dict = field(default_factory=dict)
 
@@ -100,7 +99,11 @@ def _batches(n: int, cfg: TrainConfig, gen: torch.Generator):
     for _ in range(cfg.steps):
         if pos + cfg.batch_size > n:
             perm, pos = torch.randperm(n, generator=gen), 0
-        yield perm[pos: pos + cfg.batch_size] if n >= cfg.batch_size else torch.randint(n, (cfg.batch_size,), generator=gen)
+        yield (
+            perm[pos : pos + cfg.batch_size]
+            if n >= cfg.batch_size
+            else torch.randint(n, (cfg.batch_size,), generator=gen)
+        )
         pos += cfg.batch_size
 
 
@@ -117,13 +120,15 @@ def train(model, tokenizer, examples: list[tuple[str, str]], cfg: TrainConfig) -
         data = [encode_example(tokenizer, p, c) for p, c in examples]
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=cfg.betas,
+    )
     n_params = sum(p.numel() for p in model.parameters())
     res, t0, tok_window, t_window = TrainResult(config=asdict(cfg)), time.time(), 0, time.time()
     model.train()
-    bar = tqdm(_batches(len(data), cfg, gen), total=cfg.steps, desc=cfg.desc, disable=not cfg.progress,
-               mininterval=2.0)
+    bar = tqdm(_batches(len(data), cfg, gen), total=cfg.steps, desc=cfg.desc, disable=not cfg.progress, mininterval=2.0)
     for step, idx in enumerate(bar):
         ids, mask, labels = (t.to(dev) for t in collate([data[i] for i in idx.tolist()], tokenizer.pad_token_id))
         for g in opt.param_groups:
@@ -157,7 +162,7 @@ def eval_loss(model, tokenizer, examples: list[tuple[str, str]], batch_size: int
     total, count = 0.0, 0
     model.eval()
     for s in range(0, len(data), batch_size):
-        ids, mask, labels = (t.to(dev) for t in collate(data[s: s + batch_size], tokenizer.pad_token_id))
+        ids, mask, labels = (t.to(dev) for t in collate(data[s : s + batch_size], tokenizer.pad_token_id))
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
         tgt = labels[:, 1:]
         lp = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, ignore_index=-100, reduction="sum")

@@ -1,4 +1,5 @@
 """Small shared helpers: repository paths, seeding, devices, atomic writes and code hashes."""
+
 from __future__ import annotations
 
 import ast
@@ -41,14 +42,27 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+_DEVICE: str | None = None  # set by minir1.profiles.check_device (an explicit choice wins)
+
+
+def set_device(name: str | None) -> None:
+    """Use ``name`` ("cpu" or "cuda") for every model from now on (``None``: automatic)."""
+    global _DEVICE
+    if name not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or None; got {name!r}")
+    _DEVICE = name
+
+
 def device() -> str:
-    """``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    """The device chosen by :func:`set_device`, else ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if _DEVICE:
+        return _DEVICE
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def device_name() -> str:
     """A human-readable name of the compute device, e.g. ``"cpu (2 threads)"``."""
-    if torch.cuda.is_available():
+    if device() == "cuda":
         return torch.cuda.get_device_name(0)
     return f"cpu ({torch.get_num_threads()} threads)"
 
@@ -129,7 +143,7 @@ def _resolve(node: ast.ImportFrom, current: str, is_pkg: bool) -> str:
         return node.module or ""
     parts = current.split(".")
     anchor = parts if is_pkg else parts[:-1]  # a package's own name is its anchor
-    anchor = anchor[:len(anchor) - (node.level - 1)]
+    anchor = anchor[: len(anchor) - (node.level - 1)]
     return ".".join([*anchor, *([node.module] if node.module else [])])
 
 
@@ -203,8 +217,13 @@ def git_dirty_files(root: Path | None = None, exclude: Iterable[str] = RUNNER_OU
     """
     root = Path(root) if root is not None else repo_root()
     specs = ["--", ".", *(f":(exclude){e}" for e in exclude)]
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *specs], cwd=root,
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", *specs],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"git status failed in {root}: {out.stderr.strip()}")
     return [line[3:] for line in out.stdout.splitlines() if line.strip()]

@@ -4,6 +4,7 @@ We never download a browser: playwright drives ``/usr/bin/chromium`` (``apt-get 
 chromium``; ``make test`` installs it when missing).  Without it, or without a built book,
 the tests skip with a message, except under CI (``CI=true``), where they fail.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,16 @@ import pytest
 from minir1.utils import repo_root
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BUILD = repo_root() / "_build" / "html"
 
 

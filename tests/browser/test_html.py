@@ -5,6 +5,7 @@ exists; every image must have loaded; every chapter page must show its verdict t
 no cell output may be an error.  ``test_checker_catches_breakage`` proves the checks bite on
 a deliberately broken site.
 """
+
 from __future__ import annotations
 
 import base64
@@ -70,8 +71,9 @@ def check_page(page, base: str, path: str) -> list[str]:
     if path.startswith("book/chapters/") and info["verdicts"] == 0:
         problems.append(f"{path}: chapter page has no verdict table (table.minir1-verdicts)")
     if info["errors"] or info["tracebacks"]:
-        problems.append(f"{path}: {info['errors']} error output(s), {info['tracebacks']} "
-                        "output(s) with a Python traceback")
+        problems.append(
+            f"{path}: {info['errors']} error output(s), {info['tracebacks']} output(s) with a Python traceback"
+        )
     return problems
 
 
@@ -113,6 +115,10 @@ def test_checker_catches_breakage(page, static_server, tmp_path):
         assert check_page(page, url, "book/chapters/good.html") == []
         problems = "\n".join(check_page(page, url, "book/chapters/bad.html"))
         assert "HTTP 404" in "\n".join(check_page(page, url, "book/chapters/absent.html"))
-    for expected in ("broken link 'missing.html'", "image did not load: 'nope.png'",
-                     "no verdict table", "1 error output(s), 1 output(s) with a Python traceback"):
+    for expected in (
+        "broken link 'missing.html'",
+        "image did not load: 'nope.png'",
+        "no verdict table",
+        "1 error output(s), 1 output(s) with a Python traceback",
+    ):
         assert expected in problems, problems

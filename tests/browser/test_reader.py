@@ -17,6 +17,7 @@ A newspaper reader opening a chapter must meet, in this order and nothing else f
 Each (chapter, check) pair is its own test, so a chapter not yet converted fails by name.
 ``test_reader_checker_bites`` proves every check catches a page that breaks it.
 """
+
 from __future__ import annotations
 
 import json
@@ -101,26 +102,32 @@ def reader_problems(info: dict, path: str, keys: frozenset[str] = frozenset()) -
         if not info["summaryFirst"]:
             out["summary"].append(f"{path}: the minir1-summary comes after the first code cell")
         if _sentences(s) < 3:
-            out["summary"].append(f"{path}: the summary has {_sentences(s)} sentence(s); it needs three "
-                                  "(the claim, what we did, what we found)")
+            out["summary"].append(
+                f"{path}: the summary has {_sentences(s)} sentence(s); it needs three "
+                "(the claim, what we did, what we found)"
+            )
         if not any(v in s.lower() for v in VERDICT_WORDS) or not re.search(r"\d", s):
             out["summary"].append(f"{path}: the summary must state the verdict and its number: {s[:120]!r}")
     for code in info["inputs"]:
         if _is_import_cell(code):
             first = code.strip().splitlines()[0]
             out["imports"].append(f"{path}: visible import cell ({first!r}...): tag it remove-input or hide-input")
-    key_re = re.compile(r"\b(" + "|".join(map(re.escape, sorted(keys, key=len, reverse=True))) + r")\b") if keys else None
+    key_re = (
+        re.compile(r"\b(" + "|".join(map(re.escape, sorted(keys, key=len, reverse=True))) + r")\b") if keys else None
+    )
     for i, cells in enumerate(info["tables"]):
         # A known metric key is raw anywhere; another snake_case identifier is allowed only when
         # the author marked it as code (a config field named on purpose, e.g. `clip_eps`).
-        raw = sorted({c for c, is_code in cells
-                      if (SNAKE_RE.match(c) and not is_code) or (key_re and key_re.search(c))})
+        raw = sorted(
+            {c for c, is_code in cells if (SNAKE_RE.match(c) and not is_code) or (key_re and key_re.search(c))}
+        )
         if raw:
             out["tables"].append(f"{path}: table {i} shows raw metric keys {raw[:5]}: use readable labels")
     for src, alt in info["images"]:
         if not alt or not alt.strip() or IMAGE_PATH_RE.search(alt.strip()):
-            out["alt-text"].append(f"{path}: image {src!r} has no alt text (alt={alt!r}): set cell "
-                                   "metadata mystnb.image.alt")
+            out["alt-text"].append(
+                f"{path}: image {src!r} has no alt text (alt={alt!r}): set cell metadata mystnb.image.alt"
+            )
     if not info["terms"]:
         out["glossary"].append(f"{path}: no {{term}} link to the glossary")
     for href in info["terms"]:
@@ -128,8 +135,9 @@ def reader_problems(info: dict, path: str, keys: frozenset[str] = frozenset()) -
         if f'id="{frag}"' not in _html(page):
             out["glossary"].append(f"{path}: glossary link {href} leads to no term")
     if not info["measure"]:
-        out["how-we-measure"].append(f"{path}: the verdict box has no link to How we measure "
-                                     "(re-execute with the current minir1.publish.book)")
+        out["how-we-measure"].append(
+            f"{path}: the verdict box has no link to How we measure (re-execute with the current minir1.publish.book)"
+        )
     return out
 
 
@@ -167,7 +175,8 @@ _GOOD = """<html><body><article><h1>T</h1>
 <p>The article says RL makes a reasoner. We trained a tiny model with
 <a href="../glossary.html#term-GRPO">GRPO</a> on three seeds. It worked: supported, +80 pp [78, 81].</p></div>
 <div class="cell"><details><summary>Show code</summary><div class="cell_input"><pre>import numpy as np
-import pandas as pd</pre></div></details><div class="cell_output"><img src="../_images/a.png" alt="Bars: RL 85%, base 5%"></div></div>
+import pandas as pd</pre></div></details><div class="cell_output">
+<img src="../_images/a.png" alt="Bars: RL 85%, base 5%"></div></div>
 <div class="cell"><div class="cell_input"><pre>loss = -(adv * ratio).mean()</pre></div></div>
 <table><tr><th>condition</th><th>pass@1</th></tr><tr><td>base</td><td>5.0% [3.1, 7.2]</td></tr>
 <tr><td><code>clip_eps_low</code></td><td>0.2</td></tr></table>
@@ -206,9 +215,17 @@ def test_reader_checker_bites(browser, static_server, tmp_path):
     assert good == {c: [] for c in CHECKS}, good
     assert all(bad[c] for c in CHECKS), bad
     text = "\n".join(p for ps in bad.values() for p in ps)
-    for expected in ("comes after the first code cell", "needs three", "state the verdict",
-                     "visible import cell ('import time'", "raw metric keys ['base_pass_at_1', 'rl_kl_mean_len']",
-                     "alt='_images/b.png'", "alt=None", "leads to no term", "no link to How we measure"):
+    for expected in (
+        "comes after the first code cell",
+        "needs three",
+        "state the verdict",
+        "visible import cell ('import time'",
+        "raw metric keys ['base_pass_at_1', 'rl_kl_mean_len']",
+        "alt='_images/b.png'",
+        "alt=None",
+        "leads to no term",
+        "no link to How we measure",
+    ):
         assert expected in text, (expected, text)
     assert bare["summary"] and "no element of class minir1-summary" in bare["summary"][0]
     assert "no {term} link" in bare["glossary"][0]

@@ -5,6 +5,7 @@ profile table, :func:`run` and :func:`verdicts`.  The verdict rules are data
 (``data/claims.yml``, ``cost-*``); the bill itself (GPU-hours × price) is a definition and is
 shown as arithmetic, never judged.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,6 +19,7 @@ from .. import cost
 from ..profiles import check_profile
 from ..stats import over_seeds
 from . import rules
+from .chapter import ChapterResult
 
 MODEL_CONFIGS: tuple[str, ...] = ("deepseek-v3", "llama-3.1-405b", "qwen2.5-72b")
 
@@ -25,10 +27,11 @@ MODEL_CONFIGS: tuple[str, ...] = ("deepseek-v3", "llama-3.1-405b", "qwen2.5-72b"
 @dataclass(frozen=True)
 class CostConfig:
     """The chapter's measurements: two matmul benchmarks (float32, bfloat16) of this machine."""
-    bench: cost.MatmulBench = field(default_factory=cost.MatmulBench)   # the MFU denominator
+
+    bench: cost.MatmulBench = field(default_factory=cost.MatmulBench)  # the MFU denominator
     bench_bf16: cost.MatmulBench = field(default_factory=lambda: cost.MatmulBench(dtype="bfloat16"))
-    seq_len: int = 4096     # context of the attention term (ISCA 2025 paper, Table 2)
-    dry_run: bool = False   # benchmarks on the CPU, capped at n = 256, one sample (tests)
+    seq_len: int = 4096  # context of the attention term (ISCA 2025 paper, Table 2)
+    dry_run: bool = False  # benchmarks on the CPU, capped at n = 256, one sample (tests)
 
     def __post_init__(self):
         if self.seq_len < 1:
@@ -45,12 +48,14 @@ class CostConfig:
 
 
 PROFILES: dict[str, CostConfig] = {
-    "smoke": CostConfig(bench=cost.MatmulBench(n=512, repeats=5),
-                        bench_bf16=cost.MatmulBench(n=512, dtype="bfloat16", repeats=5)),
+    "smoke": CostConfig(
+        bench=cost.MatmulBench(n=512, repeats=5), bench_bf16=cost.MatmulBench(n=512, dtype="bfloat16", repeats=5)
+    ),
     "cpu": CostConfig(),
-    "gpu": CostConfig(bench=cost.MatmulBench(n=8192, dtype="bfloat16", device="cuda", repeats=10, inner=10),
-                      bench_bf16=cost.MatmulBench(n=8192, dtype="bfloat16", device="cuda", repeats=10,
-                                                  inner=10)),
+    "gpu": CostConfig(
+        bench=cost.MatmulBench(n=8192, dtype="bfloat16", device="cuda", repeats=10, inner=10),
+        bench_bf16=cost.MatmulBench(n=8192, dtype="bfloat16", device="cuda", repeats=10, inner=10),
+    ),
 }
 
 
@@ -61,17 +66,6 @@ def config(profile: str, *, dry_run: bool = False) -> CostConfig:
     if cfg.bench.device == "cuda" and not torch.cuda.is_available() and not dry_run:
         cfg = PROFILES["cpu"]
     return replace(cfg, dry_run=dry_run)
-
-
-@dataclass
-class ChapterResult:
-    """What :func:`run` returns: everything the notebook writes into ``cost.json``."""
-    config: CostConfig
-    metrics: dict
-    claims: list
-    extra: dict
-    flops: float
-    wall_seconds: float
 
 
 def run(cfg: CostConfig, seeds: Sequence[int] = (0,)) -> ChapterResult:
@@ -87,11 +81,21 @@ def run(cfg: CostConfig, seeds: Sequence[int] = (0,)) -> ChapterResult:
             cost.record_machine_flops(b, samples)  # .artifacts/machine_flops.json, for later chapters
         metrics[f"machine_matmul_flops_per_s_{dt}"] = over_seeds(samples, unit="")
     metrics["machine_matmul_flops_per_s"] = metrics[f"machine_matmul_flops_per_s_{cfg.bench.dtype}"]
-    extra = {"mfu_sensitivity": cost.mfu_sensitivity(pub, configs, cfg.seq_len),
-             "mtp_params": cost.mtp_params(configs["deepseek-v3"]), "v3_bill": cost.v3_bill(pub),
-             "benches": {dt: b.__dict__ for dt, b in benches.items()}}
+    extra = {
+        "mfu_sensitivity": cost.mfu_sensitivity(pub, configs, cfg.seq_len),
+        "mtp_params": cost.mtp_params(configs["deepseek-v3"]),
+        "v3_bill": cost.v3_bill(pub),
+        "benches": {dt: b.__dict__ for dt, b in benches.items()},
+    }
     flops = sum(b.flops() for b in benches.values()) * len(seeds)
-    return ChapterResult(cfg, metrics, verdicts(metrics), extra, flops, time.perf_counter() - t0)
+    return ChapterResult(
+        metrics=metrics,
+        config=cfg,
+        claims=verdicts(metrics),
+        extra=extra,
+        flops=flops,
+        wall_seconds=time.perf_counter() - t0,
+    )
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -110,24 +114,32 @@ def _v(metrics: Mapping[str, Any], key: str) -> float:
 def bill_arithmetic(metrics: Mapping[str, Any]) -> str:
     """The $5.576M as arithmetic (a definition, not a verdict)."""
     h, c = _v(metrics, "v3_total_gpu_hours"), _v(metrics, "v3_total_cost_usd")
-    return (f"{h / 1e6:.3f}M H800 GPU-hours × ${c / h:g} per GPU-hour = {usd(c)} "
-            f"(published: {usd(_v(metrics, 'v3_published_cost_usd'))})")
+    return (
+        f"{h / 1e6:.3f}M H800 GPU-hours × ${c / h:g} per GPU-hour = {usd(c)} "
+        f"(published: {usd(_v(metrics, 'v3_published_cost_usd'))})"
+    )
 
 
 def _evidence_final_run(m: Mapping[str, Any]) -> str:
-    v = lambda k: _v(m, k)
-    return (f"Arithmetic, not a test: {bill_arithmetic(m)}. The test is physics: 6ND over the "
-            f"pre-training GPU-hours implies {v('v3_implied_mfu_bf16'):.1%} of BF16 peak "
-            f"({v('v3_implied_mfu_bf16_with_attention'):.1%} counting attention at 4K), against "
-            f"{v('mfu_published_min'):.1%}–{v('mfu_published_max'):.1%} reported for large published "
-            f"runs (PaLM Table 3, MegaScale, Llama 3). The figure prices the final run only: the V3 "
-            f"report excludes prior research and ablations, and DeepSeek's hardware (> "
-            f"{usd(v('deepseek_hardware_usd'))}, SemiAnalysis, secondary) is "
-            f"{v('hardware_over_final_run'):.0f}× the bill, so as the cost of the model it is an underestimate.")
+    def v(k):
+        return _v(m, k)
+
+    return (
+        f"Arithmetic, not a test: {bill_arithmetic(m)}. The test is physics: 6ND over the "
+        f"pre-training GPU-hours implies {v('v3_implied_mfu_bf16'):.1%} of BF16 peak "
+        f"({v('v3_implied_mfu_bf16_with_attention'):.1%} counting attention at 4K), against "
+        f"{v('mfu_published_min'):.1%}–{v('mfu_published_max'):.1%} reported for large published "
+        f"runs (PaLM Table 3, MegaScale, Llama 3). The figure prices the final run only: the V3 "
+        f"report excludes prior research and ablations, and DeepSeek's hardware (> "
+        f"{usd(v('deepseek_hardware_usd'))}, SemiAnalysis, secondary) is "
+        f"{v('hardware_over_final_run'):.0f}× the bill, so as the cost of the model it is an underestimate."
+    )
 
 
 def _evidence_fraction(m: Mapping[str, Any]) -> str:
-    v = lambda k: _v(m, k)
+    def v(k):
+        return _v(m, k)
+
     share = sorted((v("hours_gap_share_from_mfu"), v("hours_gap_share_from_mfu_with_attention")))
     return (
         f"V3's final run needed {v('flops_ratio_v3_over_llama'):.1%} of Llama 3.1 405B's 6ND FLOPs "
@@ -143,13 +155,16 @@ def _evidence_fraction(m: Mapping[str, Any]) -> str:
         f"but about one order of magnitude, not 'orders'. The article's basis is asymmetric: its 10× "
         f"allowance covers DeepSeek's excluded costs while the US figures are compute-only; on it, "
         f"10 × R1 = {usd(v('r1_cost_10x_usd'))} is {1 / v('frontier_min_over_10x_r1'):.2f}× the cheaper "
-        f"US estimate. Whether V3 'matched' them is not tested here.")
+        f"US estimate. Whether V3 'matched' them is not tested here."
+    )
 
 
 def verdicts(metrics: Mapping[str, Any]) -> list[dict]:
     """``cost-final-run`` and ``cost-fraction-of-compute`` by their rules in ``data/claims.yml``."""
-    return [rules.judge("cost-final-run", metrics, _evidence_final_run(metrics)),
-            rules.judge("cost-fraction-of-compute", metrics, _evidence_fraction(metrics))]
+    return [
+        rules.judge("cost-final-run", metrics, _evidence_final_run(metrics)),
+        rules.judge("cost-fraction-of-compute", metrics, _evidence_fraction(metrics)),
+    ]
 
 
 __all__ = ["PROFILES", "ChapterResult", "CostConfig", "bill_arithmetic", "config", "run", "usd", "verdicts"]

@@ -12,6 +12,7 @@ numbers in every chapter.
 
 ``config(profile)`` is the only place a profile name is resolved; everything else takes a cfg.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
@@ -44,23 +45,24 @@ from .rules import judge
 
 LAB_TASKS: tuple[tuple[str, int], ...] = (("addition", 3), ("countdown", 3))  # (task, difficulty)
 MAX_NEW_TOKENS = 96  # longest completion we sample (a tagged countdown search fits in ~80)
-KS = (1, 4, 16)      # pass@k reported from n_samples samples per problem
+KS = (1, 4, 16)  # pass@k reported from n_samples samples per problem
 SETTINGS = ("greedy", "r1", "t1")  # greedy; R1's T = 0.6, top-p 0.95; T = 1
-EVAL_SEED = 1234     # which held-out problems (fixed across chapters)
+EVAL_SEED = 1234  # which held-out problems (fixed across chapters)
 
 
 @dataclass(frozen=True)
 class LabConfig:
-    preset: str = "micro"                            # model size (see minir1.models.PRESETS)
+    preset: str = "micro"  # model size (see minir1.models.PRESETS)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1200, batch_size=32, lr=2e-3,
-                                                                   pack=True, seq_len=128, desc="pretrain"))
-    seed: int = 0                                    # model initialisation
-    tasks: tuple[tuple[str, int], ...] = LAB_TASKS   # held-out tasks the chapter reports
-    n_eval: int = 200                                # held-out problems per task
-    n_samples: int = 16                              # samples per problem at T = 0.6 and T = 1
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=1200, batch_size=32, lr=2e-3, pack=True, seq_len=128, desc="pretrain")
+    )
+    seed: int = 0  # model initialisation
+    tasks: tuple[tuple[str, int], ...] = LAB_TASKS  # held-out tasks the chapter reports
+    n_eval: int = 200  # held-out problems per task
+    n_samples: int = 16  # samples per problem at T = 0.6 and T = 1
     max_new_tokens: int = MAX_NEW_TOKENS
-    dry_run: bool = False                            # two training steps, tiny eval (tests)
+    dry_run: bool = False  # two training steps, tiny eval (tests)
 
     def __post_init__(self):
         models._check_preset(self.preset)
@@ -71,15 +73,25 @@ class LabConfig:
 
 
 PROFILES: dict[str, LabConfig] = {
-    "smoke": LabConfig(preset="nano", corpus=CorpusConfig(n_docs=3000),
-                       train=TrainConfig(steps=60, batch_size=16, lr=3e-3, warmup_steps=10, pack=True,
-                                         seq_len=128, desc="pretrain", log_every=20),
-                       n_eval=8, n_samples=16),
+    "smoke": LabConfig(
+        preset="nano",
+        corpus=CorpusConfig(n_docs=3000),
+        train=TrainConfig(
+            steps=60, batch_size=16, lr=3e-3, warmup_steps=10, pack=True, seq_len=128, desc="pretrain", log_every=20
+        ),
+        n_eval=8,
+        n_samples=16,
+    ),
     "cpu": LabConfig(),
-    "gpu": LabConfig(preset="mini", corpus=CorpusConfig(n_docs=200_000),
-                     train=TrainConfig(steps=4000, batch_size=64, lr=1e-3, pack=True, seq_len=256,
-                                       warmup_steps=100, desc="pretrain"),
-                     n_eval=500, n_samples=64),
+    "gpu": LabConfig(
+        preset="mini",
+        corpus=CorpusConfig(n_docs=200_000),
+        train=TrainConfig(
+            steps=4000, batch_size=64, lr=1e-3, pack=True, seq_len=256, warmup_steps=100, desc="pretrain"
+        ),
+        n_eval=500,
+        n_samples=64,
+    ),
 }
 
 
@@ -100,9 +112,15 @@ def variant(cfg: LabConfig, *, preset: str | None = None, seed: int | None = Non
 
 def dry_run(cfg: LabConfig) -> LabConfig:
     """``cfg``'s model shapes, trained two steps on a tiny corpus and scored on two problems (tests)."""
-    return replace(cfg, corpus=replace(cfg.corpus, n_docs=40),
-                   train=replace(cfg.train, steps=2, batch_size=2, warmup_steps=1, log_every=1, progress=False),
-                   n_eval=2, n_samples=2, max_new_tokens=8, dry_run=True)
+    return replace(
+        cfg,
+        corpus=replace(cfg.corpus, n_docs=40),
+        train=replace(cfg.train, steps=2, batch_size=2, warmup_steps=1, log_every=1, progress=False),
+        n_eval=2,
+        n_samples=2,
+        max_new_tokens=8,
+        dry_run=True,
+    )
 
 
 # ----------------------------------------------------------------------------- the base model
@@ -117,9 +135,16 @@ def _build_base(cfg: LabConfig):
         docs = [("", d) for d in build_corpus(cfg.corpus)]
         res = train(model, tok, docs, cfg.train)
         models.save(model.cpu(), tok, folder)
-        return {"params": models.n_params(model), "tokens": res.tokens, "flops": res.flops,
-                "wall_seconds": res.wall_seconds, "history": res.history, "device": device_name(),
-                "threads": torch.get_num_threads()}
+        return {
+            "params": models.n_params(model),
+            "tokens": res.tokens,
+            "flops": res.flops,
+            "wall_seconds": res.wall_seconds,
+            "history": res.history,
+            "device": device_name(),
+            "threads": torch.get_num_threads(),
+        }
+
     return build
 
 
@@ -148,13 +173,23 @@ def eval_set(cfg: LabConfig, task: str = "addition", difficulty: int = 3, templa
 def samplings(cfg: LabConfig) -> dict[str, Sampling]:
     """Greedy, R1's sampling (T = 0.6, top-p 0.95) and T = 1, with the lab's sample count and length."""
     n, ks = cfg.n_samples, tuple(k for k in KS if k <= cfg.n_samples)
-    return {"greedy": replace(GREEDY, max_new_tokens=cfg.max_new_tokens),
-            "r1": replace(R1_SAMPLING, n_samples=n, max_new_tokens=cfg.max_new_tokens, ks=ks),
-            "t1": replace(T1_SAMPLING, n_samples=n, max_new_tokens=cfg.max_new_tokens, ks=ks)}
+    return {
+        "greedy": replace(GREEDY, max_new_tokens=cfg.max_new_tokens),
+        "r1": replace(R1_SAMPLING, n_samples=n, max_new_tokens=cfg.max_new_tokens, ks=ks),
+        "t1": replace(T1_SAMPLING, n_samples=n, max_new_tokens=cfg.max_new_tokens, ks=ks),
+    }
 
 
-def score(cfg: LabConfig, eset: EvalSet, seeds: Sequence[int], *, model_dir=None, model=None, tokenizer=None,
-          settings: Sequence[str] = SETTINGS) -> dict[str, list[EvalResult]]:
+def score(
+    cfg: LabConfig,
+    eset: EvalSet,
+    seeds: Sequence[int],
+    *,
+    model_dir=None,
+    model=None,
+    tokenizer=None,
+    settings: Sequence[str] = SETTINGS,
+) -> dict[str, list[EvalResult]]:
     """One :class:`EvalResult` per sampling seed (one for greedy) for each setting.
 
     With ``model_dir`` (a cached artifact) the evaluations are cached and shared across chapters;
@@ -167,9 +202,21 @@ def score(cfg: LabConfig, eset: EvalSet, seeds: Sequence[int], *, model_dir=None
         if model_dir is not None:
             out[name] = [evaluate_cached(model_dir, eset, smp, s, model=model, tokenizer=tokenizer) for s in ss]
         else:
-            out[name] = [evaluate(model, tokenizer, eset.problems(), n_samples=smp.n_samples,
-                                  temperature=smp.temperature, top_p=smp.top_p, max_new_tokens=smp.max_new_tokens,
-                                  seed=s, ks=smp.ks, template=eset.template) for s in ss]
+            out[name] = [
+                evaluate(
+                    model,
+                    tokenizer,
+                    eset.problems(),
+                    n_samples=smp.n_samples,
+                    temperature=smp.temperature,
+                    top_p=smp.top_p,
+                    max_new_tokens=smp.max_new_tokens,
+                    seed=s,
+                    ks=smp.ks,
+                    template=eset.template,
+                )
+                for s in ss
+            ]
     return out
 
 
@@ -178,11 +225,16 @@ def mean_len(results: Sequence[EvalResult]) -> stats.Metric:
     return stats.over_seeds([r.tokens_generated / (len(r.correct) * r.n_samples) for r in results], unit="")
 
 
-def capability(cfg: LabConfig, seeds: Sequence[int], *, model_dir=None, model=None, tokenizer=None,
-               template: str = "compact") -> dict[str, dict[str, list[EvalResult]]]:
+def capability(
+    cfg: LabConfig, seeds: Sequence[int], *, model_dir=None, model=None, tokenizer=None, template: str = "compact"
+) -> dict[str, dict[str, list[EvalResult]]]:
     """Held-out capability per task: ``{task: {setting: [EvalResult per seed]}}`` (see :func:`score`)."""
-    return {task: score(cfg, eval_set(cfg, task, diff, template), seeds, model_dir=model_dir, model=model,
-                        tokenizer=tokenizer) for task, diff in cfg.tasks}
+    return {
+        task: score(
+            cfg, eval_set(cfg, task, diff, template), seeds, model_dir=model_dir, model=model, tokenizer=tokenizer
+        )
+        for task, diff in cfg.tasks
+    }
 
 
 def capability_metrics(cap: dict, prefix: str = "base") -> dict:
@@ -211,9 +263,13 @@ def capability_metrics(cap: dict, prefix: str = "base") -> dict:
             put(f"{prefix}_mean_len_{name}", task, mean_len(runs))
             kmax = max(runs[0].pass_at_k)
             if kmax > 1:
-                put(f"{prefix}_room_{name}", task, stats.paired_diff(per_problem_scores(runs, f"pass@{kmax}"),
-                                                                     per_problem_scores(runs, "pass@1"),
-                                                                     seeds="sampling"))
+                put(
+                    f"{prefix}_room_{name}",
+                    task,
+                    stats.paired_diff(
+                        per_problem_scores(runs, f"pass@{kmax}"), per_problem_scores(runs, "pass@1"), seeds="sampling"
+                    ),
+                )
         if "greedy" in by:
             g = summarize(by["greedy"])
             put(f"{prefix}_greedy_acc", task, g["acc"])
@@ -228,8 +284,9 @@ def capability_evals(cfg: LabConfig, model_dir, cap: dict, seeds: Sequence[int],
     out = {}
     for task, by in cap.items():
         for name, runs in by.items():
-            eid, rec = eval_record(model_dir, eval_set(cfg, task, diffs[task], template), samplings(cfg)[name],
-                                   runs, seeds)
+            eid, rec = eval_record(
+                model_dir, eval_set(cfg, task, diffs[task], template), samplings(cfg)[name], runs, seeds
+            )
             out[eid] = rec
     return out
 
@@ -249,9 +306,12 @@ def lab_metrics(meta: dict, cap: dict, peak_flops_per_s: float | None) -> dict:
     """
     achieved = meta["flops"] / meta["wall_seconds"]
     out = {
-        "base_params": meta["params"], "base_train_tokens": meta["tokens"],
-        "base_train_flops": meta["flops"], "base_train_wall_seconds": meta["wall_seconds"],
-        "base_train_flops_per_s": achieved, "base_final_train_loss": meta["history"][-1]["loss"],
+        "base_params": meta["params"],
+        "base_train_tokens": meta["tokens"],
+        "base_train_flops": meta["flops"],
+        "base_train_wall_seconds": meta["wall_seconds"],
+        "base_train_flops_per_s": achieved,
+        "base_final_train_loss": meta["history"][-1]["loss"],
         **capability_metrics(cap),
     }
     if peak_flops_per_s is None:  # no measured peak: no MFU
@@ -272,14 +332,15 @@ def eval_flops(cap: dict, n_params: int) -> float:
 
 def lab_extra(meta: dict, cap: dict) -> dict:
     """What the chapter shows besides metrics: loss history and sample completions."""
-    return {"loss_history": meta["history"],
-            "samples": {t: by["r1"][0].samples for t, by in cap.items() if "r1" in by},
-            "samples_t1": {t: by["t1"][0].samples for t, by in cap.items() if "t1" in by},
-            "greedy_samples": {t: by["greedy"][0].samples for t, by in cap.items() if "greedy" in by}}
+    return {
+        "loss_history": meta["history"],
+        "samples": {t: by["r1"][0].samples for t, by in cap.items() if "r1" in by},
+        "samples_t1": {t: by["t1"][0].samples for t, by in cap.items() if "t1" in by},
+        "greedy_samples": {t: by["greedy"][0].samples for t, by in cap.items() if "greedy" in by},
+    }
 
 
-def run(cfg: LabConfig, seeds: Sequence[int] = (0, 1, 2), *,
-        peak_flops_per_s: float | None = None) -> ChapterResult:
+def run(cfg: LabConfig, seeds: Sequence[int] = (0, 1, 2), *, peak_flops_per_s: float | None = None) -> ChapterResult:
     """The lab chapter: train (or load) the base, score it on every task and setting.
 
     ``peak_flops_per_s``: this machine's measured matmul peak (:func:`minir1.cost.machine_peak`),
@@ -288,9 +349,13 @@ def run(cfg: LabConfig, seeds: Sequence[int] = (0, 1, 2), *,
     model, tok = models.load(path, device=device())
     meta = artifacts.load_meta(path)
     cap = capability(cfg, seeds, model_dir=path, model=model, tokenizer=tok)
-    return ChapterResult(metrics=lab_metrics(meta, cap, peak_flops_per_s), config=cfg,
-                         evals=capability_evals(cfg, path, cap, seeds), extra=lab_extra(meta, cap),
-                         flops=meta["flops"] + eval_flops(cap, meta["params"]))
+    return ChapterResult(
+        metrics=lab_metrics(meta, cap, peak_flops_per_s),
+        config=cfg,
+        evals=capability_evals(cfg, path, cap, seeds),
+        extra=lab_extra(meta, cap),
+        flops=meta["flops"] + eval_flops(cap, meta["params"]),
+    )
 
 
 # ----------------------------------------------------------------------------- verdict
@@ -300,13 +365,36 @@ def verdicts(metrics: dict) -> list[dict]:
     for task, p1 in metrics["base_pass_at_1_r1"].items():
         p16 = metrics.get("base_pass_at_16_r1", {}).get(task)
         room = metrics["base_room_r1"][task]
-        parts.append(f"{task}: pass@1 {stats.fmt(p1)}" + (f", pass@16 {stats.fmt(p16)}" if p16 else "")
-                     + f", pass@16 − pass@1 {stats.fmt(room)} (paired)")
-    evidence = ("Held-out strict (R1-format) accuracy of the base at R1's sampling (T = 0.6, top-p 0.95) — "
-                + "; ".join(parts) + ".")
+        parts.append(
+            f"{task}: pass@1 {stats.fmt(p1)}"
+            + (f", pass@16 {stats.fmt(p16)}" if p16 else "")
+            + f", pass@16 − pass@1 {stats.fmt(room)} (paired)"
+        )
+    evidence = (
+        "Held-out strict (R1-format) accuracy of the base at R1's sampling (T = 0.6, top-p 0.95) — "
+        + "; ".join(parts)
+        + "."
+    )
     return [judge("lab-room-for-rl", metrics, evidence)]
 
 
-__all__ = ["LabConfig", "PROFILES", "config", "variant", "dry_run", "base_path", "base_model", "eval_set",
-           "samplings", "score", "capability", "capability_metrics", "capability_evals", "lab_metrics", "run",
-           "verdicts", "LAB_TASKS", "SETTINGS"]
+__all__ = [
+    "LabConfig",
+    "PROFILES",
+    "config",
+    "variant",
+    "dry_run",
+    "base_path",
+    "base_model",
+    "eval_set",
+    "samplings",
+    "score",
+    "capability",
+    "capability_metrics",
+    "capability_evals",
+    "lab_metrics",
+    "run",
+    "verdicts",
+    "LAB_TASKS",
+    "SETTINGS",
+]

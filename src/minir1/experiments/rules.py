@@ -22,6 +22,7 @@ test; no other verdict may be fixed.
 >>> holds("gain:lo > 0.1", {"gain": {"mean": 0.3, "lo": 0.2, "hi": 0.4}})
 True
 """
+
 from __future__ import annotations
 
 import operator
@@ -46,8 +47,10 @@ def parse(cond: str) -> tuple[str, str, str]:
     """Split a condition into (left ref, op, right ref or number)."""
     m = _COND.match(cond) if isinstance(cond, str) else None
     if not m:
-        raise RuleError(f"condition {cond!r} is not '<metric[/series][:mean|lo|hi]> <op> <number|metric>' "
-                        f"with op one of {', '.join(_OPS)}")
+        raise RuleError(
+            f"condition {cond!r} is not '<metric[/series][:mean|lo|hi]> <op> <number|metric>' "
+            f"with op one of {', '.join(_OPS)}"
+        )
     return m.group(1), m.group(2), m.group(3)
 
 
@@ -57,8 +60,10 @@ def resolve(ref: str, metrics: Mapping[str, Any]) -> float:
     node: Any = metrics
     for part in path.split("/"):
         if not isinstance(node, Mapping) or part not in node:
-            raise RuleError(f"rule names metric {path!r}, but {part!r} is not in the results "
-                            f"(have: {', '.join(sorted(map(str, node))) if isinstance(node, Mapping) else node!r})")
+            raise RuleError(
+                f"rule names metric {path!r}, but {part!r} is not in the results "
+                f"(have: {', '.join(sorted(map(str, node))) if isinstance(node, Mapping) else node!r})"
+            )
         node = node[part]
     if hasattr(node, "to_dict"):
         node = node.to_dict()

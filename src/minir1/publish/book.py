@@ -12,6 +12,7 @@ True
 >>> 'href="../how-we-measure.html"' in verdict_box(res).data
 True
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -30,21 +31,27 @@ COLOURS = {
 }
 # Chapters are book/chapters/NN_name.html; the page is book/how-we-measure.html.
 HOW_WE_MEASURE = "../how-we-measure.html"
-_BOX = ("border: 2px solid #444; border-radius: 6px; padding: 0.6em 1em; margin: 1.2em 0;")
+_BOX = "border: 2px solid #444; border-radius: 6px; padding: 0.6em 1em; margin: 1.2em 0;"
 _CELL = "padding: 0.3em 0.6em; vertical-align: top; text-align: left;"
 
 
 def _badge(verdict: str) -> str:
     bg, fg = COLOURS.get(verdict, ("#999999", "#000000"))
-    return (f'<span class="minir1-verdict" style="background: {bg}; color: {fg}; '
-            f'padding: 0.1em 0.5em; border-radius: 0.8em; white-space: nowrap;">'
-            f"{escape(verdict)}</span>")
+    return (
+        f'<span class="minir1-verdict" style="background: {bg}; color: {fg}; '
+        f'padding: 0.1em 0.5em; border-radius: 0.8em; white-space: nowrap;">'
+        f"{escape(verdict)}</span>"
+    )
 
 
 def _row(c: dict, registry: dict) -> str:
     quote = registry.get(c["id"], {}).get("claim", "(not in data/claims.yml)")
-    cells = [f"<code>{escape(c['id'])}</code>", escape(" ".join(quote.split())),
-             _badge(c["verdict"]), escape(c["evidence"])]
+    cells = [
+        f"<code>{escape(c['id'])}</code>",
+        escape(" ".join(quote.split())),
+        _badge(c["verdict"]),
+        escape(c["evidence"]),
+    ]
     return "<tr>" + "".join(f'<td style="{_CELL}">{x}</td>' for x in cells) + "</tr>"
 
 
@@ -52,23 +59,26 @@ def verdict_box(res: dict, how_we_measure: str = HOW_WE_MEASURE) -> HTML:
     """A boxed table of the chapter's verdicts: claim id, the article's words, verdict, evidence,
     and a link to the "How we measure" page (``how_we_measure``, relative to the chapter page)."""
     registry = claims_by_id()
-    head = "".join(f'<th style="{_CELL}">{h}</th>'
-                   for h in ("Claim", "The article says", "Verdict", "Evidence"))
+    head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("Claim", "The article says", "Verdict", "Evidence"))
     rows = "".join(_row(c, registry) for c in res.get("claims", []))
     note = ""
     if res.get("profile") == "smoke":
-        note = ('<p style="margin: 0.4em 0 0 0;"><em>Smoke run: tiny settings for CI; these '
-                "numbers do not support any verdict.</em></p>")
+        note = (
+            '<p style="margin: 0.4em 0 0 0;"><em>Smoke run: tiny settings for CI; these '
+            "numbers do not support any verdict.</em></p>"
+        )
     seeds = ", ".join(str(s) for s in res.get("seeds", []))
-    html = (f'<div class="minir1-verdict-box" style="{_BOX}">'
-            f'<p style="font-weight: bold; font-size: 1.15em; margin: 0 0 0.4em 0;">Verdict</p>'
-            f'<table class="minir1-verdicts" style="border-collapse: collapse; width: 100%;">'
-            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-            f'<p style="margin: 0.4em 0 0 0; font-size: 0.85em;">Profile '
-            f"<code>{escape(str(res.get('profile', '?')))}</code>, seeds {escape(seeds)}; "
-            f"verdicts computed by code from the results file, by rules written before the run. "
-            f'<a class="minir1-how-we-measure" href="{escape(how_we_measure)}">How we measure: '
-            f"seeds, intervals and what each verdict means</a>.</p>{note}</div>")
+    html = (
+        f'<div class="minir1-verdict-box" style="{_BOX}">'
+        f'<p style="font-weight: bold; font-size: 1.15em; margin: 0 0 0.4em 0;">Verdict</p>'
+        f'<table class="minir1-verdicts" style="border-collapse: collapse; width: 100%;">'
+        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        f'<p style="margin: 0.4em 0 0 0; font-size: 0.85em;">Profile '
+        f"<code>{escape(str(res.get('profile', '?')))}</code>, seeds {escape(seeds)}; "
+        f"verdicts computed by code from the results file, by rules written before the run. "
+        f'<a class="minir1-how-we-measure" href="{escape(how_we_measure)}">How we measure: '
+        f"seeds, intervals and what each verdict means</a>.</p>{note}</div>"
+    )
     return HTML(html)
 
 
@@ -100,13 +110,14 @@ def provenance_footer(res: dict) -> HTML:
         ("wall time", _duration(prov.get("wall_seconds", 0.0))),
         ("device", prov.get("device", "?")),
         ("FLOPs", f"{float(prov.get('flops', 0.0)):.3g}"),
-        ("versions", ", ".join(f"{k} {vers[k]}" for k in ("python", "torch", "transformers")
-                               if k in vers) or "?"),
+        ("versions", ", ".join(f"{k} {vers[k]}" for k in ("python", "torch", "transformers") if k in vers) or "?"),
     ]
     body = " · ".join(f"<strong>{escape(k)}</strong> {escape(str(v))}" for k, v in items)
-    return HTML(f'<div class="minir1-provenance" style="font-size: 0.8em; color: #555; '
-                f'border-top: 1px solid #ccc; margin-top: 1.5em; padding-top: 0.4em;">'
-                f"Provenance: {body}</div>")
+    return HTML(
+        f'<div class="minir1-provenance" style="font-size: 0.8em; color: #555; '
+        f'border-top: 1px solid #ccc; margin-top: 1.5em; padding-top: 0.4em;">'
+        f"Provenance: {body}</div>"
+    )
 
 
 def finding(res: dict, headline: str) -> str:

@@ -30,6 +30,7 @@ the chapter stale until it is re-executed::
 
 Smoke runs never touch the book; they go to ``.artifacts/chapters-smoke/``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,15 @@ from tqdm.auto import tqdm
 
 from ..profiles import PROFILES, PUBLISHED_PROFILES
 from ..results import PUBLISH_ENV, git_commit, staging_dir
-from ..utils import atomic_write_json, git_dirty_files, module_hashes, minir1_imports, repo_root, \
-    sha256_file, stable_hash
+from ..utils import (
+    atomic_write_json,
+    git_dirty_files,
+    minir1_imports,
+    module_hashes,
+    repo_root,
+    sha256_file,
+    stable_hash,
+)
 
 _SOURCE_RE = re.compile(r"^(\d\d)_([a-z0-9][a-z0-9_]*)\.ipynb$")
 
@@ -113,8 +121,11 @@ def _read_nb(path: Path) -> dict:
 
 def parameters_cells(nb: dict) -> list[dict]:
     """The code cells tagged ``parameters``."""
-    return [c for c in nb.get("cells", []) if c.get("cell_type") == "code"
-            and "parameters" in c.get("metadata", {}).get("tags", [])]
+    return [
+        c
+        for c in nb.get("cells", [])
+        if c.get("cell_type") == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
 
 
 def _source(cell: dict) -> str:
@@ -132,8 +143,7 @@ def notebook_parameters(nb: dict) -> dict:
         return {}
     out = {}
     for node in ast.parse(_source(cells[0])).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                and isinstance(node.targets[0], ast.Name):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             try:
                 out[node.targets[0].id] = ast.literal_eval(node.value)
             except ValueError:
@@ -152,13 +162,13 @@ def notebook_imports(nb: dict) -> set[str]:
     for i, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") != "code":
             continue
-        code = "\n".join(line for line in _source(cell).splitlines()
-                         if not line.lstrip().startswith(("%", "!")))
+        code = "\n".join(line for line in _source(cell).splitlines() if not line.lstrip().startswith(("%", "!")))
         try:
             out |= minir1_imports(code)
         except SyntaxError as e:
-            raise ValueError(f"code cell {i} is not valid Python ({e.msg}, line {e.lineno}); "
-                             "cannot find the modules it imports") from e
+            raise ValueError(
+                f"code cell {i} is not valid Python ({e.msg}, line {e.lineno}); cannot find the modules it imports"
+            ) from e
     return out
 
 
@@ -184,19 +194,36 @@ def chapter_status(name: str, root: Path | None = None) -> dict:
     if src is None:
         raise ValueError(_unknown_chapter(name, root))
     path = chapter_dir("cpu", root) / src.name
-    status = {"name": name, "source": src, "chapter": path, "exists": path.exists(), "fresh": False,
-              "source_current": False, "code_current": False, "changed_modules": [], "profile": None,
-              "run_id": None, "executed_at": None, "meta": {}}
+    status = {
+        "name": name,
+        "source": src,
+        "chapter": path,
+        "exists": path.exists(),
+        "fresh": False,
+        "source_current": False,
+        "code_current": False,
+        "changed_modules": [],
+        "profile": None,
+        "run_id": None,
+        "executed_at": None,
+        "meta": {},
+    }
     if not status["exists"]:
         return status
     meta = _read_nb(path).get("metadata", {}).get("minir1", {})
     now = chapter_code(src)
     recorded = meta.get("modules") if isinstance(meta.get("modules"), dict) else {}
-    status.update(profile=meta.get("profile"), run_id=meta.get("run_id"), executed_at=meta.get("executed_at"),
-                  meta=meta, source_current=meta.get("source_hash") == now["source_hash"],
-                  code_current=meta.get("code_hash") == now["code_hash"],
-                  changed_modules=sorted(m for m in set(recorded) | set(now["modules"])
-                                         if recorded.get(m) != now["modules"].get(m)))
+    status.update(
+        profile=meta.get("profile"),
+        run_id=meta.get("run_id"),
+        executed_at=meta.get("executed_at"),
+        meta=meta,
+        source_current=meta.get("source_hash") == now["source_hash"],
+        code_current=meta.get("code_hash") == now["code_hash"],
+        changed_modules=sorted(
+            m for m in set(recorded) | set(now["modules"]) if recorded.get(m) != now["modules"].get(m)
+        ),
+    )
     status["fresh"] = status["source_current"] and status["code_current"]
     return status
 
@@ -218,11 +245,15 @@ def check_book_writable(root: Path | None = None) -> None:
     root = Path(root) if root is not None else repo_root()
     for d in (root / "book" / "results", root / "book" / "chapters"):
         if not d.is_dir():
-            raise PublishError(f"{d} does not exist: the published book lives there; check out the "
-                               "repository (or restore the folder) before `make chapters`")
+            raise PublishError(
+                f"{d} does not exist: the published book lives there; check out the "
+                "repository (or restore the folder) before `make chapters`"
+            )
         if not os.access(d, os.W_OK | os.X_OK):
-            raise PublishError(f"{d} is not writable: `make chapters` must replace files there "
-                               f"(fix its permissions, e.g. `chmod u+w {d}`)")
+            raise PublishError(
+                f"{d} is not writable: `make chapters` must replace files there "
+                f"(fix its permissions, e.g. `chmod u+w {d}`)"
+            )
 
 
 def check_clean(root: Path | None = None, allow_dirty: bool = False) -> list[str]:
@@ -231,9 +262,11 @@ def check_clean(root: Path | None = None, allow_dirty: bool = False) -> list[str
     dirty = git_dirty_files(root)
     if dirty and not allow_dirty:
         shown = ", ".join(dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
-        raise PublishError(f"uncommitted changes to tracked files: {shown}. Commit them first, so each "
-                           "chapter records the commit it ran; for a draft, `make chapters ALLOW_DIRTY=1` "
-                           "(recorded, and rejected by `make test`).")
+        raise PublishError(
+            f"uncommitted changes to tracked files: {shown}. Commit them first, so each "
+            "chapter records the commit it ran; for a draft, `make chapters ALLOW_DIRTY=1` "
+            "(recorded, and rejected by `make test`)."
+        )
     return dirty
 
 
@@ -250,8 +283,10 @@ def run_lock(root: Path | None = None, wait: bool = False):
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "unknown"
-            raise PublishError(f"another `make chapters` is running ({holder}; lock {path}). Wait for it "
-                               "to finish, or run with WAIT=1 (`--wait`) to queue behind it.") from None
+            raise PublishError(
+                f"another `make chapters` is running ({holder}; lock {path}). Wait for it "
+                "to finish, or run with WAIT=1 (`--wait`) to queue behind it."
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
@@ -318,8 +353,14 @@ def _execute(src: Path, out: Path, profile: str, root: Path, run_id: str | None)
 
     t0 = time.perf_counter()
     with _env(**{PUBLISH_ENV: run_id, "MINIR1_ROOT": str(root)}):
-        pm.execute_notebook(str(src), str(out), parameters={"profile": profile}, kernel_name="python3",
-                            cwd=str(src.parent), progress_bar={"leave": False, "desc": src.stem})
+        pm.execute_notebook(
+            str(src),
+            str(out),
+            parameters={"profile": profile},
+            kernel_name="python3",
+            cwd=str(src.parent),
+            progress_bar={"leave": False, "desc": src.stem},
+        )
     return time.perf_counter() - t0
 
 
@@ -334,8 +375,10 @@ def _stamp(out: Path, meta: dict) -> None:
 
 def _results_of(path: Path, name: str, run_id: str) -> dict:
     if not path.exists():
-        raise PublishError(f"chapter {name!r} wrote no results file ({path.name}); every chapter "
-                           "must call minir1.results.write_results")
+        raise PublishError(
+            f"chapter {name!r} wrote no results file ({path.name}); every chapter "
+            "must call minir1.results.write_results"
+        )
     res = json.loads(path.read_text())
     got = res.get("provenance", {}).get("run_id")
     if got != run_id:
@@ -343,8 +386,9 @@ def _results_of(path: Path, name: str, run_id: str) -> dict:
     return res
 
 
-def run_chapter(name: str, profile: str, root: Path | None = None, *, run_id: str | None = None,
-                allow_dirty: bool = False) -> Path:
+def run_chapter(
+    name: str, profile: str, root: Path | None = None, *, run_id: str | None = None, allow_dirty: bool = False
+) -> Path:
     """Execute ``notebooks/NN_name.ipynb`` with ``profile`` into its chapter; return its path.
 
     A published profile (``cpu``, ``gpu``) publishes: chapter and results are staged under
@@ -382,13 +426,26 @@ def run_chapter(name: str, profile: str, root: Path | None = None, *, run_id: st
         res = _results_of(staging / f"{name}.json", name, run_id)
         prov = res["provenance"]
         if profile == "gpu" and prov.get("device_type") != "cuda":
-            raise PublishError(f"profile 'gpu' ran on {prov.get('device')!r}: a gpu result is published "
-                               "only from a GPU (run it by hand with device='cpu' to try the shapes)")
-        _stamp(staged_nb, {**meta, "run_id": run_id, "seeds": [int(s) for s in res.get("seeds", [])],
-                           "wall_seconds": round(wall, 3), "artifacts_built": prov.get("artifacts_built", 0),
-                           "executed_at": _now()})
-        files = {p.name: f"book/results/{p.name}" for p in staging.glob("*.json")
-                 if not (results / p.name).exists() or p.read_bytes() != (results / p.name).read_bytes()}
+            raise PublishError(
+                f"profile 'gpu' ran on {prov.get('device')!r}: a gpu result is published "
+                "only from a GPU (run it by hand with device='cpu' to try the shapes)"
+            )
+        _stamp(
+            staged_nb,
+            {
+                **meta,
+                "run_id": run_id,
+                "seeds": [int(s) for s in res.get("seeds", [])],
+                "wall_seconds": round(wall, 3),
+                "artifacts_built": prov.get("artifacts_built", 0),
+                "executed_at": _now(),
+            },
+        )
+        files = {
+            p.name: f"book/results/{p.name}"
+            for p in staging.glob("*.json")
+            if not (results / p.name).exists() or p.read_bytes() != (results / p.name).read_bytes()
+        }
         files[src.name] = f"book/chapters/{src.name}"
         atomic_write_json(staging / "publish.json", {"run_id": run_id, "chapter": name, "files": files})
     except BaseException:
@@ -419,9 +476,15 @@ def junit_timing(xml_path: str | os.PathLike) -> dict[str, float]:
 def _print_status() -> None:
     for name in source_notebooks():
         s = chapter_status(name)
-        state = ("missing" if not s["exists"] else "fresh" if s["fresh"]
-                 else "stale (source changed)" if not s["source_current"]
-                 else f"stale (code changed: {', '.join(s['changed_modules']) or 'recorded before code hashes'})")
+        state = (
+            "missing"
+            if not s["exists"]
+            else "fresh"
+            if s["fresh"]
+            else "stale (source changed)"
+            if not s["source_current"]
+            else f"stale (code changed: {', '.join(s['changed_modules']) or 'recorded before code hashes'})"
+        )
         print(f"{s['source'].name:28s} {state:40s} profile={s['profile']} at {s['executed_at']}")
 
 
@@ -431,11 +494,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chapter", default=None, help="run one chapter, e.g. 'lab' (default: all)")
     p.add_argument("--status", action="store_true", help="print each chapter's freshness and exit")
     p.add_argument("--timing", metavar="JUNIT_XML", help="print seconds per notebook of an nbval run")
-    p.add_argument("--allow-dirty", action="store_true", default=os.environ.get("ALLOW_DIRTY") == "1",
-                   help="run with uncommitted changes (a draft: recorded, rejected by make test); "
-                        "also ALLOW_DIRTY=1")
-    p.add_argument("--wait", action="store_true", help="wait for another running `make chapters` "
-                   "instead of stopping")
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        default=os.environ.get("ALLOW_DIRTY") == "1",
+        help="run with uncommitted changes (a draft: recorded, rejected by make test); also ALLOW_DIRTY=1",
+    )
+    p.add_argument("--wait", action="store_true", help="wait for another running `make chapters` instead of stopping")
     return p.parse_args(argv)
 
 
@@ -452,8 +517,9 @@ def _summary(times: dict[str, tuple[float, int]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.profile not in PROFILES:
-        print(f"error: --profile must be one of {', '.join(map(repr, PROFILES))}; "
-              f"got {args.profile!r}", file=sys.stderr)
+        print(
+            f"error: --profile must be one of {', '.join(map(repr, PROFILES))}; got {args.profile!r}", file=sys.stderr
+        )
         return 2
     if args.chapter is not None and args.chapter not in source_notebooks():
         print(f"error: --{_unknown_chapter(args.chapter)}", file=sys.stderr)
@@ -473,8 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         if publish:
             check_book_writable(root)
             if check_clean(root, args.allow_dirty):
-                print("warning: ALLOW_DIRTY: results record a -dirty commit; make test rejects them",
-                      file=sys.stderr)
+                print("warning: ALLOW_DIRTY: results record a -dirty commit; make test rejects them", file=sys.stderr)
         with run_lock(root, wait=args.wait):
             for note in recover(root) if publish else []:
                 print(note, flush=True)

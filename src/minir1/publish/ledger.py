@@ -26,6 +26,7 @@ Chapters that count no FLOPs (0 in the file, e.g. one that only does arithmetic)
 listed with 0; a file with no ``provenance.flops`` or ``provenance.wall_seconds`` at all
 stops the ledger with a ``ValueError`` naming the file.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,10 +39,10 @@ from typing import Mapping, Sequence
 
 @dataclass(frozen=True)
 class LedgerConfig:
-    cores: int = 2                    # CPU cores of the machine the book runs on
-    usd_per_gpu_hour: float = 2.0     # V3 Table 1: "rental price of the H800 is $2 per GPU hour"
-    gpu_peak_flops: float = 989e12    # H800 = H100 SXM dense BF16 peak (NVIDIA datasheet)
-    assumed_mfu: float = 0.35         # V3's implied BF16 MFU by 6ND (cost chapter: ~35%)
+    cores: int = 2  # CPU cores of the machine the book runs on
+    usd_per_gpu_hour: float = 2.0  # V3 Table 1: "rental price of the H800 is $2 per GPU hour"
+    gpu_peak_flops: float = 989e12  # H800 = H100 SXM dense BF16 peak (NVIDIA datasheet)
+    assumed_mfu: float = 0.35  # V3's implied BF16 MFU by 6ND (cost chapter: ~35%)
 
     def __post_init__(self):
         for name in ("cores", "usd_per_gpu_hour", "gpu_peak_flops", "assumed_mfu"):
@@ -55,20 +56,23 @@ class LedgerConfig:
 @dataclass(frozen=True)
 class LedgerRow:
     """One results file's own cost, or one trained model's (``kind="artifact"``)."""
+
     chapter: str
     profile: str
     flops: float
     wall_seconds: float
     file: str
-    threads: int = 0        # torch threads of the run; 0 = not recorded (billed at all cores)
-    kind: str = "chapter"   # "chapter" or "artifact"
+    threads: int = 0  # torch threads of the run; 0 = not recorded (billed at all cores)
+    kind: str = "chapter"  # "chapter" or "artifact"
 
 
 def _number(prov: Mapping, key: str, path: Path) -> float:
     v = prov.get(key)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-        raise ValueError(f"{path}: provenance.{key} must be a finite number >= 0 (the ledger "
-                         f"needs every results file's FLOPs and wall time); got {v!r}")
+        raise ValueError(
+            f"{path}: provenance.{key} must be a finite number >= 0 (the ledger "
+            f"needs every results file's FLOPs and wall time); got {v!r}"
+        )
     return float(v)
 
 
@@ -86,8 +90,10 @@ def _read(path: Path) -> tuple[dict, dict]:
 def _artifacts(prov: Mapping, path: Path) -> list[dict]:
     arts = prov.get("artifacts", [])
     if not isinstance(arts, list) or not all(isinstance(a, dict) and a.get("key") for a in arts):
-        raise ValueError(f"{path}: provenance.artifacts must be a list of {{key, kind, flops, wall_seconds, "
-                         f"threads}} records; got {arts!r}")
+        raise ValueError(
+            f"{path}: provenance.artifacts must be a list of {{key, kind, flops, wall_seconds, "
+            f"threads}} records; got {arts!r}"
+        )
     return arts
 
 
@@ -101,9 +107,14 @@ def row_from_file(path: str | os.PathLike) -> LedgerRow:
     flops, wall = _number(prov, "flops", path), _number(prov, "wall_seconds", path)
     trained_wall = sum(_number(a, "wall_seconds", path) for a in arts if a.get("built"))
     trained_flops = sum(_number(a, "flops", path) for a in arts)
-    return LedgerRow(chapter=str(obj.get("chapter", path.stem)), profile=str(obj.get("profile", "?")),
-                     flops=max(flops - trained_flops, 0.0), wall_seconds=max(wall - trained_wall, 0.0),
-                     file=path.name, threads=int(prov.get("threads", 0) or 0))
+    return LedgerRow(
+        chapter=str(obj.get("chapter", path.stem)),
+        profile=str(obj.get("profile", "?")),
+        flops=max(flops - trained_flops, 0.0),
+        wall_seconds=max(wall - trained_wall, 0.0),
+        file=path.name,
+        threads=int(prov.get("threads", 0) or 0),
+    )
 
 
 def artifact_rows(results_dir: str | os.PathLike, exclude: Sequence[str] = ()) -> list[LedgerRow]:
@@ -117,15 +128,21 @@ def artifact_rows(results_dir: str | os.PathLike, exclude: Sequence[str] = ()) -
         obj, prov = _read(p)
         for a in _artifacts(prov, p):
             if a["key"] not in seen:
-                seen[a["key"]] = LedgerRow(chapter=f"{a.get('kind', 'model')} {a['key'][:8]}",
-                                           profile=str(obj.get("profile", "?")),
-                                           flops=_number(a, "flops", p), wall_seconds=_number(a, "wall_seconds", p),
-                                           file=p.name, threads=int(a.get("threads", 0) or 0), kind="artifact")
+                seen[a["key"]] = LedgerRow(
+                    chapter=f"{a.get('kind', 'model')} {a['key'][:8]}",
+                    profile=str(obj.get("profile", "?")),
+                    flops=_number(a, "flops", p),
+                    wall_seconds=_number(a, "wall_seconds", p),
+                    file=p.name,
+                    threads=int(a.get("threads", 0) or 0),
+                    kind="artifact",
+                )
     return list(seen.values())
 
 
-def read_ledger(results_dir: str | os.PathLike, exclude: Sequence[str] = (), *,
-                missing_ok: bool = False) -> list[LedgerRow]:
+def read_ledger(
+    results_dir: str | os.PathLike, exclude: Sequence[str] = (), *, missing_ok: bool = False
+) -> list[LedgerRow]:
     """One row per ``*.json`` in ``results_dir`` (sorted by name), skipping files whose stem
     is in ``exclude`` (e.g. the chapter that is adding its own, fresher row).  A missing
     folder is an error unless ``missing_ok`` (then no chapter has run yet: no rows)."""
@@ -148,14 +165,29 @@ def bill(rows: Sequence[LedgerRow], cfg: LedgerConfig = LedgerConfig()) -> list[
     for r in rows:
         gpu_h = r.flops / (cfg.gpu_peak_flops * cfg.assumed_mfu) / 3600.0
         cores = min(r.threads, cfg.cores) if r.threads > 0 else cfg.cores
-        out.append({"item": r.chapter, "file": r.file, "profile": r.profile, "flops": r.flops,
-                    "wall_seconds": r.wall_seconds, "cpu_hours": r.wall_seconds * cores / 3600.0,
-                    "gpu_hours": gpu_h, "usd": gpu_h * cfg.usd_per_gpu_hour})
+        out.append(
+            {
+                "item": r.chapter,
+                "file": r.file,
+                "profile": r.profile,
+                "flops": r.flops,
+                "wall_seconds": r.wall_seconds,
+                "cpu_hours": r.wall_seconds * cores / 3600.0,
+                "gpu_hours": gpu_h,
+                "usd": gpu_h * cfg.usd_per_gpu_hour,
+            }
+        )
     total = {k: sum(o[k] for o in out) for k in ("flops", "wall_seconds", "cpu_hours", "gpu_hours", "usd")}
     n_files = sum(r.kind == "chapter" for r in rows)
     n_models = len(rows) - n_files
-    out.append({"item": "whole book", "file": f"{n_files} files" + (f", {n_models} models" if n_models else ""),
-                "profile": "", **total})
+    out.append(
+        {
+            "item": "whole book",
+            "file": f"{n_files} files" + (f", {n_models} models" if n_models else ""),
+            "profile": "",
+            **total,
+        }
+    )
     return out
 
 
@@ -174,22 +206,45 @@ def published_bills(pub: Mapping | None = None) -> list[dict]:
     v3_h, rl_h = pub["v3_total_gpu_hours"].value, pub["r1_rl_gpu_hours"].value
     v3_flops = 6.0 * pub["v3_active_params"].value * pub["v3_tokens"].value
     nan = None  # not published
-    return [{"item": "DeepSeek-V3 final run (published)", "file": "V3 Table 1", "profile": "",
-             "flops": v3_flops, "wall_seconds": nan, "cpu_hours": nan, "gpu_hours": v3_h, "usd": v3_h * rate},
-            {"item": "DeepSeek-R1 = V3 + RL (RL secondary)", "file": "R1 v2", "profile": "",
-             "flops": nan, "wall_seconds": nan, "cpu_hours": nan, "gpu_hours": v3_h + rl_h,
-             "usd": (v3_h + rl_h) * rate}]
+    return [
+        {
+            "item": "DeepSeek-V3 final run (published)",
+            "file": "V3 Table 1",
+            "profile": "",
+            "flops": v3_flops,
+            "wall_seconds": nan,
+            "cpu_hours": nan,
+            "gpu_hours": v3_h,
+            "usd": v3_h * rate,
+        },
+        {
+            "item": "DeepSeek-R1 = V3 + RL (RL secondary)",
+            "file": "R1 v2",
+            "profile": "",
+            "flops": nan,
+            "wall_seconds": nan,
+            "cpu_hours": nan,
+            "gpu_hours": v3_h + rl_h,
+            "usd": (v3_h + rl_h) * rate,
+        },
+    ]
 
 
-def ledger_metrics(rows: Sequence[LedgerRow], pub: Mapping | None = None,
-                   cfg: LedgerConfig = LedgerConfig()) -> dict:
+def ledger_metrics(rows: Sequence[LedgerRow], pub: Mapping | None = None, cfg: LedgerConfig = LedgerConfig()) -> dict:
     """The ledger's numbers for a results file: the book's totals and the published bills."""
     total, (v3, r1) = bill(rows, cfg)[-1], published_bills(pub)
-    return {"book_total_cpu_hours": total["cpu_hours"], "book_total_wall_seconds": total["wall_seconds"],
-            "book_total_flops": total["flops"], "book_gpu_hours": total["gpu_hours"], "book_gpu_usd": total["usd"],
-            "book_n_results_files": float(sum(r.kind == "chapter" for r in rows)), "v3_total_cost_usd": v3["usd"],
-            "r1_total_cost_usd": r1["usd"], "ledger_assumed_mfu": cfg.assumed_mfu,
-            "ledger_usd_per_gpu_hour": cfg.usd_per_gpu_hour}
+    return {
+        "book_total_cpu_hours": total["cpu_hours"],
+        "book_total_wall_seconds": total["wall_seconds"],
+        "book_total_flops": total["flops"],
+        "book_gpu_hours": total["gpu_hours"],
+        "book_gpu_usd": total["usd"],
+        "book_n_results_files": float(sum(r.kind == "chapter" for r in rows)),
+        "v3_total_cost_usd": v3["usd"],
+        "r1_total_cost_usd": r1["usd"],
+        "ledger_assumed_mfu": cfg.assumed_mfu,
+        "ledger_usd_per_gpu_hour": cfg.usd_per_gpu_hour,
+    }
 
 
 # ----------------------------------------------------------------------------- at build time
@@ -200,28 +255,34 @@ def ledger_rows(results_dir: str | os.PathLike, exclude: Sequence[str] = ()) -> 
 
 def ledger_markdown(results_dir: str | os.PathLike, cfg: LedgerConfig = LedgerConfig()) -> str:
     """The book's compute bill as a Markdown table, from the results files as they are now."""
+
     def num(v, fmt):
         return "" if v is None else format(v, fmt)
 
-    lines = ["| item | file | wall (s) | CPU-hours | FLOPs | GPU-hours at the assumed MFU | USD |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| item | file | wall (s) | CPU-hours | FLOPs | GPU-hours at the assumed MFU | USD |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in bill(ledger_rows(results_dir), cfg) + published_bills():
-        lines.append(f"| {r['item']} | {r['file']} | {num(r['wall_seconds'], '.0f')} | "
-                     f"{num(r['cpu_hours'], '.3f')} | {num(r['flops'], '.3g')} | {num(r['gpu_hours'], '.3g')} | "
-                     f"{num(r['usd'], ',.2f')} |")
+        lines.append(
+            f"| {r['item']} | {r['file']} | {num(r['wall_seconds'], '.0f')} | "
+            f"{num(r['cpu_hours'], '.3f')} | {num(r['flops'], '.3g')} | {num(r['gpu_hours'], '.3g')} | "
+            f"{num(r['usd'], ',.2f')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_ledger_markdown(path: str | os.PathLike | None = None,
-                          results_dir: str | os.PathLike | None = None) -> Path:
+def write_ledger_markdown(path: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None) -> Path:
     """Write :func:`ledger_markdown` of ``book/results`` to ``book/_generated/ledger.md``."""
     from ..utils import atomic_write_text, repo_root
 
     root = repo_root()
     path = Path(path) if path is not None else root / "book" / "_generated" / "ledger.md"
     rdir = Path(results_dir) if results_dir is not None else root / "book" / "results"
-    note = ("<!-- generated by `python -m minir1.publish.ledger` from book/results/*.json at build "
-            "time; do not edit. -->\n\n")
+    note = (
+        "<!-- generated by `python -m minir1.publish.ledger` from book/results/*.json at build "
+        "time; do not edit. -->\n\n"
+    )
     return atomic_write_text(path, note + ledger_markdown(rdir))
 
 

@@ -15,6 +15,7 @@ Tags (Jupyter Book 1 / myst-nb):
 - ``hide-input``: code a curious reader may open (a click-to-show toggle).
 - no tag: code that *is* the point (the GRPO loss, the cost arithmetic).
 """
+
 from __future__ import annotations
 
 REPO_URL = "https://github.com/minir1-book/minir1"  # placeholder; must match _config.yml
@@ -49,16 +50,23 @@ def _source(cell: dict) -> str:
 def colab_cell(with_id: bool = True) -> dict:
     """A fresh nbformat-4 code cell holding :data:`COLAB_CELL`, tagged ``remove-cell``
     (with a cell ``id`` only for nbformat >= 4.5, where ids are allowed)."""
-    cell = {"cell_type": "code", "execution_count": None,
-            "metadata": {"tags": list(COLAB_TAGS)}, "outputs": [],
-            "source": COLAB_CELL.splitlines(keepends=True)}
+    cell = {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {"tags": list(COLAB_TAGS)},
+        "outputs": [],
+        "source": COLAB_CELL.splitlines(keepends=True),
+    }
     return {"id": "minir1-colab", **cell} if with_id else cell
 
 
 def is_colab_cell(cell: dict) -> bool:
     """True when ``cell`` is exactly :data:`COLAB_CELL`, tagged ``remove-cell``."""
-    return (cell.get("cell_type") == "code" and _source(cell).strip() == COLAB_CELL.strip()
-            and "remove-cell" in cell.get("metadata", {}).get("tags", []))
+    return (
+        cell.get("cell_type") == "code"
+        and _source(cell).strip() == COLAB_CELL.strip()
+        and "remove-cell" in cell.get("metadata", {}).get("tags", [])
+    )
 
 
 def ensure_colab_cell(nb: dict) -> bool:

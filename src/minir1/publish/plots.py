@@ -4,6 +4,7 @@ Every function takes an ``ax`` and data read from a results file (never notebook
 globals) and returns the ``ax``.  :func:`setup_book` sets one style for all chapters.
 The training and RL code never imports this module.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -18,11 +19,24 @@ PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 
 # One style for every figure in the book (a matplotlib style dict: `plt.style.use(BOOK_STYLE)`).
 BOOK_STYLE = {
-    "figure.figsize": (6.4, 3.8), "figure.dpi": 110, "savefig.dpi": 110, "figure.autolayout": True,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-    "axes.titlesize": 10, "axes.titleweight": "bold", "axes.labelsize": 10, "font.size": 10,
-    "legend.fontsize": 8, "legend.frameon": False, "lines.linewidth": 1.8, "lines.markersize": 5,
-    "axes.prop_cycle": plt.cycler(color=PALETTE), "image.cmap": "cividis",
+    "figure.figsize": (6.4, 3.8),
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "figure.autolayout": True,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "font.size": 10,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "lines.linewidth": 1.8,
+    "lines.markersize": 5,
+    "axes.prop_cycle": plt.cycler(color=PALETTE),
+    "image.cmap": "cividis",
 }
 
 
@@ -62,7 +76,7 @@ def band(ax, x, per_seed, label=None, color=None):
     """Plot the mean over seeds of ``per_seed`` (shape: seeds × len(x)) with a min–max band."""
     arr = np.asarray(per_seed, dtype=float)
     mean = arr.mean(axis=0)
-    line, = ax.plot(x, mean, label=label, color=color)
+    (line,) = ax.plot(x, mean, label=label, color=color)
     if arr.shape[0] > 1:
         ax.fill_between(x, arr.min(axis=0), arr.max(axis=0), alpha=0.2, color=line.get_color())
     return ax
@@ -105,40 +119,58 @@ def cost_bars(ax, metrics):
     vals = [_num(metrics[r[1]]) for r in _COST_ROWS]
     y = np.arange(len(labels))[::-1]
     for yi, v, (_, _, published) in zip(y, vals, _COST_ROWS):
-        ax.barh(yi, v, color="#dddddd" if published else PALETTE[0], edgecolor="#444444",
-                hatch="//" if published else None)
+        ax.barh(
+            yi, v, color="#dddddd" if published else PALETTE[0], edgecolor="#444444", hatch="//" if published else None
+        )
         ax.text(v * 1.15, yi, f"${v / 1e6:.3g}M", va="center", fontsize=8)
     hw = _num(metrics["deepseek_hardware_usd"])
     ax.axvline(hw, color="k", ls="--", lw=1)
-    ax.text(hw * 0.92, y[-1] - 0.45, f"DeepSeek hardware > ${hw / 1e6:.0f}M\n(SemiAnalysis; capex)",
-            ha="right", va="top", fontsize=7)
+    ax.text(
+        hw * 0.92,
+        y[-1] - 0.45,
+        f"DeepSeek hardware > ${hw / 1e6:.0f}M\n(SemiAnalysis; capex)",
+        ha="right",
+        va="top",
+        fontsize=7,
+    )
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xscale("log")
     ax.set_xlim(1e5, 3e9)
     ax.set_ylim(y[-1] - 1.2, y[0] + 0.6)
     ax.set_xlabel("US dollars (log scale)")
-    handles = [plt.Rectangle((0, 0), 1, 1, facecolor="#dddddd", edgecolor="#444444", hatch="//"),
-               plt.Rectangle((0, 0), 1, 1, facecolor=PALETTE[0], edgecolor="#444444")]
-    ax.legend(handles, ["published figure", "computed here from published GPU-hours"],
-              loc="upper right", fontsize=7)
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, facecolor="#dddddd", edgecolor="#444444", hatch="//"),
+        plt.Rectangle((0, 0), 1, 1, facecolor=PALETTE[0], edgecolor="#444444"),
+    ]
+    ax.legend(handles, ["published figure", "computed here from published GPU-hours"], loc="upper right", fontsize=7)
     return ax
 
 
 def mfu_bars(ax, metrics):
     """Implied MFU of V3 and Llama 3.1 405B, with the range large published runs report (the
     verdict rule's range) and the Llama 3 paper's own range."""
-    rows = [("V3 vs BF16 peak", "v3_implied_mfu_bf16"), ("V3 vs FP8 peak", "v3_implied_mfu_fp8"),
-            ("Llama 3.1 405B\nvs BF16 peak", "llama405b_implied_mfu_bf16")]
+    rows = [
+        ("V3 vs BF16 peak", "v3_implied_mfu_bf16"),
+        ("V3 vs FP8 peak", "v3_implied_mfu_fp8"),
+        ("Llama 3.1 405B\nvs BF16 peak", "llama405b_implied_mfu_bf16"),
+    ]
     lo, hi = _num(metrics["llama405b_mfu_reported_low"]), _num(metrics["llama405b_mfu_reported_high"])
     if "mfu_published_min" in metrics:
         pmin, pmax = _num(metrics["mfu_published_min"]), _num(metrics["mfu_published_max"])
         for v in (pmin, pmax):
             ax.axhline(v, color=PALETTE[7], ls="--", lw=1)
-        ax.plot([], [], color=PALETTE[7], ls="--", lw=1,
-                label=f"published large runs: {pmin:.0%}–{pmax:.0%} (the rule's range)")
-    ax.axhspan(lo, hi, color=PALETTE[2], alpha=0.2,
-               label=f"Llama 3 paper: {lo:.0%}–{hi:.0%} in pre-training (reported)")
+        ax.plot(
+            [],
+            [],
+            color=PALETTE[7],
+            ls="--",
+            lw=1,
+            label=f"published large runs: {pmin:.0%}–{pmax:.0%} (the rule's range)",
+        )
+    ax.axhspan(
+        lo, hi, color=PALETTE[2], alpha=0.2, label=f"Llama 3 paper: {lo:.0%}–{hi:.0%} in pre-training (reported)"
+    )
     vals = [_num(metrics[k]) for _, k in rows]
     ax.bar(range(len(rows)), vals, color=[PALETTE[0], PALETTE[4], PALETTE[1]])
     for i, v in enumerate(vals):
@@ -182,16 +214,21 @@ def capability_table(metrics: dict):
 
     rows = {}
     for task in metrics["base_pass_at_1_r1"]:
-        g = {"pass@1 strict": metrics["base_greedy_acc"][task],
-             "pass@1 lenient": metrics["base_greedy_acc_lenient"][task],
-             "R1 format rate": metrics["base_greedy_format_rate"][task]}
+        g = {
+            "pass@1 strict": metrics["base_greedy_acc"][task],
+            "pass@1 lenient": metrics["base_greedy_acc_lenient"][task],
+            "R1 format rate": metrics["base_greedy_format_rate"][task],
+        }
         rows[(task, "greedy")] = {c: fmt(v) for c, v in g.items()}
         for key, label in _SETTINGS[1:]:
-            cols = {"pass@1 strict": f"base_pass_at_1_{key}", "pass@16 strict": f"base_pass_at_16_{key}",
-                    "pass@16 − pass@1 (paired)": f"base_room_{key}",
-                    "pass@1 lenient": f"base_pass_at_1_lenient_{key}",
-                    "pass@16 lenient": f"base_pass_at_16_lenient_{key}",
-                    "R1 format rate": f"base_format_rate_{key}"}
+            cols = {
+                "pass@1 strict": f"base_pass_at_1_{key}",
+                "pass@16 strict": f"base_pass_at_16_{key}",
+                "pass@16 − pass@1 (paired)": f"base_room_{key}",
+                "pass@1 lenient": f"base_pass_at_1_lenient_{key}",
+                "pass@16 lenient": f"base_pass_at_16_lenient_{key}",
+                "R1 format rate": f"base_format_rate_{key}",
+            }
             rows[(task, label)] = {c: fmt(metrics[k][task]) for c, k in cols.items() if k in metrics}
     table = pd.DataFrame(rows).T.fillna("—")
     table.index.names = ["task", "sampling"]
@@ -200,9 +237,12 @@ def capability_table(metrics: dict):
 
 def pass_at_k_bars(ax, metrics: dict, setting: str = "r1"):
     """Grouped bars: pass@1 / pass@16, strict / lenient, per task, with 95% interval error bars."""
-    keys = [(f"base_pass_at_1_{setting}", "pass@1 strict"), (f"base_pass_at_16_{setting}", "pass@16 strict"),
-            (f"base_pass_at_1_lenient_{setting}", "pass@1 lenient"),
-            (f"base_pass_at_16_lenient_{setting}", "pass@16 lenient")]
+    keys = [
+        (f"base_pass_at_1_{setting}", "pass@1 strict"),
+        (f"base_pass_at_16_{setting}", "pass@16 strict"),
+        (f"base_pass_at_1_lenient_{setting}", "pass@1 lenient"),
+        (f"base_pass_at_16_lenient_{setting}", "pass@16 lenient"),
+    ]
     keys = [(k, label) for k, label in keys if k in metrics]
     tasks = list(metrics[f"base_pass_at_1_{setting}"])
     width = 0.8 / len(keys)
@@ -231,8 +271,14 @@ def bench_table(path=None):
         metrics = json.loads(open(p).read())["metrics"]
     except FileNotFoundError:
         return pd.DataFrame({"note": ["no benchmark yet: run `make bench`"]})
-    rows = {k: (_fmt(v) if "mfu" in k else (f"{v['mean']:.4g} [{v['ci95'][0]:.4g}, {v['ci95'][1]:.4g}]"
-                                              if isinstance(v, dict) else f"{v:.4g}")) for k, v in metrics.items()}
+    rows = {
+        k: (
+            _fmt(v)
+            if "mfu" in k
+            else (f"{v['mean']:.4g} [{v['ci95'][0]:.4g}, {v['ci95'][1]:.4g}]" if isinstance(v, dict) else f"{v:.4g}")
+        )
+        for k, v in metrics.items()
+    }
     return pd.DataFrame({"value (mean [95% CI] over repeats)": rows})
 
 
@@ -298,25 +344,35 @@ def rl_table(metrics: dict):
         return fmt(metrics[key]) if key in metrics else "—"
 
     out = {}
-    for name, pre in (("base", "base"), ("GRPO (β = 0)", "rl"), ("SFT on answers only (equal FLOPs)", "sft_answers"),
-                      ("SFT on worked solutions (equal FLOPs)", "sft_worked")):
+    for name, pre in (
+        ("base", "base"),
+        ("GRPO (β = 0)", "rl"),
+        ("SFT on answers only (equal FLOPs)", "sft_answers"),
+        ("SFT on worked solutions (equal FLOPs)", "sft_worked"),
+    ):
         row = {f"strict pass@1, {label}": get(f"{pre}_pass_at_1_{key}") for key, label in _SETTINGS}
         row["lenient pass@1, R1"] = get(f"{pre}_pass_at_1_lenient_r1")
-        row["RL − this, strict, R1 (paired)"] = ("—" if pre == "rl" else
-                                                  get("rl_vs_base_pass_at_1_r1" if pre == "base"
-                                                      else f"rl_vs_{pre}_pass_at_1_r1"))
+        row["RL − this, strict, R1 (paired)"] = (
+            "—" if pre == "rl" else get("rl_vs_base_pass_at_1_r1" if pre == "base" else f"rl_vs_{pre}_pass_at_1_r1")
+        )
         row["mean length, R1"] = get(f"{pre}_mean_len_r1")
         out[name] = row
     return pd.DataFrame(out).T
 
 
 # ---- distillation chapter (04_distillation) ---------------------------------------------
-_DISTILL_CONDS = (("student_base", "student base", "o"), ("answers_only", "SFT on answers only (c)", "v"),
-                  ("rl", "GRPO at equal FLOPs (b)", "s"), ("logit_kd", "logit KD (d)", "D"),
-                  ("distill", "SFT on teacher traces (a)", "*"))
-_DISTILL_REFS = (("teacher_pass_at_1", "teacher (base + GRPO)", "-"),
-                 ("big_rl_pass_at_1", "teacher's base + GRPO at a student's distillation FLOPs", "--"),
-                 ("big_base_pass_at_1", "teacher's base", ":"))
+_DISTILL_CONDS = (
+    ("student_base", "student base", "o"),
+    ("answers_only", "SFT on answers only (c)", "v"),
+    ("rl", "GRPO at equal FLOPs (b)", "s"),
+    ("logit_kd", "logit KD (d)", "D"),
+    ("distill", "SFT on teacher traces (a)", "*"),
+)
+_DISTILL_REFS = (
+    ("teacher_pass_at_1", "teacher (base + GRPO)", "-"),
+    ("big_rl_pass_at_1", "teacher's base + GRPO at a student's distillation FLOPs", "--"),
+    ("big_base_pass_at_1", "teacher's base", ":"),
+)
 
 
 def _metric(d):
@@ -355,15 +411,26 @@ def distill_frontier(ax, metrics: dict):
     """Accuracy against inference cost: strict pass@1 vs FLOPs per answer, every model."""
     for pre, color in (("teacher", "k"), ("big_base", PALETTE[7])):
         m, c = _metric(metrics[f"{pre}_pass_at_1"]), _metric(metrics[f"{pre}_flops_per_answer"]).mean
-        ax.errorbar(c, m.mean, yerr=_yerr([m]), fmt="P", ms=8, color=color, capsize=2,
-                    label="teacher" if pre == "teacher" else "teacher's base")
+        ax.errorbar(
+            c,
+            m.mean,
+            yerr=_yerr([m]),
+            fmt="P",
+            ms=8,
+            color=color,
+            capsize=2,
+            label="teacher" if pre == "teacher" else "teacher's base",
+        )
     for i, p in enumerate(metrics["student_params"]):
         for key, label, marker in _DISTILL_CONDS:
             m, c = _metric(metrics[f"{key}_pass_at_1"][p]), _metric(metrics[f"{key}_flops_per_answer"][p]).mean
             ax.errorbar(c, m.mean, yerr=_yerr([m]), fmt=marker, color=PALETTE[i], capsize=2, label=f"{p}: {label}")
     ax.set_xscale("log")
-    ax.set(xlabel="inference FLOPs per answer (2·N per generated token)", ylabel="held-out pass@1 (strict)",
-           ylim=(-0.02, 1.02))
+    ax.set(
+        xlabel="inference FLOPs per answer (2·N per generated token)",
+        ylabel="held-out pass@1 (strict)",
+        ylim=(-0.02, 1.02),
+    )
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return ax
 
@@ -378,8 +445,9 @@ def distill_curve(ax, metrics: dict, student: str):
     for xi, m in zip(x, ms):
         ax.scatter([xi] * len(m.per_seed), m.per_seed, color="k", s=6, zorder=3)
     ax.axhline(_metric(metrics["teacher_pass_at_1"]).mean, color="k", lw=1, label="teacher")
-    ax.axhline(_metric(metrics["student_base_pass_at_1"][student]).mean, color=PALETTE[7], ls=":",
-               label=f"{student} base")
+    ax.axhline(
+        _metric(metrics["student_base_pass_at_1"][student]).mean, color=PALETTE[7], ls=":", label=f"{student} base"
+    )
     ax.set_xscale("log")
     ax.set(xlabel="teacher traces in the fine-tuning set", ylabel="held-out pass@1 (strict)", ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
@@ -405,12 +473,19 @@ def distill_table(metrics: dict):
     from minir1.stats import fmt
 
     def row(get, params):
-        return {"params (M)": f"{params / 1e6:.2f}", "pass@1 strict": fmt(get("pass_at_1")),
-                "pass@1 lenient": fmt(get("pass_at_1_lenient")), "pass@k": fmt(get("pass_at_k")),
-                "tokens / answer": f"{_metric(get('tokens_per_answer')).mean:.1f}",
-                "MFLOPs / answer": f"{_metric(get('flops_per_answer')).mean / 1e6:.3g}"}
-    out = {"teacher": row(lambda k: metrics[f"teacher_{k}"], metrics["teacher_params"]),
-           "teacher's base": row(lambda k: metrics[f"big_base_{k}"], metrics["big_base_params"])}
+        return {
+            "params (M)": f"{params / 1e6:.2f}",
+            "pass@1 strict": fmt(get("pass_at_1")),
+            "pass@1 lenient": fmt(get("pass_at_1_lenient")),
+            "pass@k": fmt(get("pass_at_k")),
+            "tokens / answer": f"{_metric(get('tokens_per_answer')).mean:.1f}",
+            "MFLOPs / answer": f"{_metric(get('flops_per_answer')).mean / 1e6:.3g}",
+        }
+
+    out = {
+        "teacher": row(lambda k: metrics[f"teacher_{k}"], metrics["teacher_params"]),
+        "teacher's base": row(lambda k: metrics[f"big_base_{k}"], metrics["big_base_params"]),
+    }
     for p, n in metrics["student_params"].items():
         for key, label, _ in _DISTILL_CONDS:
             out[f"{p}: {label}"] = row(lambda k: metrics[f"{key}_{k}"][p], n)
@@ -428,13 +503,17 @@ def distill_compute_table(metrics: dict):
             out[f"{p}: {label}"] = {"student training FLOPs": f"{_metric(metrics[f'{key}_train_flops'][p]).mean:.3g}"}
         out[f"{p}: SFT on traces (a)"] |= {
             "share of teacher's compute, base reused": f"{metrics['distill_compute_reused'][p]:.1%}",
-            "share, base trained here": f"{metrics['distill_compute_trained'][p]:.1%}"}
+            "share, base trained here": f"{metrics['distill_compute_trained'][p]:.1%}",
+        }
     return pd.DataFrame(out).T.fillna("")
 
 
 # ---- censorship chapter (05_censorship) -------------------------------------------------
-_DETECTORS = (("refusal", "keyword detector"), ("first_token", "first-token log-odds > 0"),
-               ("thought_suppression", "P(empty think) > 0.5"))
+_DETECTORS = (
+    ("refusal", "keyword detector"),
+    ("first_token", "first-token log-odds > 0"),
+    ("thought_suppression", "P(empty think) > 0.5"),
+)
 
 
 def _err(ms):
@@ -452,8 +531,15 @@ def refusal_detector_bars(ax, metrics, prefix="teacher"):
     for j, (cat, color) in enumerate((("sensitive", PALETTE[1]), ("control", PALETTE[0]))):
         ms = [metrics[f"{prefix}_{d}_{cat}"] for d, _ in _DETECTORS]
         x = np.arange(len(ms)) + (j - 0.5) * width
-        ax.bar(x, [_mean(m) for m in ms], width, yerr=_err(ms), capsize=3, color=color,
-               label=f"{cat} prompts" if cat == "sensitive" else "matched controls")
+        ax.bar(
+            x,
+            [_mean(m) for m in ms],
+            width,
+            yerr=_err(ms),
+            capsize=3,
+            color=color,
+            label=f"{cat} prompts" if cat == "sensitive" else "matched controls",
+        )
     ax.set_xticks(np.arange(len(_DETECTORS)))
     ax.set_xticklabels([label for _, label in _DETECTORS], fontsize=8)
     ax.set_ylim(0, 1.25)
@@ -476,8 +562,14 @@ def dose_response(ax, metrics):
     """Students' refusal on held-out sensitive prompts against the share of sensitive prompts in
     their distillation data, with over-refusal on controls and the teacher's own rate."""
     _series(ax, metrics["student_refusal_by_dose"], "student, sensitive (keyword)", PALETTE[1])
-    _series(ax, metrics["student_thought_suppression_by_dose"], "student, sensitive (empty think)", PALETTE[4],
-            marker="s", ls="--")
+    _series(
+        ax,
+        metrics["student_thought_suppression_by_dose"],
+        "student, sensitive (empty think)",
+        PALETTE[4],
+        marker="s",
+        ls="--",
+    )
     _series(ax, metrics["student_refusal_control_by_dose"], "student, matched controls", PALETTE[0], marker="^")
     t = metrics["teacher_refusal_sensitive"]
     ax.axhline(_mean(t), color="k", ls=":", lw=1, label="censored teacher, sensitive")
@@ -491,10 +583,12 @@ def dose_response(ax, metrics):
 def finetune_curve(ax, metrics):
     """Refusal and control accuracy of the censor along a downstream fine-tune."""
     _series(ax, metrics["finetune_refusal_by_steps"], "refusal, sensitive (keyword)", PALETTE[1])
-    _series(ax, metrics["finetune_thought_suppression_by_steps"], "empty think, sensitive", PALETTE[4],
-            marker="s", ls="--")
-    _series(ax, metrics["finetune_nonanswer_by_steps"], "no well-formed fact, sensitive", PALETTE[7], marker="D",
-            ls="-.")
+    _series(
+        ax, metrics["finetune_thought_suppression_by_steps"], "empty think, sensitive", PALETTE[4], marker="s", ls="--"
+    )
+    _series(
+        ax, metrics["finetune_nonanswer_by_steps"], "no well-formed fact, sensitive", PALETTE[7], marker="D", ls="-."
+    )
     _series(ax, metrics["finetune_correct_control_by_steps"], "correct facts, controls", PALETTE[2], marker="^")
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel("downstream fine-tuning steps")
@@ -506,11 +600,19 @@ def finetune_curve(ax, metrics):
 def removal_bars(ax, metrics):
     """Before and after each removal: refusal, correct facts and fabrications on held-out
     sensitive prompts, and refusal on controls."""
-    rows = (("assistant", "before censoring"), ("teacher", "censored"), ("ablated", "direction ablated"),
-            ("sft_removed", "small SFT"))
-    cols = (("refusal_sensitive", "refused\n(keyword)"), ("nonanswer_sensitive", "no well-\nformed fact"),
-            ("correct_sensitive", "correct\nfact"), ("fabricated_sensitive", "wrong\nfact"),
-            ("refusal_control", "controls\nrefused"))
+    rows = (
+        ("assistant", "before censoring"),
+        ("teacher", "censored"),
+        ("ablated", "direction ablated"),
+        ("sft_removed", "small SFT"),
+    )
+    cols = (
+        ("refusal_sensitive", "refused\n(keyword)"),
+        ("nonanswer_sensitive", "no well-\nformed fact"),
+        ("correct_sensitive", "correct\nfact"),
+        ("fabricated_sensitive", "wrong\nfact"),
+        ("refusal_control", "controls\nrefused"),
+    )
     width = 0.8 / len(rows)
     for j, (prefix, label) in enumerate(rows):
         ms = [metrics.get(f"{prefix}_{c}") for c, _ in cols]
@@ -529,8 +631,14 @@ def finetune_task_curve(ax, metrics):
     """Held-out addition accuracy along the downstream fine-tune, from the censor and (same recipe) from
     the uncensored assistant, with the target line and the checkpoint where the target was reached."""
     _series(ax, metrics["finetune_addition_acc_by_steps"], "from the censor", PALETTE[1])
-    _series(ax, metrics["finetune_reference_addition_acc_by_steps"], "from the uncensored assistant", PALETTE[0],
-            marker="s", ls="--")
+    _series(
+        ax,
+        metrics["finetune_reference_addition_acc_by_steps"],
+        "from the uncensored assistant",
+        PALETTE[0],
+        marker="s",
+        ls="--",
+    )
     ax.axhline(_mean(metrics["finetune_target_acc"]), color="k", ls=":", lw=1, label="target")
     keys = list(metrics["finetune_addition_acc_by_steps"])
     at = str(int(round(Metric.from_dict(metrics["finetune_target_step"]).hi)))
@@ -554,8 +662,14 @@ def published_refusals_table(path=None):
 
 
 # ---- engineering chapter (06_engineering) -----------------------------------------------
-_ENG_COLOURS = {"moe": PALETTE[1], "dense_active": PALETTE[0], "dense_total": PALETTE[4],
-                "mha": PALETTE[2], "gqa": PALETTE[3], "mla": PALETTE[0]}
+_ENG_COLOURS = {
+    "moe": PALETTE[1],
+    "dense_active": PALETTE[0],
+    "dense_total": PALETTE[4],
+    "mha": PALETTE[2],
+    "gqa": PALETTE[3],
+    "mla": PALETTE[0],
+}
 _ENG_ATTENTION = {"mla": "MLA", "mha": "MHA", "gqa": "GQA", "moe": "MoE (MLA)"}
 
 
@@ -580,8 +694,11 @@ def eng_loss_curves(ax, res, axis="flops"):
     ax.set_xlabel("training FLOPs, 6·N_active·D (log)" if axis == "flops" else "training seconds (log)")
     ax.set_ylabel("training loss (nats/token)")
     key = "moe_compute_multiplier" if axis == "flops" else "moe_wall_multiplier"
-    ax.set_title(f"MoE vs dense-same-active: {'compute' if axis == 'flops' else 'wall-time'} multiplier "
-                 f"{_ci_text(res['metrics'][key])}", fontsize=9)
+    ax.set_title(
+        f"MoE vs dense-same-active: {'compute' if axis == 'flops' else 'wall-time'} multiplier "
+        f"{_ci_text(res['metrics'][key])}",
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     return ax
 
@@ -590,7 +707,7 @@ def eng_expert_load(ax, res):
     """Share of tokens per routed expert in each MoE layer on held-out text, experts sorted
     from busiest to idlest (mean over seeds), against an even split."""
     loads = np.asarray([res["extra"]["expert_load"][s] for s in res["extra"]["expert_load"]])  # (S, L, E)
-    ranked = -np.sort(-loads, axis=-1)                                                       # (S, L, E)
+    ranked = -np.sort(-loads, axis=-1)  # (S, L, E)
     n_exp = loads.shape[-1]
     for layer in range(loads.shape[1]):
         band(ax, np.arange(1, n_exp + 1), ranked[:, layer], label=f"MoE layer {layer + 1}")
@@ -604,16 +721,19 @@ def eng_expert_load(ax, res):
 def eng_kv_bars(ax, metrics):
     """KV-cache bytes per token in bf16: measured on the cache tensors (bars) and the formula
     (dots), plus what transformers expands MLA's latent into at each decoding step."""
-    rows = [("MHA", "mha_kv_bytes_per_token", "mha_kv_bytes_formula"),
-            ("GQA", "gqa_kv_bytes_per_token", "gqa_kv_bytes_formula"),
-            ("MLA latent\n(cached)", "mla_kv_bytes_per_token", "mla_kv_bytes_formula"),
-            ("MLA expanded\n(per step, HF)", "mla_kv_expanded_bytes_per_token", None)]
+    rows = [
+        ("MHA", "mha_kv_bytes_per_token", "mha_kv_bytes_formula"),
+        ("GQA", "gqa_kv_bytes_per_token", "gqa_kv_bytes_formula"),
+        ("MLA latent\n(cached)", "mla_kv_bytes_per_token", "mla_kv_bytes_formula"),
+        ("MLA expanded\n(per step, HF)", "mla_kv_expanded_bytes_per_token", None),
+    ]
     vals = [_num(metrics[m]) for _, m, _ in rows]
     ax.bar(range(len(rows)), vals, color=[PALETTE[2], PALETTE[3], PALETTE[0], "#bbbbbb"], edgecolor="#444444")
     for i, (_, _, f) in enumerate(rows):
         if f is not None:
-            ax.scatter([i], [_num(metrics[f])], color="k", zorder=3, s=18,
-                       label="formula (minir1.cost)" if i == 0 else None)
+            ax.scatter(
+                [i], [_num(metrics[f])], color="k", zorder=3, s=18, label="formula (minir1.cost)" if i == 0 else None
+            )
         ax.text(i, vals[i] * 1.02, f"{vals[i]:.0f} B", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r[0] for r in rows], fontsize=8)
@@ -629,17 +749,35 @@ def eng_decode(ax_time, ax_mem, metrics):
         ctx = [int(c) for c in per_ctx]
         ms = [Metric.from_dict(per_ctx[c]) for c in per_ctx]
         err = [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
-        ax_time.errorbar(ctx, [m.mean for m in ms], yerr=err, marker="o", capsize=3,
-                         label=_ENG_ATTENTION.get(att, att), color=_ENG_COLOURS.get(att))
+        ax_time.errorbar(
+            ctx,
+            [m.mean for m in ms],
+            yerr=err,
+            marker="o",
+            capsize=3,
+            label=_ENG_ATTENTION.get(att, att),
+            color=_ENG_COLOURS.get(att),
+        )
     for att, per_ctx in metrics["decode_cache_bytes"].items():
         if att == "moe":
             continue
         ctx = [int(c) for c in per_ctx]
-        ax_mem.plot(ctx, [per_ctx[c] / 1e6 for c in per_ctx], marker="o", label=f"{_ENG_ATTENTION[att]} cache",
-                    color=_ENG_COLOURS[att])
+        ax_mem.plot(
+            ctx,
+            [per_ctx[c] / 1e6 for c in per_ctx],
+            marker="o",
+            label=f"{_ENG_ATTENTION[att]} cache",
+            color=_ENG_COLOURS[att],
+        )
     mla = metrics["decode_expanded_bytes"].get("mla", {})
-    ax_mem.plot([int(c) for c in mla], [mla[c] / 1e6 for c in mla], marker="s", ls="--", color="#888888",
-                label="MLA expanded per step (HF)")
+    ax_mem.plot(
+        [int(c) for c in mla],
+        [mla[c] / 1e6 for c in mla],
+        marker="s",
+        ls="--",
+        color="#888888",
+        label="MLA expanded per step (HF)",
+    )
     ax_time.set_xlabel("context (tokens)")
     ax_time.set_ylabel("ms per decoding step")
     ax_mem.set_xlabel("context (tokens)")
@@ -655,12 +793,16 @@ def eng_model_table(res):
 
     m, rows = res["metrics"], {}
     for name, d in res["extra"]["models"].items():
-        rows[d["label"]] = {"attention": d["attention"], "MLP": d["mlp"],
-                            "params total": f"{d['params_total']:,}", "params active": f"{d['params_active']:,}",
-                            "steps": res["extra"]["steps"][name],
-                            "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f"),
-                            "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f"),
-                            "training tokens/s": f"{Metric.from_dict(m['train_tokens_per_s'][name]).mean:,.0f}"}
+        rows[d["label"]] = {
+            "attention": d["attention"],
+            "MLP": d["mlp"],
+            "params total": f"{d['params_total']:,}",
+            "params active": f"{d['params_active']:,}",
+            "steps": res["extra"]["steps"][name],
+            "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f"),
+            "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f"),
+            "training tokens/s": f"{Metric.from_dict(m['train_tokens_per_s'][name]).mean:,.0f}",
+        }
     return pd.DataFrame(rows).T
 
 
@@ -675,7 +817,8 @@ _ENG_SUMMARY = (
     ("expert load, coefficient of variation", "moe_expert_load_cv"),
     ("expert load, busiest / mean", "moe_expert_load_max_over_mean"),
     ("held-out loss, MLA − MHA", "mla_minus_mha_heldout_loss"),
-    ("held-out loss, GQA − MHA", "gqa_minus_mha_heldout_loss"))
+    ("held-out loss, GQA − MHA", "gqa_minus_mha_heldout_loss"),
+)
 
 
 def eng_summary_table(metrics):
@@ -683,8 +826,9 @@ def eng_summary_table(metrics):
     import pandas as pd
 
     rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY if k in metrics}
-    rows["seeds where dense never reached the MoE's loss (lower bounds)"] = \
+    rows["seeds where dense never reached the MoE's loss (lower bounds)"] = (
         f"{int(_num(metrics['moe_compute_multiplier_lower_bounds']))}"
+    )
     rows["tokens per active parameter (MoE)"] = f"{_num(metrics['moe_tokens_per_active_param']):.1f}"
     return pd.Series(rows, name="mean [95% interval over seeds]").to_frame()
 
@@ -697,15 +841,31 @@ def eng_kv_table(metrics):
     rows = {}
     for att in ("mha", "gqa", "mla"):
         v = _num(metrics[f"{att}_kv_bytes_per_token"])
-        rows[f"ours, {att.upper()}"] = {"measured on the cache": f"{v:,.0f}",
-                                       "formula": f"{_num(metrics[f'{att}_kv_bytes_formula']):,.0f}",
-                                       "vs MHA": f"{v / mha:.2f}×"}
-    rows["ours, MLA expanded per step (HF)"] = {"measured on the cache": f"{_num(metrics['mla_kv_expanded_bytes_per_token']):,.0f}",
-                                                 "formula": "", "vs MHA": f"{_num(metrics['mla_kv_expanded_bytes_per_token']) / mha:.2f}×"}
-    rows["DeepSeek-V3, MLA latent"] = {"measured on the cache": "", "formula": f"{_num(metrics['v3_kv_bytes_per_token']):,.0f}", "vs MHA": ""}
+        rows[f"ours, {att.upper()}"] = {
+            "measured on the cache": f"{v:,.0f}",
+            "formula": f"{_num(metrics[f'{att}_kv_bytes_formula']):,.0f}",
+            "vs MHA": f"{v / mha:.2f}×",
+        }
+    rows["ours, MLA expanded per step (HF)"] = {
+        "measured on the cache": f"{_num(metrics['mla_kv_expanded_bytes_per_token']):,.0f}",
+        "formula": "",
+        "vs MHA": f"{_num(metrics['mla_kv_expanded_bytes_per_token']) / mha:.2f}×",
+    }
+    rows["DeepSeek-V3, MLA latent"] = {
+        "measured on the cache": "",
+        "formula": f"{_num(metrics['v3_kv_bytes_per_token']):,.0f}",
+        "vs MHA": "",
+    }
     rows["DeepSeek-V3, expanded per layer (HF)"] = {
-        "measured on the cache": "", "formula": f"{_num(metrics['v3_kv_expanded_bytes_per_token_per_layer']):,.0f}", "vs MHA": ""}
-    rows["Llama 3.1 405B, GQA"] = {"measured on the cache": "", "formula": f"{_num(metrics['llama405b_kv_bytes_per_token']):,.0f}", "vs MHA": ""}
+        "measured on the cache": "",
+        "formula": f"{_num(metrics['v3_kv_expanded_bytes_per_token_per_layer']):,.0f}",
+        "vs MHA": "",
+    }
+    rows["Llama 3.1 405B, GQA"] = {
+        "measured on the cache": "",
+        "formula": f"{_num(metrics['llama405b_kv_bytes_per_token']):,.0f}",
+        "vs MHA": "",
+    }
     return pd.DataFrame(rows).T
 
 
@@ -718,9 +878,15 @@ def eng_ledger_table(res):
 
     rows = {}
     for r in res["extra"]["ledger"]:
-        rows[r["item"]] = {"file": r["file"], "profile": r["profile"], "FLOPs": fmt(r["flops"], ".3g"),
-                           "wall time (s)": fmt(r["wall_seconds"], ",.0f"), "CPU-hours": fmt(r["cpu_hours"], ".3f"),
-                           "GPU-hours": fmt(r["gpu_hours"], ".3g"), "US$": fmt(r["usd"], ".3g")}
+        rows[r["item"]] = {
+            "file": r["file"],
+            "profile": r["profile"],
+            "FLOPs": fmt(r["flops"], ".3g"),
+            "wall time (s)": fmt(r["wall_seconds"], ",.0f"),
+            "CPU-hours": fmt(r["cpu_hours"], ".3f"),
+            "GPU-hours": fmt(r["gpu_hours"], ".3g"),
+            "US$": fmt(r["usd"], ".3g"),
+        }
     return pd.DataFrame(rows).T
 
 
@@ -755,12 +921,23 @@ def thesis_simulation(ax, metrics: dict):
         for pairing, ls in (("independent", "-"), ("nested", "--")):
             series = sweep[pairing][gap]
             ns = sorted(series, key=int)
-            ax.plot([int(n) for n in ns], [100 * _m(series[n]).mean for n in ns], ls, marker="o", color=f"C{i}",
-                    label=f"gap {gap}" if pairing == "independent" else None)
+            ax.plot(
+                [int(n) for n in ns],
+                [100 * _m(series[n]).mean for n in ns],
+                ls,
+                marker="o",
+                color=f"C{i}",
+                label=f"gap {gap}" if pairing == "independent" else None,
+            )
     ours = metrics["sim_ours"]["independent"]
     ns = sorted(ours, key=int)
-    ax.plot([int(n) for n in ns], [100 * _m(ours[n]).mean for n in ns], "k*", markersize=12,
-            label=f"our two models ({100 * metrics['sim_ours_gap']:.1f} pp)")
+    ax.plot(
+        [int(n) for n in ns],
+        [100 * _m(ours[n]).mean for n in ns],
+        "k*",
+        markersize=12,
+        label=f"our two models ({100 * metrics['sim_ours_gap']:.1f} pp)",
+    )
     ax.set_xscale("log")
     ax.set_xticks([int(n) for n in ns], [str(n) for n in ns])
     ax.minorticks_off()
@@ -779,9 +956,15 @@ def thesis_match_table(metrics: dict):
     rows = {}
     for b, s in metrics["score"].items():
         d, dn = _m(metrics["r1_minus_rival"][b]), _m(metrics["r1_minus_rival_nested"][b])
-        rows[b] = {"problems": _m(s["r1"]).n, "R1": str(_m(s["r1"])), "o1-1217": str(_m(s["o1-1217"])),
-                   "R1 − o1 (independent)": str(d), "call": compare(d), "R1 − o1 (nested)": str(dn),
-                   "call (nested)": compare(dn)}
+        rows[b] = {
+            "problems": _m(s["r1"]).n,
+            "R1": str(_m(s["r1"])),
+            "o1-1217": str(_m(s["o1-1217"])),
+            "R1 − o1 (independent)": str(d),
+            "call": compare(d),
+            "R1 − o1 (nested)": str(dn),
+            "call (nested)": compare(dn),
+        }
     return pd.DataFrame(rows).T
 
 
@@ -791,13 +974,15 @@ def thesis_chips_table(metrics: dict):
 
     rows = {}
     for chip in ("h800", "h100"):
-        rows[chip.upper()] = {"NVLink time (µs)": f"{metrics['ep_t_nvlink_us'][chip]:.2f}",
-                              "InfiniBand time (µs)": f"{metrics['ep_t_ib_us']:.2f}",
-                              "layer compute (µs)": f"{metrics['ep_t_layer_us']:.2f}",
-                              "experts compute (µs)": f"{metrics['ep_t_experts_us']:.2f}",
-                              "comm / layer compute": f"{metrics['ep_comm_over_layer'][chip]:.2f}",
-                              "comm / expert compute": f"{metrics['ep_comm_over_experts'][chip]:.2f}",
-                              "step time without overlap": f"×{metrics['ep_slowdown_without_overlap'][chip]:.2f}"}
+        rows[chip.upper()] = {
+            "NVLink time (µs)": f"{metrics['ep_t_nvlink_us'][chip]:.2f}",
+            "InfiniBand time (µs)": f"{metrics['ep_t_ib_us']:.2f}",
+            "layer compute (µs)": f"{metrics['ep_t_layer_us']:.2f}",
+            "experts compute (µs)": f"{metrics['ep_t_experts_us']:.2f}",
+            "comm / layer compute": f"{metrics['ep_comm_over_layer'][chip]:.2f}",
+            "comm / expert compute": f"{metrics['ep_comm_over_experts'][chip]:.2f}",
+            "step time without overlap": f"×{metrics['ep_slowdown_without_overlap'][chip]:.2f}",
+        }
     return pd.DataFrame(rows).T
 
 
@@ -807,10 +992,14 @@ def thesis_cost_table(metrics: dict):
 
     rows = {}
     for m, acc in metrics["mini_pass_at_1"].items():
-        rows[m] = {"tokens per answer": f"{metrics['mini_tokens_per_answer'][m]:.1f}",
-                   "pass@1": f"{100 * acc:.1f}%", "FLOPs per answer": f"{metrics['mini_flops_per_answer'][m]:.3g}",
-                   "FLOPs per solved problem": (f"{metrics['mini_flops_per_solved'][m]:.3g}"
-                                                if m in metrics["mini_flops_per_solved"] else "—")}
+        rows[m] = {
+            "tokens per answer": f"{metrics['mini_tokens_per_answer'][m]:.1f}",
+            "pass@1": f"{100 * acc:.1f}%",
+            "FLOPs per answer": f"{metrics['mini_flops_per_answer'][m]:.3g}",
+            "FLOPs per solved problem": (
+                f"{metrics['mini_flops_per_solved'][m]:.3g}" if m in metrics["mini_flops_per_solved"] else "—"
+            ),
+        }
     return pd.DataFrame(rows).T
 
 

@@ -27,6 +27,7 @@ command exit 1.  Metrics are numbers, ``{mean, lo, hi, per_seed, n, method, unit
 (``minir1.stats.Metric``), the older ``{mean, ci95, per_seed}`` form, or series of these.
 The table goes to the terminal and to ``<out>/table.md`` and ``<out>/table.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,10 @@ STATUSES = ("identical", "inside", "timing", "new", "outside", "missing")
 FAILING = frozenset({"outside", "missing"})
 
 # Wall-clock quantities: seconds, rates per second, milliseconds, MFU, wall-time ratios.
-TIMING_RE = re.compile(r"(wall|seconds|_per_s(_|$)|ms_per|time_per|_mfu|mfu_|cpu_hours"
-                       r"|tokens_per_s|flops_per_s)")
+TIMING_RE = re.compile(
+    r"(wall|seconds|_per_s(_|$)|ms_per|time_per|_mfu|mfu_|cpu_hours"
+    r"|tokens_per_s|flops_per_s)"
+)
 TIMING_UNITS = frozenset({"s", "ms", "seconds", "tokens/s", "FLOP/s", "flop/s", "s/token"})
 
 
@@ -98,8 +101,13 @@ def as_value(m: Any, where: str = "metric") -> Value:
         lo, hi = m["ci95"]
     else:
         lo = hi = None
-    return Value(float(m["mean"]), None if lo is None else float(lo), None if hi is None else float(hi),
-                 tuple(float(v) for v in m.get("per_seed", ())), str(m.get("unit", "") or ""))
+    return Value(
+        float(m["mean"]),
+        None if lo is None else float(lo),
+        None if hi is None else float(hi),
+        tuple(float(v) for v in m.get("per_seed", ())),
+        str(m.get("unit", "") or ""),
+    )
 
 
 def flatten(metrics: Mapping, prefix: str = "") -> dict[str, Value]:
@@ -142,8 +150,13 @@ def metric_status(key: str, committed: Value | None, reproduced: Value | None) -
     if reproduced is None:
         return "missing"
     c, r = committed, reproduced
-    if (_same(c.mean, r.mean) and _same(c.lo, r.lo) and _same(c.hi, r.hi)
-            and len(c.per_seed) == len(r.per_seed) and all(map(_same, c.per_seed, r.per_seed))):
+    if (
+        _same(c.mean, r.mean)
+        and _same(c.lo, r.lo)
+        and _same(c.hi, r.hi)
+        and len(c.per_seed) == len(r.per_seed)
+        and all(map(_same, c.per_seed, r.per_seed))
+    ):
         return "identical"
     if is_timing(key, c):
         return "timing"
@@ -156,8 +169,16 @@ def compare_metrics(committed: Mapping, reproduced: Mapping, chapter: str = "") 
     """One :class:`Row` per metric (series flattened), in the committed file's order."""
     c, r = flatten(committed), flatten(reproduced)
     keys = list(c) + [k for k in r if k not in c]
-    return [Row(chapter, k, c[k].text() if k in c else "—", r[k].text() if k in r else "—",
-                metric_status(k, c.get(k), r.get(k))) for k in keys]
+    return [
+        Row(
+            chapter,
+            k,
+            c[k].text() if k in c else "—",
+            r[k].text() if k in r else "—",
+            metric_status(k, c.get(k), r.get(k)),
+        )
+        for k in keys
+    ]
 
 
 def compare_verdicts(committed: list, reproduced: list, chapter: str = "") -> list[Row]:
@@ -166,8 +187,9 @@ def compare_verdicts(committed: list, reproduced: list, chapter: str = "") -> li
     r = {x["id"]: x["verdict"] for x in reproduced}
     rows = []
     for cid in list(c) + [k for k in r if k not in c]:
-        status = ("new" if cid not in c else "missing" if cid not in r
-                  else "identical" if c[cid] == r[cid] else "outside")
+        status = (
+            "new" if cid not in c else "missing" if cid not in r else "identical" if c[cid] == r[cid] else "outside"
+        )
         rows.append(Row(chapter, f"verdict: {cid}", c.get(cid, "—"), r.get(cid, "—"), status))
     return rows
 
@@ -175,8 +197,9 @@ def compare_verdicts(committed: list, reproduced: list, chapter: str = "") -> li
 def compare_results(committed: Mapping, reproduced: Mapping) -> list[Row]:
     """Verdict rows first, then every metric, for one chapter's results dicts."""
     chapter = str(committed.get("chapter", reproduced.get("chapter", "")))
-    return (compare_verdicts(committed.get("claims", []), reproduced.get("claims", []), chapter)
-            + compare_metrics(committed.get("metrics", {}), reproduced.get("metrics", {}), chapter))
+    return compare_verdicts(committed.get("claims", []), reproduced.get("claims", []), chapter) + compare_metrics(
+        committed.get("metrics", {}), reproduced.get("metrics", {}), chapter
+    )
 
 
 def failed(rows: list[Row]) -> bool:
@@ -192,8 +215,9 @@ def markdown_table(rows: list[Row], walls: Mapping[str, tuple[float | None, floa
     """The comparison as a Markdown table, then wall times ``{chapter: (committed, now)}``."""
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
     lines = ["| chapter | metric | committed | reproduced | status |", "|---|---|---|---|---|"]
-    lines += [f"| {r.chapter} | {esc(r.metric)} | {esc(r.committed)} | {esc(r.reproduced)} | {r.status} |"
-              for r in rows]
+    lines += [
+        f"| {r.chapter} | {esc(r.metric)} | {esc(r.committed)} | {esc(r.reproduced)} | {r.status} |" for r in rows
+    ]
     lines += ["", "Counts: " + ", ".join(f"{k} {v}" for k, v in counts(rows).items())]
     if walls:
         lines += ["", "| chapter | wall time committed (s) | wall time now (s) |", "|---|---|---|"]
@@ -227,8 +251,14 @@ def _check_out(out: Path, root: Path) -> None:
         raise ValueError(f"--out must not be inside book/ (the committed book); got {out}")
 
 
-def execute(names: list[str], parameters: Mapping[str, Any], out: Path, cache: Path, committed_dir: Path,
-            root: Path | None = None) -> dict[str, float]:
+def execute(
+    names: list[str],
+    parameters: Mapping[str, Any],
+    out: Path,
+    cache: Path,
+    committed_dir: Path,
+    root: Path | None = None,
+) -> dict[str, float]:
     """Execute chapters ``names`` with papermill ``parameters`` (e.g. ``{"profile": "cpu"}``,
     resolved by each notebook) into ``out/chapters``; return wall seconds per chapter.
 
@@ -249,16 +279,28 @@ def execute(names: list[str], parameters: Mapping[str, Any], out: Path, cache: P
     expected = {n: _committed_wall(committed_dir / f"{n}.json") or 60.0 for n in names}
     walls: dict[str, float] = {}
     srcs = source_notebooks(root)
-    with _env(MINIR1_RESULTS_DIR=str(results.resolve()), MINIR1_ARTIFACTS=str(cache.resolve())), \
-            tqdm(total=round(sum(expected.values())), unit="s", desc="book (ETA from committed wall times)",
-                 file=sys.stdout, dynamic_ncols=True) as bar:
+    with (
+        _env(MINIR1_RESULTS_DIR=str(results.resolve()), MINIR1_ARTIFACTS=str(cache.resolve())),
+        tqdm(
+            total=round(sum(expected.values())),
+            unit="s",
+            desc="book (ETA from committed wall times)",
+            file=sys.stdout,
+            dynamic_ncols=True,
+        ) as bar,
+    ):
         for i, name in enumerate(names, 1):
             bar.set_postfix_str(f"chapter {i}/{len(names)}: {name}")
             t0 = time.perf_counter()
             try:
-                pm.execute_notebook(str(srcs[name]), str(chapters / srcs[name].name),
-                                    parameters=dict(parameters), kernel_name="python3",
-                                    cwd=str(srcs[name].parent), progress_bar={"desc": name, "leave": False})
+                pm.execute_notebook(
+                    str(srcs[name]),
+                    str(chapters / srcs[name].name),
+                    parameters=dict(parameters),
+                    kernel_name="python3",
+                    cwd=str(srcs[name].parent),
+                    progress_bar={"desc": name, "leave": False},
+                )
             except Exception as e:  # papermill's error names the failing cell
                 raise RuntimeError(f"chapter {name!r} failed to execute: {e}") from e
             walls[name] = time.perf_counter() - t0
@@ -294,8 +336,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", default="", help="artifact cache to use (default: a fresh empty one under --out)")
     p.add_argument("--out", default="", help="scratch folder (default .artifacts/reproduce/<timestamp>)")
     p.add_argument("--committed", default="", help="committed results folder (default book/results)")
-    p.add_argument("--compare-only", action="store_true",
-                   help="do not execute; compare <out>/results with the committed files")
+    p.add_argument(
+        "--compare-only", action="store_true", help="do not execute; compare <out>/results with the committed files"
+    )
     return p.parse_args(argv)
 
 
@@ -319,8 +362,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         prof = json.loads(path.read_text()).get("profile")
         if prof != a.profile:
-            print(f"error: {path} was recorded with profile {prof!r}; reproduce it with --profile {prof} "
-                  f"(got {a.profile!r})", file=sys.stderr)
+            print(
+                f"error: {path} was recorded with profile {prof!r}; reproduce it with --profile {prof} "
+                f"(got {a.profile!r})",
+                file=sys.stderr,
+            )
             return 2
     try:
         _check_out(out, root)
@@ -328,8 +374,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     cache = Path(a.cache) if a.cache else out / "cache"
-    print(f"==> reproducing {', '.join(names)} (profile {a.profile}) into {out}\n"
-          f"    artifact cache: {cache}{'' if a.cache else ' (fresh: a cold run)'}", flush=True)
+    print(
+        f"==> reproducing {', '.join(names)} (profile {a.profile}) into {out}\n"
+        f"    artifact cache: {cache}{'' if a.cache else ' (fresh: a cold run)'}",
+        flush=True,
+    )
     walls: dict[str, float] = {}
     if not a.compare_only:
         try:
@@ -342,9 +391,17 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(rows, wall_table)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table.md", table)
-    atomic_write_json(out / "table.json", {"profile": a.profile, "chapters": names, "counts": counts(rows),
-                                           "failed": failed(rows), "wall_seconds": walls,
-                                           "rows": [asdict(r) for r in rows]})
+    atomic_write_json(
+        out / "table.json",
+        {
+            "profile": a.profile,
+            "chapters": names,
+            "counts": counts(rows),
+            "failed": failed(rows),
+            "wall_seconds": walls,
+            "rows": [asdict(r) for r in rows],
+        },
+    )
     print(table)
     print(f"table: {out / 'table.md'}")
     if failed(rows):

@@ -20,6 +20,7 @@ Every worked solution (scratchpad) ends with ``=`` and the final answer, e.g.
 >>> task.verify(p.key, p.answer), verify("addition", p.key, " " + p.answer + " ")
 (True, True)
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,10 +38,10 @@ ENUMERATE_LIMIT = 100_000  # problem spaces up to this size are enumerated exact
 class Problem:
     """One problem: ``question`` is what the model sees; ``key`` is what the verifier needs."""
 
-    task: str      # task name, e.g. "addition"
+    task: str  # task name, e.g. "addition"
     question: str  # e.g. "347+589" or "3 5 7 -> 22"
-    key: str       # e.g. "936" or "3,5,7=22"
-    answer: str    # one correct answer, e.g. "936" or "(7-3)*5+2"
+    key: str  # e.g. "936" or "3,5,7=22"
+    answer: str  # one correct answer, e.g. "936" or "(7-3)*5+2"
     meta: dict = field(default_factory=dict, compare=False)
 
 
@@ -95,8 +96,9 @@ class Task:
     def __init__(self, difficulty: int):
         if not isinstance(difficulty, int) or isinstance(difficulty, bool) or difficulty not in self.difficulties:
             lo, hi = self.difficulties[0], self.difficulties[-1]
-            raise ValueError(f"difficulty for {self.name} ({self.difficulty_help}) must be an int in "
-                             f"{lo}..{hi}; got {difficulty!r}")
+            raise ValueError(
+                f"difficulty for {self.name} ({self.difficulty_help}) must be an int in {lo}..{hi}; got {difficulty!r}"
+            )
         self.difficulty = difficulty
 
     def __repr__(self) -> str:
@@ -150,16 +152,20 @@ class Task:
         pool = _pool(self, split)
         if pool is not None:
             if n > len(pool):
-                raise ValueError(f"n={n} exceeds the {len(pool)} distinct {split} problems of {self!r}; "
-                                 f"ask for at most {len(pool)} or raise the difficulty")
+                raise ValueError(
+                    f"n={n} exceeds the {len(pool)} distinct {split} problems of {self!r}; "
+                    f"ask for at most {len(pool)} or raise the difficulty"
+                )
             return rng.sample(pool, n)
         out: dict[str, Problem] = {}
         budget = 50 * n + 1000
         while len(out) < n:
             budget -= 1
             if budget < 0:
-                raise ValueError(f"n={n}: found only {len(out)} distinct {split} problems of {self!r} "
-                                 f"after many draws; ask for fewer")
+                raise ValueError(
+                    f"n={n}: found only {len(out)} distinct {split} problems of {self!r} "
+                    f"after many draws; ask for fewer"
+                )
             p = self.random_problem(rng)
             if p.question not in out and self.split(p) == split:
                 out[p.question] = p
@@ -213,5 +219,18 @@ def verify(task: str, key: str, answer_text: str) -> bool:
     return TASKS[task].verify(key, answer_text)
 
 
-__all__ = ["Problem", "Task", "TASKS", "SPLITS", "TEST_PERCENT", "get_task", "verify", "split_of",
-           "completion", "final_answer", "Addition", "Multiplication", "Countdown"]
+__all__ = [
+    "Problem",
+    "Task",
+    "TASKS",
+    "SPLITS",
+    "TEST_PERCENT",
+    "get_task",
+    "verify",
+    "split_of",
+    "completion",
+    "final_answer",
+    "Addition",
+    "Multiplication",
+    "Countdown",
+]

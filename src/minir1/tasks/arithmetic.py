@@ -20,6 +20,7 @@ A mistaken worked solution gets one column value wrong (off by one, a dropped ca
 multiplication a neighbouring times-table entry); the later columns carry correctly from the
 wrong value, so the written result is off by ``delta * 10**column`` and always wrong.
 """
+
 from __future__ import annotations
 
 import random
@@ -76,8 +77,9 @@ class _Arithmetic(Task):
 
     def make(self, a: int, b: int) -> Problem:
         result = a + b if self.op == "+" else a * b
-        return Problem(self.name, f"{a}{self.op}{b}", str(result), str(result),
-                       {"a": a, "b": b, "difficulty": self.difficulty})
+        return Problem(
+            self.name, f"{a}{self.op}{b}", str(result), str(result), {"a": a, "b": b, "difficulty": self.difficulty}
+        )
 
     @staticmethod
     def verify(key: str, answer_text: str) -> bool:

@@ -28,6 +28,7 @@ Rules (decisions):
 A mistaken worked solution miscalculates the last step of its final attempt so that it
 seems to reach the target; the expression it then reports does not.
 """
+
 from __future__ import annotations
 
 import ast
@@ -167,8 +168,9 @@ class Countdown(Task):
                 break
         question = " ".join(map(str, numbers)) + f" -> {target}"
         key = ",".join(map(str, numbers)) + f"={target}"
-        return Problem(self.name, question, key, expr,
-                       {"numbers": numbers, "target": target, "difficulty": self.difficulty})
+        return Problem(
+            self.name, question, key, expr, {"numbers": numbers, "target": target, "difficulty": self.difficulty}
+        )
 
     def canonical(self, problem: Problem) -> str:
         numbers, target = parse_key(problem.key)
@@ -188,12 +190,10 @@ class Countdown(Task):
 
     def _solve(self, problem: Problem, rng: random.Random, error: bool) -> str:
         numbers, target = parse_key(problem.key)
-        parts = [_render_steps(_trace(self._miss(numbers, target, rng)[0])) + " no"
-                 for _ in range(rng.randint(0, 2))]
+        parts = [_render_steps(_trace(self._miss(numbers, target, rng)[0])) + " no" for _ in range(rng.randint(0, 2))]
         if not error:
             parts.append(_render_steps(_trace(problem.answer)) + f" ok ={problem.answer}")
         else:  # the nearest of a few misses, with its last step "rounded" onto the target
-            expr, _ = min((self._miss(numbers, target, rng) for _ in range(20)),
-                          key=lambda ev: abs(ev[1] - target))
+            expr, _ = min((self._miss(numbers, target, rng) for _ in range(20)), key=lambda ev: abs(ev[1] - target))
             parts.append(_render_steps(_trace(expr), Fraction(target)) + f" ok ={expr}")
         return " ".join(parts)

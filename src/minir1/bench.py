@@ -207,7 +207,14 @@ def greedy_matches_hf(cfg: BenchConfig) -> bool:
 
 
 def bench_grpo(cfg: BenchConfig, seed: int) -> dict:
-    """Our GRPO vs TRL's on the sampler model, G × prompts rows, ``new_tokens`` per completion."""
+    """Our GRPO vs TRL's on the sampler model, G × prompts rows, ``new_tokens`` per completion.
+
+    Same work on both sides: our skip of the backward pass for groups whose rewards are all
+    equal (exact, and real in training) is switched off here, because on the benchmark's
+    untrained model and toy reward most groups are such groups and the ratio would mostly
+    measure the skip rather than the implementation.
+    """
+    from . import grpo
     from .grpo import GRPOConfig
     from .grpo_trl import benchmark_grpo
 
@@ -221,7 +228,11 @@ def bench_grpo(cfg: BenchConfig, seed: int) -> dict:
         log_kl=False,
         log_every=0,
     )
-    return benchmark_grpo(model, tok, cfg=gcfg, steps=cfg.grpo_steps, seed=seed, warmup=1)
+    skip, grpo.SKIP_ZERO_ADVANTAGE_GROUPS = grpo.SKIP_ZERO_ADVANTAGE_GROUPS, False
+    try:
+        return benchmark_grpo(model, tok, cfg=gcfg, steps=cfg.grpo_steps, seed=seed, warmup=1)
+    finally:
+        grpo.SKIP_ZERO_ADVANTAGE_GROUPS = skip
 
 
 def run(cfg: BenchConfig, *, out_dir=None) -> dict:

@@ -184,7 +184,7 @@ def match_metrics(cfg: ThesisConfig) -> dict:
     calls = [benchmarks.compare(d) for d in diff.values()]
     aime = score["aime2024"]["r1"]
     out.update(
-        score=score,
+        published_score=score,
         r1_minus_rival=diff,
         r1_minus_rival_nested=nested,
         match_n_benchmarks=float(len(calls)),

@@ -899,7 +899,7 @@ def _m(d):
 
 def thesis_intervals(ax, metrics: dict, models=("r1", "o1-1217")):
     """Each benchmark's published scores of R1 and o1 with the sampling interval its size sets."""
-    score = metrics["score"]
+    score = metrics["published_score"]
     names = list(score)
     width = 0.35
     for j, (model, color) in enumerate(zip(models, ("C0", "C3"))):
@@ -954,7 +954,7 @@ def thesis_match_table(metrics: dict):
     from ..benchmarks import compare
 
     rows = {}
-    for b, s in metrics["score"].items():
+    for b, s in metrics["published_score"].items():
         d, dn = _m(metrics["r1_minus_rival"][b]), _m(metrics["r1_minus_rival_nested"][b])
         rows[b] = {
             "problems": _m(s["r1"]).n,

@@ -378,7 +378,8 @@ def test_dry_run_trains_the_gpu_shapes_for_two_steps_on_cpu():
     assert cfg.shape == eng.PROFILES["gpu"].shape and cfg.steps == 2
     res = eng.run(cfg, seeds=[0])
     assert (
-        res.runs[0]["moe"].params["active"] == count_params(arch.model_configs(cfg.shape, len(_tok()))["moe"])["active"]
+        res.detail[0]["moe"].params["active"]
+        == count_params(arch.model_configs(cfg.shape, len(_tok()))["moe"])["active"]
     )
     assert [c["id"] for c in res.claims] == ["cost-clever-engineering"]
     assert res.claims[0]["verdict"] == "not testable here"  # two steps are far from 20 tokens/param

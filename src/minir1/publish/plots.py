@@ -10,7 +10,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..stats import Metric
+from ..stats import Metric, fmt
+from ..utils import repo_root
 
 # Okabe & Ito's colour-blind-safe palette, in the slots the plots below use: 0 blue (the
 # main series), 1 vermillion (RL / treatment), 2 bluish green, 3 reddish purple, 4 orange,
@@ -83,10 +84,10 @@ def band(ax, x, per_seed, label=None, color=None):
 
 
 def ci_bars(ax, labels, metrics, color=None):
-    """Bar chart of metrics ``{mean, ci95, per_seed}`` with 95% CI error bars and seed dots."""
+    """Bar chart of results-file metrics ``{mean, lo, hi, per_seed, ...}`` with 95% CI error bars and seed dots."""
     means = [m["mean"] for m in metrics]
-    lo = [m["mean"] - m["ci95"][0] for m in metrics]
-    hi = [m["ci95"][1] - m["mean"] for m in metrics]
+    lo = [m["mean"] - m["lo"] for m in metrics]
+    hi = [m["hi"] - m["mean"] for m in metrics]
     x = np.arange(len(labels))
     ax.bar(x, means, yerr=[lo, hi], capsize=4, color=color or PALETTE[0], alpha=0.8)
     for i, m in enumerate(metrics):
@@ -193,10 +194,8 @@ def loss_curve(ax, history, label=None):
 
 
 def _fmt(m) -> str:
-    if isinstance(m, dict) and "mean" in m:
-        lo, hi = m["ci95"]
-        return f"{m['mean']:.1%} [{lo:.1%}, {hi:.1%}]"
-    return f"{m:.3g}"
+    """A results-file metric (or number) as text, by its unit (:func:`minir1.stats.fmt`)."""
+    return fmt(m)
 
 
 _SETTINGS = (("greedy", "greedy"), ("r1", "T = 0.6, top-p 0.95 (R1)"), ("t1", "T = 1"))
@@ -258,28 +257,38 @@ def pass_at_k_bars(ax, metrics: dict, setting: str = "r1"):
     return ax
 
 
+_BENCH_ROWS = (
+    ("sampler_speedup_vs_hf", "our sampler vs HF generate (tokens/s ratio)"),
+    ("sampler_tokens_per_s_ours", "our sampler, tokens/s"),
+    ("sampler_tokens_per_s_hf", "HF generate, tokens/s"),
+    ("grpo_speedup_vs_trl", "our GRPO vs TRL GRPOTrainer (steps/s ratio, same work)"),
+    ("grpo_steps_per_s_ours", "our GRPO, steps/s"),
+    ("grpo_steps_per_s_trl", "TRL GRPOTrainer, steps/s"),
+    ("machine_matmul_flops_per_s", "measured fp32 matmul peak, FLOP/s"),
+)
+
+
 def bench_table(path=None):
-    """The benchmark figures of ``book/results/bench.json`` as a table (or a note if absent)."""
+    """The benchmarks of ``book/results/bench.json`` (``make bench``) as a table with readable
+    labels: throughput ratios against Hugging Face and TRL, and the roofline (achieved FLOP/s as a
+    share of the measured matmul peak) for training and decoding per model size."""
     import json
 
     import pandas as pd
 
-    from ..results import results_dir
-
-    p = path or results_dir("cpu") / "bench.json"
+    p = path or repo_root() / "book" / "results" / "bench.json"
     try:
         metrics = json.loads(open(p).read())["metrics"]
     except FileNotFoundError:
-        return pd.DataFrame({"note": ["no benchmark yet: run `make bench`"]})
-    rows = {
-        k: (
-            _fmt(v)
-            if "mfu" in k
-            else (f"{v['mean']:.4g} [{v['ci95'][0]:.4g}, {v['ci95'][1]:.4g}]" if isinstance(v, dict) else f"{v:.4g}")
-        )
-        for k, v in metrics.items()
-    }
-    return pd.DataFrame({"value (mean [95% CI] over repeats)": rows})
+        return pd.DataFrame({"value": ["no benchmark yet: run `make bench`"]}, index=["benchmark"])
+    rows = {label: fmt(metrics[k]) for k, label in _BENCH_ROWS if k in metrics}
+    if "sampler_greedy_matches_hf" in metrics:
+        rows["greedy tokens equal HF's"] = "yes" if metrics["sampler_greedy_matches_hf"] == 1 else "no"
+    for preset in metrics.get("train_mfu", {}):
+        rows[f"roofline, {preset}: training (share of peak)"] = fmt(metrics["train_mfu"][preset])
+        if preset in metrics.get("decode_mfu", {}):
+            rows[f"roofline, {preset}: decoding (share of peak)"] = fmt(metrics["decode_mfu"][preset])
+    return pd.DataFrame({"mean [95% interval over repeats]": rows})
 
 
 # ---- RL chapter (03_rl) -----------------------------------------------------------------

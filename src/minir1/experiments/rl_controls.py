@@ -1,0 +1,521 @@
+"""The RL chapter's hard task: does GRPO teach reasoning, or surface what pretraining planted?
+
+The lab's 3-digit task is too easy to tell sharpening from learning (lenient pass@64 is 100% for
+base and RL alike).  Here a smaller base is pretrained inside the chapter on a harder task, chosen
+so that it has room at both ends: strict pass@1 at R1's sampling between 2% and 30% and pass@256
+below 95% on a *validation* split (train-split problems drawn with their own seed; the held-out
+test split is never used to choose the setting).  Two bases differ only in
+``CorpusConfig.behaviour_rate`` (the share of worked solutions that check a result or say "wait"
+and redo a step, same token budget): ``plain`` and ``primed``.  On them, with one GRPO config and
+three seeds per condition:
+
+* reward controls on the plain base (Shao et al. 2025, "Spurious Rewards"): the true accuracy
+  reward, a random Bernoulli(0.5) reward, a format-only reward, and a reward for incorrect answers;
+* the loss (Liu et al. 2025, Dr. GRPO): ``grpo`` against ``dr_grpo``, length split by correctness;
+* priming (Gandhi et al. 2025): the true reward on the primed base, behaviour rates over steps;
+* sharpen or expand (Yue et al. 2025): pass@k for k = 1..256 on held-out problems;
+* baselines at the training FLOPs of one GRPO run: rejection-sampling fine-tuning on the base's own
+  verified samples (RFT / STaR) and SFT on correct worked solutions from the task generator.
+
+Deviations from the papers, besides scale: each condition optimises one reward function (the true
+reward is the strict accuracy reward, which already requires R1's tags, so it pays for format too);
+the behaviour detector is two regular expressions (:mod:`minir1.behaviours`), not an LLM judge.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import artifacts, behaviours, models, stats
+from ..corpus import CorpusConfig
+from ..evaluation import EvalResult, EvalSet, Sampling, eval_record, evaluate, evaluate_cached, per_problem_scores
+from ..grpo import GRPOConfig, train_grpo
+from ..sampling import generate
+from ..rewards import accuracy_reward, format_reward, incorrect_reward, make_random_reward
+from ..tasks import completion, final_answer, get_task
+from ..tokenizer import format_prompt
+from ..train import TrainConfig, train
+from ..utils import device, seed_everything
+from . import lab
+from .lab import LabConfig
+
+REWARDS = ("true", "random", "format", "incorrect")  # Shao et al.'s controls
+LOSS_TYPES = ("grpo", "dr_grpo")  # Liu et al.: per-sequence 1/|o| normalisation, or none
+BASES = ("plain", "primed")  # Gandhi et al.: without / with checking-and-correcting traces
+VALID_SEED = 777  # validation problems: train split, their own seed (never the test split)
+HELDOUT_SEED = lab.EVAL_SEED  # held-out test problems (verdict, pass@k)
+CURVE_SEED = 2468  # held-out problems scored during training (curves)
+R1_T, R1_TOP_P = 0.6, 0.95  # R1's evaluation sampling (DeepSeek-AI 2025, §3.1)
+
+
+def _hard_base(preset: str, difficulty: int, steps: int, n_docs: int) -> LabConfig:
+    return LabConfig(
+        preset=preset,
+        corpus=CorpusConfig(tasks=(("addition", difficulty, 1.0),), n_docs=n_docs, mix=(0.33, 0.28, 0.19, 0.10, 0.10)),
+        train=TrainConfig(
+            steps=steps, batch_size=32, lr=3e-3, warmup_steps=20, pack=True, seq_len=128, desc="pretrain",
+            log_every=100, progress=False,
+        ),
+        tasks=(("addition", difficulty),),
+        n_eval=200,
+        n_samples=16,
+        max_new_tokens=64,
+    )
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    base: LabConfig = field(default_factory=lambda: _hard_base("pico", 4, 600, 20_000))  # the plain base
+    primed_behaviour_rate: float = 0.3  # share of worked solutions that check / redo in the primed base
+    task: str = "addition"
+    difficulty: int = 4  # digits per operand
+    grpo: GRPOConfig = field(
+        default_factory=lambda: GRPOConfig(
+            group_size=8, batch_size=64, steps=60, lr=1e-4, max_completion_length=64, eval_every=15, log_every=0,
+            log_kl=False,
+        )
+    )
+    n_train: int = 4000  # train-split problems GRPO draws prompts from
+    n_curve: int = 64  # held-out problems scored during training
+    curve_samples: int = 2  # samples per curve problem (R1's sampling)
+    n_valid: int = 64  # validation problems that check the base has room (train split, own seed)
+    valid_samples: int = 256  # samples per validation problem (pass@256)
+    n_heldout: int = 200  # held-out test problems for the verdict and pass@k
+    passk_samples: int = 256  # samples per held-out problem for pass@k (base and true-reward RL)
+    rft_samples: int = 8  # RFT: samples per train problem, kept when verified correct (STaR)
+    sft_lr_mult: float = 10.0  # SFT baselines' lr as a multiple of GRPO's
+    dry_run: bool = False
+
+    def __post_init__(self):
+        if not 0 <= self.primed_behaviour_rate <= 1:
+            raise ValueError(f"primed_behaviour_rate must be in [0, 1]; got {self.primed_behaviour_rate!r}")
+
+
+def dry_run(cfg: ControlsConfig) -> ControlsConfig:
+    """``cfg``'s model shapes, two GRPO steps, tiny evaluations (tests)."""
+    g = replace(cfg.grpo, steps=2, group_size=2, batch_size=4, eval_every=1, max_completion_length=8)
+    return replace(
+        cfg, base=lab.dry_run(cfg.base), grpo=g, n_train=8, n_curve=2, curve_samples=2, n_valid=2, valid_samples=4,
+        n_heldout=3, passk_samples=4, rft_samples=2, dry_run=True,
+    )
+
+
+# ----------------------------------------------------------------------------- bases and problem sets
+def base_cfg(cfg: ControlsConfig, kind: str) -> LabConfig:
+    """The LabConfig of the ``plain`` or ``primed`` base (same corpus size and steps)."""
+    if kind not in BASES:
+        raise ValueError(f"base kind must be one of {BASES}; got {kind!r}")
+    if kind == "plain":
+        return cfg.base
+    return replace(cfg.base, corpus=replace(cfg.base.corpus, behaviour_rate=cfg.primed_behaviour_rate))
+
+
+def valid_set(cfg: ControlsConfig) -> EvalSet:
+    return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_valid, split="train", seed=VALID_SEED)
+
+
+def heldout_set(cfg: ControlsConfig) -> EvalSet:
+    return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_heldout, split="test", seed=HELDOUT_SEED)
+
+
+def curve_set(cfg: ControlsConfig) -> EvalSet:
+    return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_curve, split="test", seed=CURVE_SEED)
+
+
+def r1_many(cfg: ControlsConfig, n: int) -> Sampling:
+    """R1's sampling with ``n`` samples per problem and pass@k at powers of two up to n."""
+    ks = tuple(2**i for i in range(0, 9) if 2**i <= n)
+    return Sampling(n_samples=n, temperature=R1_T, top_p=R1_TOP_P, max_new_tokens=cfg.grpo.max_completion_length, ks=ks)
+
+
+def samplings(cfg: ControlsConfig) -> dict[str, Sampling]:
+    """Greedy, R1's (T = 0.6, top-p 0.95) and T = 1 with the base config's sample count."""
+    return lab.samplings(replace(cfg.base, max_new_tokens=cfg.grpo.max_completion_length))
+
+
+def train_problems(cfg: ControlsConfig, seed: int):
+    return get_task(cfg.task, cfg.difficulty).sample("train", cfg.n_train, seed=seed)
+
+
+# ----------------------------------------------------------------------------- GRPO runs
+def reward_funcs(reward: str, seed: int) -> list:
+    """The reward function(s) of a condition (see :data:`REWARDS`)."""
+    if reward == "true":
+        return [accuracy_reward]
+    if reward == "random":
+        return [make_random_reward(0.5, seed=seed)]
+    if reward == "format":
+        return [format_reward]
+    if reward == "incorrect":
+        return [incorrect_reward]
+    raise ValueError(f"reward must be one of {REWARDS}; got {reward!r}")
+
+
+def curve_eval(cfg: ControlsConfig, tok, seed: int):
+    """``eval_fn`` for GRPO: held-out strict/lenient pass@1, format rate, length and behaviour rates
+    (first sample of each curve problem) at R1's sampling."""
+    probs = curve_set(cfg).problems()
+
+    def fn(model):
+        r = evaluate(
+            model, tok, probs, n_samples=cfg.curve_samples, temperature=R1_T, top_p=R1_TOP_P, seed=seed, ks=(1,),
+            max_new_tokens=cfg.grpo.max_completion_length, n_show=len(probs),
+        )
+        rates = behaviours.rates([s["completion"] for s in r.samples])
+        return {
+            "pass_at_1": r.acc,
+            "pass_at_1_lenient": r.acc_lenient,
+            "format_rate": r.format_rate,
+            "mean_len": r.tokens_generated / (len(r.correct) * r.n_samples),
+            **{f"rate_{b}": v for b, v in rates.items()},
+        }
+
+    return fn
+
+
+def _build_grpo(cfg: ControlsConfig, base: str, reward: str, gcfg: GRPOConfig, seed: int):
+    def build(folder):
+        model, tok, meta = lab.base_model(base_cfg(cfg, base))
+        seed_everything(seed)
+        res = train_grpo(
+            model, tok, train_problems(cfg, seed), reward_funcs(reward, seed), gcfg, seed=seed,
+            eval_fn=curve_eval(cfg, tok, 10_000 + seed),
+        )
+        models.save(model.cpu(), tok, folder)
+        n = models.n_params(model)
+        tokens = sum(h["tokens"] for h in res.history)
+        flops = tokens * n * (2 + 6 + (2 if gcfg.kl_coef > 0 or gcfg.log_kl else 0))  # sample + fwd/bwd (+ ref)
+        return {"history": res.history, "evals": res.evals, "flops": float(flops), "params": n}
+
+    return build
+
+
+def grpo_path(cfg: ControlsConfig, seed: int, *, base: str = "plain", reward: str = "true", loss_type: str = "grpo"):
+    """The artifact folder of one GRPO run (trained the first time)."""
+    reward_funcs(reward, seed)  # validates the name
+    gcfg = replace(cfg.grpo, loss_type=loss_type, scale_rewards="none" if loss_type == "dr_grpo" else "group")
+    conf = {
+        "task": cfg.task, "difficulty": cfg.difficulty, "reward": reward, "grpo": asdict(gcfg),
+        "n_train": cfg.n_train, "curve": [cfg.n_curve, cfg.curve_samples], "seed": seed,
+        "base": {k: v for k, v in asdict(base_cfg(cfg, base)).items() if k in lab.BUILD_FIELDS},
+    }
+    return artifacts.cached("rl-controls", conf, _build_grpo(cfg, base, reward, gcfg, seed))
+
+
+# ----------------------------------------------------------------------------- baselines at equal FLOPs
+BASELINES = ("sft_worked", "rft")
+
+
+def _sft(cfg: ControlsConfig, pairs, tok, params: int, flops_budget: float, seed: int, desc: str):
+    tokens_per_example = float(np.mean([len(tok.encode(c)) + 1 for _, c in pairs[:200]]))  # completion + eos
+    batch = cfg.grpo.batch_size
+    steps = max(1, int(flops_budget / (6 * params * tokens_per_example * batch)))
+    tcfg = TrainConfig(
+        steps=steps, batch_size=batch, lr=cfg.grpo.lr * cfg.sft_lr_mult, warmup_steps=min(10, steps), seed=seed,
+        desc=desc, progress=False, log_every=max(1, steps // 5),
+    )
+    return steps, tcfg
+
+
+def _worked_pairs(cfg: ControlsConfig, tok, seed: int) -> list[tuple[str, str]]:
+    task, rng = get_task(cfg.task, cfg.difficulty), random.Random(seed)
+    out = []
+    for p in train_problems(cfg, seed):
+        steps = task.worked_solution(p, rng, 0.0)
+        out.append((format_prompt(tok, p.question), " " + completion(steps, final_answer(steps))))
+    return out
+
+
+def _rft_pairs(cfg: ControlsConfig, model, tok, seed: int) -> tuple[list[tuple[str, str]], int]:
+    """The base's own samples (T = 1) on train problems that the strict verifier accepts (STaR's
+    rationales, without hints); returns the pairs and the tokens sampled to find them."""
+    probs = train_problems(cfg, seed)[: max(1, cfg.n_train // 4)]
+    g = cfg.rft_samples
+    prompts = [format_prompt(tok, p.question) for p in probs]
+    gen = generate(
+        model, tok, prompts, max_new_tokens=cfg.grpo.max_completion_length, temperature=1.0,
+        num_return_sequences=g, seed=seed,
+    )
+    ok = accuracy_reward(list(gen.texts), task=[p.task for p in probs for _ in range(g)],
+                         key=[p.key for p in probs for _ in range(g)])
+    kept = [(prompts[i // g], " " + t.strip()) for i, (t, r) in enumerate(zip(gen.texts, ok)) if r > 0]
+    return kept, int(sum(gen.n_tokens))
+
+
+def _build_baseline(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float):
+    def build(folder):
+        model, tok, meta = lab.base_model(cfg.base)
+        params, sampled = meta["params"], 0
+        if kind == "sft_worked":
+            pairs = _worked_pairs(cfg, tok, seed)
+        else:
+            pairs, sampled = _rft_pairs(cfg, model, tok, seed)
+        budget = flops_budget - 2.0 * params * sampled  # RFT pays for its own sampling
+        res, steps = None, 0
+        if pairs and budget > 0:
+            steps, tcfg = _sft(cfg, pairs, tok, params, budget, seed, kind)
+            res = train(model, tok, pairs, tcfg)
+        models.save(model.cpu(), tok, folder)
+        return {
+            "steps": steps, "kept": len(pairs), "sampled_tokens": sampled, "params": params,
+            "flops": 2.0 * params * sampled + (6.0 * params * res.tokens if res else 0.0), "flops_budget": flops_budget,
+        }
+
+    return build
+
+
+def baseline_path(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float) -> Path:
+    """A baseline (``kind`` in :data:`BASELINES`) trained for the FLOPs of one GRPO run, cached."""
+    if kind not in BASELINES:
+        raise ValueError(f"kind must be one of {BASELINES}; got {kind!r}")
+    conf = {
+        "kind": kind, "task": cfg.task, "difficulty": cfg.difficulty, "n_train": cfg.n_train,
+        "batch": cfg.grpo.batch_size, "lr": cfg.grpo.lr * cfg.sft_lr_mult, "rft_samples": cfg.rft_samples,
+        "max_len": cfg.grpo.max_completion_length, "seed": seed, "flops_budget": float(f"{flops_budget:.6g}"),
+        "base": {k: v for k, v in asdict(cfg.base).items() if k in lab.BUILD_FIELDS},
+    }
+    return artifacts.cached("rl-baseline", conf, _build_baseline(cfg, kind, seed, float(conf["flops_budget"])))
+
+
+# ----------------------------------------------------------------------------- the experiment
+# (base, reward, loss type) of every GRPO condition; the first is shared by all four experiments.
+CONDITIONS: tuple[tuple[str, str, str], ...] = (
+    ("plain", "true", "grpo"),
+    ("plain", "random", "grpo"),
+    ("plain", "format", "grpo"),
+    ("plain", "incorrect", "grpo"),
+    ("plain", "true", "dr_grpo"),
+    ("primed", "true", "grpo"),
+)
+VERDICT_MODELS = ("base", "true", "random", "rft", "sft_worked", "primed_base", "primed_true")
+
+
+def cond_name(base: str, reward: str, loss: str) -> str:
+    """``plain/true/grpo`` -> ``true``; other losses and bases are named: ``dr_grpo``, ``primed_true``."""
+    if loss != "grpo":
+        return loss
+    return reward if base == "plain" else f"{base}_{reward}"
+
+
+def _model(path):
+    model, tok = models.load(path, device=device())
+    return model, tok
+
+
+def run_experiment(cfg: ControlsConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
+    """Train (or load) and score every condition for ``seeds``; raw evaluations and run metadata."""
+    seeds = list(seeds)
+    held, smp = heldout_set(cfg), samplings(cfg)
+    out: dict = {"seeds": seeds, "paths": {}, "runs": {}, "r1": {}, "settings": {}, "baselines": {}}
+    # The bases, and the validation check that the task has room at both ends.
+    out["valid"] = {}
+    for kind in BASES:
+        path = lab.base_path(base_cfg(cfg, kind))
+        name = "base" if kind == "plain" else "primed_base"
+        out["paths"][name] = [path] * len(seeds)
+        out["valid"][kind] = evaluate_cached(path, valid_set(cfg), r1_many(cfg, cfg.valid_samples), 0)
+        out["r1"][name] = [evaluate_cached(path, held, smp["r1"], s) for s in seeds]
+    out["base_meta"] = artifacts.load_meta(out["paths"]["base"][0])
+    out["settings"]["base"] = {k: [evaluate_cached(out["paths"]["base"][0], held, smp[k], s) for s in
+                                   ([0] if k == "greedy" else seeds)] for k in ("greedy", "t1")}
+    for base, reward, loss in CONDITIONS:
+        name = cond_name(base, reward, loss)
+        paths = [grpo_path(cfg, s, base=base, reward=reward, loss_type=loss) for s in seeds]
+        out["paths"][name], out["runs"][name] = paths, [artifacts.load_meta(p) for p in paths]
+        if name in VERDICT_MODELS:
+            out["r1"][name] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
+    out["settings"]["true"] = {k: [evaluate_cached(p, held, smp[k], s if k != "greedy" else 0)
+                                   for p, s in zip(out["paths"]["true"], seeds)] for k in ("greedy", "t1")}
+    for kind in BASELINES:
+        budgets = [m["flops"] for m in out["runs"]["true"]]
+        paths = [baseline_path(cfg, kind, s, b) for s, b in zip(seeds, budgets)]
+        out["paths"][kind], out["baselines"][kind] = paths, [artifacts.load_meta(p) for p in paths]
+        out["r1"][kind] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
+    # Sharpen or expand: many samples per held-out problem, base (one model) and true-reward RL.
+    many = r1_many(cfg, cfg.passk_samples)
+    out["passk"] = {"base": [evaluate_cached(out["paths"]["base"][0], held, many, 0)]}
+    out["passk"]["true"] = [evaluate_cached(p, held, many, s) for p, s in zip(out["paths"]["true"], seeds)]
+    return out
+
+
+def _s(runs: Sequence[EvalResult], name: str = "pass@1") -> np.ndarray:
+    return per_problem_scores(runs, name)  # (S, P)
+
+
+def _final(runs: list[dict], key: str) -> list[float]:
+    return [float(r["evals"][-1][key]) for r in runs]
+
+
+def _counts(runs: Sequence[EvalResult]) -> np.ndarray:
+    return np.asarray([r.correct for r in runs])  # (S, P) correct samples per problem
+
+
+def controls_metrics(out: dict) -> dict:
+    """Results-file metrics of :func:`run_experiment`; every comparison a paired bootstrap."""
+    m: dict = {}
+    r1 = out["r1"]
+    # Room at both ends, on the validation split (one model, one sampling seed).
+    for kind, r in out["valid"].items():
+        kmax = max(r.pass_at_k)
+        m.setdefault("valid_pass_at_1_r1", {})[kind] = stats.rate(_s([r]), seeds="sampling")
+        m.setdefault("valid_pass_at_kmax_r1", {})[kind] = stats.rate(_s([r], f"pass@{kmax}"), seeds="sampling")
+    m["valid_kmax"] = max(out["valid"]["plain"].pass_at_k)
+    # Held-out, R1's sampling: bases (sampling seeds of one model) and trained models (one per seed).
+    for prefix, base in (("plain", "base"), ("primed", "primed_base")):
+        m[f"{prefix}_base_pass_at_1_r1"] = stats.rate(_s(r1[base]), seeds="sampling")
+    for name in VERDICT_MODELS:
+        if "base" not in name:
+            m.setdefault("pass_at_1_r1", {})[name] = stats.rate(_s(r1[name]))
+    for name in ("true", "random"):
+        m.setdefault("reward_vs_base_pass_at_1_r1", {})[name] = stats.paired_diff(_s(r1[name]), _s(r1["base"]))
+    m["plain_rl_vs_base_pass_at_1_r1"] = m["reward_vs_base_pass_at_1_r1"]["true"]
+    m["plain_rl_vs_base_pass_at_1_lenient_r1"] = stats.paired_diff(
+        _s(r1["true"], "pass@1_lenient"), _s(r1["base"], "pass@1_lenient")
+    )
+    m["plain_true_vs_random_pass_at_1_r1"] = stats.paired_diff(_s(r1["true"]), _s(r1["random"]))
+    best = max(BASELINES, key=lambda k: m["pass_at_1_r1"][k].mean)
+    m["best_baseline"] = BASELINES.index(best)  # 0 = SFT on worked solutions, 1 = RFT
+    for kind in BASELINES:
+        m.setdefault("rl_vs_baseline_pass_at_1_r1", {})[kind] = stats.paired_diff(_s(r1["true"]), _s(r1[kind]))
+    m["plain_rl_vs_best_baseline_pass_at_1_r1"] = m["rl_vs_baseline_pass_at_1_r1"][best]
+    m["primed_rl_vs_base_pass_at_1_r1"] = stats.paired_diff(_s(r1["primed_true"]), _s(r1["primed_base"]))
+    m["primed_vs_plain_rl_pass_at_1_r1"] = stats.paired_diff(_s(r1["primed_true"]), _s(r1["true"]))
+    # Evaluation settings: greedy and T = 1 beside R1's (base and true-reward RL).
+    for k in ("greedy", "t1"):
+        b, t = out["settings"]["base"][k], out["settings"]["true"][k]
+        m[f"plain_base_pass_at_1_{k}"] = stats.rate(_s(b), seeds="sampling")
+        m[f"plain_rl_pass_at_1_{k}"] = stats.rate(_s(t))
+        bb = np.repeat(_s(b), len(t), axis=0) if len(b) == 1 else _s(b)  # greedy: one base row per RL seed
+        m[f"plain_rl_vs_base_pass_at_1_{k}"] = stats.paired_diff(_s(t), bb)
+    # Reward controls and loss types over training (curve problems, R1's sampling).
+    for name, runs in out["runs"].items():
+        for key in ("pass_at_1", "format_rate", "mean_len"):
+            m.setdefault(f"final_{key}_curve", {})[name] = stats.over_seeds(
+                _final(runs, key), unit="" if key == "mean_len" else "rate"
+            )
+    m["dr_grpo_vs_grpo_mean_len_curve"] = stats.paired_seeds(
+        _final(out["runs"]["dr_grpo"], "mean_len"), _final(out["runs"]["true"], "mean_len")
+    )
+    for b in behaviours.BEHAVIOURS:
+        for name in ("true", "primed_true"):
+            runs = out["runs"][name]
+            m.setdefault(f"behaviour_{b}_start", {})[name] = stats.over_seeds(
+                [float(r["evals"][0][f"rate_{b}"]) for r in runs], unit="rate"
+            )
+            m.setdefault(f"behaviour_{b}_end", {})[name] = stats.over_seeds(_final(runs, f"rate_{b}"), unit="rate")
+    m.update(_passk_metrics(out))
+    m["grpo_flops_per_run"] = stats.over_seeds([r["flops"] for r in out["runs"]["true"]])
+    m["hard_base_params"] = out["base_meta"]["params"]
+    m["baseline_steps"] = {k: stats.over_seeds([b["steps"] for b in out["baselines"][k]]) for k in BASELINES}
+    m["rft_kept"] = stats.over_seeds([b["kept"] for b in out["baselines"]["rft"]])
+    return m
+
+
+def _passk_metrics(out: dict) -> dict:
+    """pass@k (k = 1..n) of base and true-reward RL, the crossover k, per-problem coverage."""
+    pb, pr = out["passk"]["base"], out["passk"]["true"]
+    n = pb[0].n_samples
+    ks = sorted(pb[0].pass_at_k)
+    cb, cr = _counts(pb), _counts(pr)
+    base_k = stats.pass_at_k(cb, n, ks, seeds="sampling")
+    rl_k = stats.pass_at_k(cr, n, ks)
+    m = {
+        "passk_base": {str(k): v for k, v in base_k.items()},
+        "passk_rl": {str(k): v for k, v in rl_k.items()},
+        "passk_n": n,
+        # The smallest k at which the base's pass@k reaches RL's (0 = never, up to n).
+        "passk_crossover_k": stats.crossover_k(rl_k, base_k) or 0,
+        f"passk_rl_vs_base_at_{n}": stats.paired_diff(
+            stats.pass_at_k_scores(cr, n, n), np.repeat(stats.pass_at_k_scores(cb, n, n), len(pr), axis=0)
+        ),
+        "passk_rl_vs_base_at_1": stats.paired_diff(
+            stats.pass_at_k_scores(cr, n, 1), np.repeat(stats.pass_at_k_scores(cb, n, 1), len(pr), axis=0)
+        ),
+    }
+    base_solved = cb > 0  # (1, P)
+    # Problems RL (seed s) solves in n samples that the base never solved, and the reverse.
+    m["coverage_rl_only"] = stats.rate(((cr > 0) & ~base_solved).astype(float))
+    m["coverage_base_only"] = stats.rate((base_solved & ~(cr > 0)).astype(float))
+    m["coverage_base_solved"] = stats.rate(base_solved.astype(float), seeds="sampling")
+    return m
+
+
+CURVE_KEYS = ("step", "reward", "acc_strict", "acc_lenient", "len", "len_correct", "len_incorrect", "clip_frac")
+
+
+def controls_extra(out: dict) -> dict:
+    """Curves (per condition, per seed) and sample completions for the figures."""
+    return {
+        "curves": {
+            name: [{"history": [{k: h.get(k) for k in CURVE_KEYS} for h in r["history"]], "evals": r["evals"]}
+                   for r in runs]
+            for name, runs in out["runs"].items()
+        },
+        "samples": {name: runs[0].samples for name, runs in out["r1"].items()},
+    }
+
+
+def controls_evals(cfg: ControlsConfig, out: dict) -> dict:
+    """``evals`` records of every cached evaluation the metrics use."""
+    held, smp, seeds = heldout_set(cfg), samplings(cfg), out["seeds"]
+    recs = {}
+    for kind, r in out["valid"].items():
+        path = out["paths"]["base" if kind == "plain" else "primed_base"][0]
+        eid, rec = eval_record(path, valid_set(cfg), r1_many(cfg, cfg.valid_samples), [r], [0])
+        recs[eid] = rec
+    for name, runs in out["r1"].items():
+        if "base" in name:
+            eid, rec = eval_record(out["paths"][name][0], held, smp["r1"], runs, seeds)
+            recs[eid] = rec
+        else:
+            for p, r, s in zip(out["paths"][name], runs, seeds):
+                eid, rec = eval_record(p, held, smp["r1"], [r], [s])
+                recs[eid] = rec
+    many = r1_many(cfg, cfg.passk_samples)
+    eid, rec = eval_record(out["paths"]["base"][0], held, many, out["passk"]["base"], [0])
+    recs[eid] = rec
+    for p, r, s in zip(out["paths"]["true"], out["passk"]["true"], seeds):
+        eid, rec = eval_record(p, held, many, [r], [s])
+        recs[eid] = rec
+    return recs
+
+
+def total_flops(out: dict) -> float:
+    """Training FLOPs of every run and baseline, plus 2·N per sampled evaluation token."""
+    fl = sum(r["flops"] for runs in out["runs"].values() for r in runs)
+    fl += sum(b["flops"] for runs in out["baselines"].values() for b in runs)
+    evs = list(out["valid"].values()) + [r for runs in out["r1"].values() for r in runs]
+    evs += [r for by in out["settings"].values() for runs in by.values() for r in runs]
+    evs += [r for runs in out["passk"].values() for r in runs]
+    fl += 2.0 * out["base_meta"]["params"] * sum(r.tokens_generated for r in evs)
+    fl += 2 * out["base_meta"]["flops"]  # pretraining the two bases
+    return float(fl)
+
+
+__all__ = [
+    "ControlsConfig",
+    "REWARDS",
+    "LOSS_TYPES",
+    "BASES",
+    "BASELINES",
+    "CONDITIONS",
+    "dry_run",
+    "base_cfg",
+    "valid_set",
+    "heldout_set",
+    "curve_set",
+    "samplings",
+    "reward_funcs",
+    "grpo_path",
+    "baseline_path",
+    "run_experiment",
+    "controls_metrics",
+    "controls_extra",
+    "controls_evals",
+    "total_flops",
+]

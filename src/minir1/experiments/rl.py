@@ -1,25 +1,24 @@
-"""The R1-Zero experiment in miniature: GRPO with rule-based rewards on the lab's base.
+"""The RL chapter: does GRPO turn a vanilla model into a reasoner, or surface what pretraining planted?
 
-R1-Zero applied GRPO directly to a base model with two rule-based rewards — accuracy
-(the answer inside ``<answer>`` tags is checked by a program) and format (reasoning
-inside ``<think>`` tags).  This module runs that recipe on our base model and the
-comparisons a skeptic asks for: several seeds; held-out strict *and* lenient accuracy
-(so format learning is not mistaken for reasoning) at greedy decoding, R1's sampling
-(T = 0.6, top-p 0.95) and T = 1, on the lab's held-out problems (the base's numbers are the
-lab chapter's, from the same cached evaluation); pass@k from 1 to 64 for base and RL (does
-RL sharpen what the base could already do, or expand it?); an ablation with the KL penalty
-on; and two supervised baselines at the FLOPs of one GRPO run: SFT on answers only (a weak
-baseline) and SFT on worked solutions from the task generator (a fair one).
+Two parts.  The *easy case* is R1-Zero's recipe (GRPO, rule-based accuracy + format rewards) on
+the lab's base and the lab's 3-digit addition, three seeds, scored at greedy decoding, R1's
+sampling (T = 0.6, top-p 0.95) and T = 1 on the lab's held-out problems (the base's numbers are
+the lab chapter's, from the same cached evaluation).  It is the distillation chapter's teacher.
+Its task leaves no room to tell sharpening from learning (the base's lenient pass@64 is 100%).
 
-Deviations from R1, besides scale: the compact prompt template (see
-:mod:`minir1.tokenizer`), a learning rate suited to a tiny from-scratch model, G = 8,
-ε = 0.2, and β = 0 in the main runs (TRL's default; the ablation uses DeepSeekMath's
-β = 0.04).  See :class:`minir1.grpo.GRPOConfig` for each value and its source.
+The *hard task* (:mod:`minir1.experiments.rl_controls`) carries the verdict: a smaller base
+pretrained in the chapter with room at both ends, reward controls (true / random / format /
+incorrect), ``grpo`` vs ``dr_grpo``, a primed base, pass@k to 256 and baselines at equal FLOPs
+(RFT on the base's own verified samples, SFT on worked solutions).
+
+Deviations from R1, besides scale: the compact prompt template (see :mod:`minir1.tokenizer`), a
+learning rate suited to a tiny from-scratch model, G = 8, ε = 0.2, and β = 0 (TRL's default).
+See :class:`minir1.grpo.GRPOConfig` for each value and its source.
 """
 
 from __future__ import annotations
 
-import random
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -30,23 +29,20 @@ from .. import artifacts, models, stats
 from ..evaluation import (
     EvalResult,
     EvalSet,
-    Sampling,
     eval_record,
     evaluate,
-    evaluate_cached,
     per_problem_scores,
     summarize,
 )
 from ..grpo import GRPOConfig, train_grpo
 from ..profiles import check_profile
 from ..rewards import accuracy_reward, format_reward
-from ..tasks import completion, final_answer, get_task
-from ..tokenizer import format_prompt
-from ..train import TrainConfig, train
+from ..tasks import get_task
 from ..utils import device, seed_everything
-from . import lab
+from . import lab, rl_controls
 from .chapter import ChapterResult
 from .lab import LabConfig
+from .rl_controls import ControlsConfig
 from .rules import judge
 
 PASSK_SEED = 4321  # which held-out problems the pass@k curves use
@@ -70,13 +66,10 @@ class RLConfig:
             reward_weights=(1.0, 1.0),
         )
     )
-    ablation_kl_coef: float = 0.04  # β of the KL-on ablation (DeepSeekMath's value; R1 used 0.001)
     n_train: int = 4000  # train-split problems RL draws prompts from
     n_eval: int = 200  # held-out problems for the learning curves (inside training)
     eval_samples: int = 4  # samples per held-out problem at each curve point (T = 1)
-    n_passk: int = 64  # held-out problems for the pass@k curves
-    passk_samples: int = 64  # samples per problem for pass@k (k = 1..64)
-    sft_lr_mult: float = 10.0  # SFT baselines' lr as a multiple of GRPO's
+    controls: ControlsConfig = field(default_factory=ControlsConfig)  # the hard task (carries the verdict)
     engine: str = "minir1"  # "minir1" (minir1.grpo, the book's code) or "trl" (trl.GRPOTrainer)
     dry_run: bool = False  # two GRPO steps, tiny evaluations (tests)
 
@@ -97,10 +90,9 @@ PROFILES: dict[str, RLConfig] = {
         n_train=64,
         n_eval=8,
         eval_samples=2,
-        n_passk=8,
-        passk_samples=8,
+        controls=rl_controls.PROFILES["smoke"],
     ),
-    "cpu": RLConfig(base=lab.PROFILES["cpu"]),
+    "cpu": RLConfig(base=lab.PROFILES["cpu"], controls=rl_controls.PROFILES["cpu"]),
     "gpu": RLConfig(
         base=lab.PROFILES["gpu"],
         grpo=GRPOConfig(
@@ -116,8 +108,7 @@ PROFILES: dict[str, RLConfig] = {
         n_train=20000,
         n_eval=500,
         eval_samples=8,
-        n_passk=300,
-        passk_samples=64,
+        controls=rl_controls.PROFILES["gpu"],
     ),
 }
 
@@ -147,8 +138,7 @@ def dry_run(cfg: RLConfig) -> RLConfig:
         n_train=8,
         n_eval=2,
         eval_samples=2,
-        n_passk=2,
-        passk_samples=4,
+        controls=rl_controls.dry_run(cfg.controls),
         dry_run=True,
     )
 
@@ -160,21 +150,6 @@ def problems(cfg: RLConfig, split: str, n: int, seed: int = 1234):
 def eval_set(cfg: RLConfig) -> EvalSet:
     """The held-out problems the chapter's verdict uses: the lab's, for the RL task."""
     return lab.eval_set(cfg.base, cfg.task, cfg.difficulty)
-
-
-def passk_set(cfg: RLConfig) -> EvalSet:
-    return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_passk, split="test", seed=PASSK_SEED)
-
-
-def passk_sampling(cfg: RLConfig) -> Sampling:
-    n = cfg.passk_samples
-    return Sampling(
-        n_samples=n,
-        temperature=1.0,
-        top_p=1.0,
-        max_new_tokens=cfg.grpo.max_completion_length,
-        ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k <= n),
-    )
 
 
 def curve_eval(cfg: RLConfig, tokenizer, eval_problems, seed: int):
@@ -279,75 +254,6 @@ def rl_model(cfg: RLConfig, seed: int = 0, *, kl_coef: float | None = None, forc
     return model, tok, artifacts.load_meta(path)
 
 
-SFT_KINDS = ("answers", "worked")
-
-
-def sft_pairs(cfg: RLConfig, kind: str, tok, seed: int) -> list[tuple[str, str]]:
-    """Training pairs of an SFT baseline: ``answers`` = R1's format with an empty ``<think>``
-    (``<think></think> <answer>936</answer>``); ``worked`` = a correct worked solution from the task
-    generator inside ``<think>`` (``<think>6+9=15 c1 ...</think> <answer>936</answer>``)."""
-    if kind not in SFT_KINDS:
-        raise ValueError(f"kind must be one of {SFT_KINDS}; got {kind!r}")
-    task = get_task(cfg.task, cfg.difficulty)
-    rng = random.Random(seed)
-    out = []
-    for p in problems(cfg, "train", cfg.n_train, seed=seed):
-        if kind == "answers":
-            reply = completion("", p.answer)
-        else:
-            steps = task.worked_solution(p, rng, 0.0)
-            reply = completion(steps, final_answer(steps))
-        out.append((format_prompt(tok, p.question), " " + reply))
-    return out
-
-
-def _build_sft(cfg: RLConfig, kind: str, seed: int, flops_budget: float):
-    def build(folder):
-        model, tok, meta = lab.base_model(cfg.base)
-        pairs = sft_pairs(cfg, kind, tok, seed)
-        tokens_per_example = float(np.mean([len(tok.encode(c)) + 1 for _, c in pairs[:200]]))  # completion + eos
-        batch = cfg.grpo.batch_size
-        steps = max(1, int(flops_budget / (6 * meta["params"] * tokens_per_example * batch)))
-        tcfg = TrainConfig(
-            steps=steps,
-            batch_size=batch,
-            lr=cfg.grpo.lr * cfg.sft_lr_mult,
-            warmup_steps=min(10, steps),
-            seed=seed,
-            desc=f"SFT {kind}",
-            progress=False,
-            log_every=max(1, steps // 5),
-        )
-        res = train(model, tok, pairs, tcfg)
-        models.save(model.cpu(), tok, folder)
-        return {
-            "steps": steps,
-            "flops": 6.0 * meta["params"] * res.tokens,
-            "history": res.history,
-            "params": meta["params"],
-            "flops_budget": flops_budget,
-        }
-
-    return build
-
-
-def sft_path(cfg: RLConfig, kind: str, seed: int, flops_budget: float) -> Path:
-    """An SFT baseline (``kind`` in :data:`SFT_KINDS`) trained for as many steps as fit in
-    ``flops_budget`` (6·N per trained completion token), cached as an artifact."""
-    conf = {
-        "kind": kind,
-        "task": cfg.task,
-        "difficulty": cfg.difficulty,
-        "n_train": cfg.n_train,
-        "batch": cfg.grpo.batch_size,
-        "lr": cfg.grpo.lr * cfg.sft_lr_mult,
-        "seed": seed,
-        "flops_budget": float(f"{flops_budget:.6g}"),
-        "base": _base_conf(cfg),
-    }
-    return artifacts.cached("sft", conf, _build_sft(cfg, kind, seed, float(conf["flops_budget"])))
-
-
 # ----------------------------------------------------------------------------- the chapter
 CURVE_KEYS = (
     "step",
@@ -372,62 +278,36 @@ def _scores(runs: Sequence[EvalResult], name: str) -> np.ndarray:
 
 
 def run_experiment(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
-    """Train (or load) and score everything the chapter reports, for ``seeds``.
+    """The easy case: GRPO per seed on the lab base, scored in the lab's three settings.
 
     Returns raw evaluations: ``{"base": {setting: [EvalResult]}, "rl": {setting: [EvalResult per
-    seed]}, "sft_answers"/"sft_worked": {"r1": [...]}, "passk_base", "passk_rl", "paths", "meta"}``.
+    seed]}, "runs": [meta per seed], "paths", "base_meta", "seeds"}``.
     """
     seeds = list(seeds)
     eset = eval_set(cfg)
     base_dir = lab.base_path(cfg.base)
-    base_meta = artifacts.load_meta(base_dir)
-    out = {
-        "paths": {"base": base_dir, "rl": [], "sft_answers": [], "sft_worked": []},
-        "runs": [],
-        "ablation": [],
-        "sft": {k: [] for k in SFT_KINDS},
-        "base_meta": base_meta,
-    }
+    out = {"paths": {"base": base_dir, "rl": []}, "runs": [], "base_meta": artifacts.load_meta(base_dir)}
     # The base on the lab's held-out set: the same cached evaluations the lab chapter reports.
     out["base"] = lab.score(cfg.base, eset, seeds, model_dir=base_dir)
-    pk_set, pk_smp = passk_set(cfg), passk_sampling(cfg)
-    out["passk_base"] = [evaluate_cached(base_dir, pk_set, pk_smp, 0)]
     rl_runs = {name: [] for name in lab.SETTINGS}
-    sft_runs = {k: [] for k in SFT_KINDS}
-    out["passk_rl"] = []
     for s in seeds:
         path = rl_path(cfg, s)
-        meta = artifacts.load_meta(path)
         out["paths"]["rl"].append(path)
-        out["runs"].append(meta)
+        out["runs"].append(artifacts.load_meta(path))
         model, tok = models.load(path, device=device())
         # RL seed s is one trained model, sampled once with seed s (paired with the base's seed-s samples).
         for name, runs in lab.score(cfg.base, eset, [s], model_dir=path, model=model, tokenizer=tok).items():
             rl_runs[name].extend(runs)
-        out["passk_rl"].append(evaluate_cached(path, pk_set, pk_smp, s, model=model, tokenizer=tok))
-        out["ablation"].append(artifacts.load_meta(rl_path(cfg, s, kl_coef=cfg.ablation_kl_coef)))
-        for kind in SFT_KINDS:
-            spath = sft_path(cfg, kind, s, flops_budget=meta["flops"])
-            out["paths"][f"sft_{kind}"].append(spath)
-            out["sft"][kind].append(artifacts.load_meta(spath))
-            sft_runs[kind].extend(lab.score(cfg.base, eset, [s], model_dir=spath, settings=("r1",))["r1"])
-    out["rl"] = rl_runs
-    out["sft_answers"], out["sft_worked"] = {"r1": sft_runs["answers"]}, {"r1": sft_runs["worked"]}
-    out["seeds"] = seeds
+    out["rl"], out["seeds"] = rl_runs, seeds
     return out
 
 
-def _ablation_metric(runs: list[dict], key: str) -> stats.Metric:
-    return stats.over_seeds([float(r["evals"][-1][key]) for r in runs], unit="rate" if "len" not in key else "")
-
-
 def rl_metrics(out: dict) -> dict:
-    """Results-file metrics of :func:`run_experiment`; every comparison a paired bootstrap."""
+    """Results-file metrics of the easy case; every comparison a paired bootstrap."""
     m: dict = {}
     base, rl = out["base"], out["rl"]
-    for name in lab.SETTINGS:
-        tag = name
-        b, r = base[name], rl[name]
+    for tag in lab.SETTINGS:
+        b, r = base[tag], rl[tag]
         bs = summarize(b)  # the lab chapter's numbers (one model, sampling seeds)
         m[f"base_pass_at_1_{tag}"] = bs["pass@1"] if "pass@1" in bs else bs["acc"]
         m[f"base_pass_at_1_lenient_{tag}"] = bs["pass@1_lenient"] if "pass@1_lenient" in bs else bs["acc_lenient"]
@@ -435,49 +315,18 @@ def rl_metrics(out: dict) -> dict:
         m[f"base_mean_len_{tag}"] = lab.mean_len(b)
         # RL: one trained model per seed -> resample problems and seeds.
         for score, key in (("pass@1", "pass_at_1"), ("pass@1_lenient", "pass_at_1_lenient"), ("format", "format_rate")):
-            m[f"rl_{key}_{tag}"] = stats.rate(_scores(r, score))
-            m[f"rl_vs_base_{key}_{tag}"] = stats.paired_diff(_scores(r, score), _scores(b, score))
+            m[f"rl_{key}_{tag}"] = stats.rate(per_problem_scores(r, score))
+            m[f"rl_vs_base_{key}_{tag}"] = stats.paired_diff(per_problem_scores(r, score), per_problem_scores(b, score))
         m[f"rl_mean_len_{tag}"] = lab.mean_len(r)
-    # Supervised baselines at the FLOPs of one GRPO run, R1's sampling.
-    rl_r1 = _scores(rl["r1"], "pass@1")
-    best, best_mean = None, -1.0
-    for kind in SFT_KINDS:
-        runs = out[f"sft_{kind}"]["r1"]
-        m[f"sft_{kind}_pass_at_1_r1"] = stats.rate(_scores(runs, "pass@1"))
-        m[f"sft_{kind}_pass_at_1_lenient_r1"] = stats.rate(_scores(runs, "pass@1_lenient"))
-        m[f"rl_vs_sft_{kind}_pass_at_1_r1"] = stats.paired_diff(rl_r1, _scores(runs, "pass@1"))
-        if m[f"sft_{kind}_pass_at_1_r1"].mean > best_mean:
-            best, best_mean = kind, m[f"sft_{kind}_pass_at_1_r1"].mean
-    m["rl_vs_best_baseline_pass_at_1_r1"] = m[f"rl_vs_sft_{best}_pass_at_1_r1"]
-    m["best_baseline"] = SFT_KINDS.index(best)  # 0 = answers only, 1 = worked solutions
-    m["sft_steps"] = {k: stats.over_seeds([s["steps"] for s in out["sft"][k]]) for k in SFT_KINDS}
-    # KL-on ablation (from the training curves: T = 1, curve problems).
-    for key in ("pass_at_1", "pass_at_1_lenient", "mean_len"):
-        m[f"rl_kl_{key}_curve"] = _ablation_metric(out["ablation"], key)
-        m[f"rl_{key}_curve"] = _ablation_metric(out["runs"], key)
-    # pass@k, T = 1: base sampled once (one model), RL one model per seed.
-    pk_b, pk_r = out["passk_base"], out["passk_rl"]
-    n = pk_b[0].n_samples
-    ks = sorted(pk_b[0].pass_at_k)
-    for suffix in ("", "_lenient"):
-        cb = np.asarray([r.correct_lenient if suffix else r.correct for r in pk_b])
-        cr = np.asarray([r.correct_lenient if suffix else r.correct for r in pk_r])
-        m[f"base_pass_at_k{suffix}"] = {str(k): v for k, v in stats.pass_at_k(cb, n, ks, seeds="sampling").items()}
-        m[f"rl_pass_at_k{suffix}"] = {str(k): v for k, v in stats.pass_at_k(cr, n, ks).items()}
-        kmax = max(ks)
-        m[f"rl_vs_base_pass_at_{kmax}{suffix}"] = stats.paired_diff(
-            stats.pass_at_k_scores(cr, n, kmax), stats.pass_at_k_scores(cb, n, kmax)
-        )
     runs = out["runs"]
     m["rl_flops_per_run"] = stats.over_seeds([r["flops"] for r in runs])
     m["rl_wall_seconds_per_run"] = stats.over_seeds([r["wall_seconds"] for r in runs])
-    m["rl_tokens_per_s"] = stats.over_seeds([float(np.mean([h["tok_per_s"] for h in r["history"]])) for r in runs])
     m["base_params"] = out["base_meta"]["params"]
     return m
 
 
 def rl_evals(cfg: RLConfig, out: dict) -> dict:
-    """``evals`` records: the base (same records as the lab chapter), each RL model and each SFT baseline."""
+    """``evals`` records: the base (same records as the lab chapter) and each RL model."""
     eset, smp = eval_set(cfg), lab.samplings(cfg.base)
     seeds = out["seeds"]
     recs = dict(eval_record(out["paths"]["base"], eset, smp[name], out["base"][name], seeds) for name in lab.SETTINGS)
@@ -485,57 +334,47 @@ def rl_evals(cfg: RLConfig, out: dict) -> dict:
         for name in lab.SETTINGS:
             eid, rec = eval_record(out["paths"]["rl"][i], eset, smp[name], [out["rl"][name][i]], [s])
             recs[eid] = rec
-        for kind in SFT_KINDS:
-            eid, rec = eval_record(out["paths"][f"sft_{kind}"][i], eset, smp["r1"], [out[f"sft_{kind}"]["r1"][i]], [s])
-            recs[eid] = rec
-    pk_set, pk_smp = passk_set(cfg), passk_sampling(cfg)
-    eid, rec = eval_record(out["paths"]["base"], pk_set, pk_smp, out["passk_base"], [0])
-    recs[eid] = rec
-    for i, s in enumerate(seeds):
-        eid, rec = eval_record(out["paths"]["rl"][i], pk_set, pk_smp, [out["passk_rl"][i]], [s])
-        recs[eid] = rec
     return recs
 
 
 def rl_extra(out: dict) -> dict:
-    """Curves and samples for the chapter's figures (read back from the results file)."""
-
-    def curves(runs):
-        return [
-            {"history": [{k: h.get(k) for k in CURVE_KEYS} for h in r["history"]], "evals": r["evals"]} for r in runs
-        ]
-
+    """Curves and samples of the easy case (read back from the results file)."""
     return {
-        "runs": curves(out["runs"]),
-        "ablation": curves(out["ablation"]),
+        "runs": [
+            {"history": [{k: h.get(k) for k in CURVE_KEYS} for h in r["history"]], "evals": r["evals"]}
+            for r in out["runs"]
+        ],
         "samples_base": out["base"]["r1"][0].samples,
         "samples_rl": out["rl"]["r1"][0].samples,
-        "samples_base_t1": out["base"]["t1"][0].samples,
-        "samples_rl_t1": out["rl"]["t1"][0].samples,
-        "samples_sft_worked": out["sft_worked"]["r1"][0].samples,
-        "sft_steps": {k: [s["steps"] for s in out["sft"][k]] for k in SFT_KINDS},
     }
 
 
 def total_flops(out: dict) -> float:
-    """FLOPs this chapter spent training (RL runs, ablation, SFT baselines) and sampling evaluations (2·N per token)."""
-    train_flops = sum(r["flops"] for r in out["runs"] + out["ablation"])
-    train_flops += sum(s["flops"] for k in SFT_KINDS for s in out["sft"][k])
-    toks = sum(
-        r.tokens_generated
-        for by in (out["base"], out["rl"], out["sft_answers"], out["sft_worked"])
-        for runs in by.values()
-        for r in runs
-    )
-    toks += sum(r.tokens_generated for r in out["passk_base"] + out["passk_rl"])
-    return float(train_flops + 2.0 * out["base_meta"]["params"] * toks)
+    """FLOPs of the easy case: GRPO training and sampled evaluations (2·N per token)."""
+    toks = sum(r.tokens_generated for by in (out["base"], out["rl"]) for runs in by.values() for r in runs)
+    return float(sum(r["flops"] for r in out["runs"]) + 2.0 * out["base_meta"]["params"] * toks)
 
 
 def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
-    """The RL chapter: GRPO per seed, the KL-on ablation, two SFT baselines, evaluations."""
-    out = run_experiment(cfg, seeds)
+    """The RL chapter: the easy case on the lab base, then the hard task's controls and baselines."""
+    t0 = time.time()
+    easy = run_experiment(cfg, seeds)
+    t_easy = time.time() - t0
+    hard = rl_controls.run_experiment(cfg.controls, seeds)
+    metrics = rl_metrics(easy)
+    hard_m = rl_controls.controls_metrics(hard)
+    clash = set(metrics) & set(hard_m)
+    if clash:
+        raise RuntimeError(f"easy-case and hard-task metrics share names: {sorted(clash)}")
+    metrics.update(hard_m)
+    metrics["wall_seconds_easy"] = t_easy
+    metrics["wall_seconds_hard"] = time.time() - t0 - t_easy
     return ChapterResult(
-        metrics=rl_metrics(out), config=cfg, evals=rl_evals(cfg, out), extra=rl_extra(out), flops=total_flops(out)
+        metrics=metrics,
+        config=cfg,
+        evals={**rl_evals(cfg, easy), **rl_controls.controls_evals(cfg.controls, hard)},
+        extra={**rl_extra(easy), "hard": rl_controls.controls_extra(hard)},
+        flops=total_flops(easy) + rl_controls.total_flops(hard),
     )
 
 
@@ -543,23 +382,23 @@ def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
 def verdicts(m: dict, cfg: RLConfig | None = None) -> list[dict]:
     """``rl-vanilla-to-reasoner`` by its rule in data/claims.yml; the evidence states the numbers."""
     f = stats.fmt
-    task = f"{cfg.difficulty}-digit {cfg.task}" if cfg is not None else "3-digit addition"
-    best = SFT_KINDS[int(m["best_baseline"])] if "best_baseline" in m else "worked"
-    kmax = max(m["base_pass_at_k_lenient"], key=int)
-    best_name = "worked solutions" if best == "worked" else "answers only"
+    c = cfg.controls if cfg is not None else ControlsConfig()
+    best = rl_controls.BASELINES[int(m["best_baseline"])]
+    best_name = {"sft_worked": "SFT on worked solutions", "rft": "rejection-sampling fine-tuning"}[best]
+    n = int(m["passk_n"])
     ev = (
-        f"At R1's sampling (T = 0.6, top-p 0.95) held-out strict pass@1 went from {f(m['base_pass_at_1_r1'])} "
-        f"(base) to {f(m['rl_pass_at_1_r1'])} (GRPO, 3 seeds): paired gain {f(m['rl_vs_base_pass_at_1_r1'])}; "
-        f"lenient (any final answer) {f(m['base_pass_at_1_lenient_r1'])} -> {f(m['rl_pass_at_1_lenient_r1'])}, "
-        f"gain {f(m['rl_vs_base_pass_at_1_lenient_r1'])}. Greedy strict {f(m['base_pass_at_1_greedy'])} -> "
-        f"{f(m['rl_pass_at_1_greedy'])}; T = 1 {f(m['base_pass_at_1_t1'])} -> {f(m['rl_pass_at_1_t1'])}. "
-        f"Against the best equal-FLOPs baseline (SFT on {best_name}, "
-        f"{f(m[f'sft_{best}_pass_at_1_r1'])}) RL is {f(m['rl_vs_best_baseline_pass_at_1_r1'])}; SFT on answers "
-        f"only (a weak baseline that removes the reasoning) reaches {f(m['sft_answers_pass_at_1_r1'])}. "
-        f"Lenient pass@{kmax} at T = 1: RL − base {f(m[f'rl_vs_base_pass_at_{kmax}_lenient'])}. "
-        f"Caveat: the pretraining corpus planted the behaviour (worked solutions and a few R1-format "
-        f"transcripts), so RL here selects a mode the base already had; a "
-        f"{m['base_params'] / 1e6:.2f}M-parameter model on {task}, not AIME."
+        f"Hard task ({c.difficulty}-digit {c.task}, a {m['hard_base_params'] / 1e6:.2f}M-parameter base "
+        f"pretrained in the chapter; validation strict pass@1 {f(m['valid_pass_at_1_r1']['plain'])}, "
+        f"pass@{int(m['valid_kmax'])} {f(m['valid_pass_at_kmax_r1']['plain'])}). At R1's sampling held-out strict "
+        f"pass@1 went from {f(m['plain_base_pass_at_1_r1'])} (base) to {f(m['pass_at_1_r1']['true'])} (GRPO, true "
+        f"reward, 3 seeds): paired gain {f(m['plain_rl_vs_base_pass_at_1_r1'])}. Random reward: "
+        f"{f(m['pass_at_1_r1']['random'])}; true − random {f(m['plain_true_vs_random_pass_at_1_r1'])}. "
+        f"Best equal-FLOPs baseline ({best_name}, {f(m['pass_at_1_r1'][best])}): RL − baseline "
+        f"{f(m['plain_rl_vs_best_baseline_pass_at_1_r1'])}. Primed base: {f(m['primed_base_pass_at_1_r1'])} -> "
+        f"{f(m['pass_at_1_r1']['primed_true'])}, gain {f(m['primed_rl_vs_base_pass_at_1_r1'])}. "
+        f"pass@{n}: RL − base {f(m[f'passk_rl_vs_base_at_{n}'])}. Easy case (lab base, 3-digit addition): "
+        f"{f(m['base_pass_at_1_r1'])} -> {f(m['rl_pass_at_1_r1'])}, but the base's lenient accuracy was already "
+        f"{f(m['base_pass_at_1_lenient_r1'])}: the corpus planted the behaviour. Tiny models on arithmetic, not AIME."
     )
     return [judge("rl-vanilla-to-reasoner", m, ev)]
 
@@ -573,8 +412,6 @@ __all__ = [
     "eval_set",
     "rl_path",
     "rl_model",
-    "sft_path",
-    "sft_pairs",
     "run_experiment",
     "rl_metrics",
     "rl_evals",

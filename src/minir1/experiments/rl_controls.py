@@ -35,8 +35,8 @@ from .. import artifacts, behaviours, models, stats
 from ..corpus import CorpusConfig
 from ..evaluation import EvalResult, EvalSet, Sampling, eval_record, evaluate, evaluate_cached, per_problem_scores
 from ..grpo import GRPOConfig, train_grpo
-from ..sampling import generate
 from ..rewards import accuracy_reward, format_reward, incorrect_reward, make_random_reward
+from ..sampling import generate
 from ..tasks import completion, final_answer, get_task
 from ..tokenizer import format_prompt
 from ..train import TrainConfig, train
@@ -58,8 +58,15 @@ def _hard_base(preset: str, difficulty: int, steps: int, n_docs: int) -> LabConf
         preset=preset,
         corpus=CorpusConfig(tasks=(("addition", difficulty, 1.0),), n_docs=n_docs, mix=(0.33, 0.28, 0.19, 0.10, 0.10)),
         train=TrainConfig(
-            steps=steps, batch_size=32, lr=3e-3, warmup_steps=20, pack=True, seq_len=128, desc="pretrain",
-            log_every=100, progress=False,
+            steps=steps,
+            batch_size=32,
+            lr=3e-3,
+            warmup_steps=20,
+            pack=True,
+            seq_len=128,
+            desc="pretrain",
+            log_every=100,
+            progress=False,
         ),
         tasks=(("addition", difficulty),),
         n_eval=200,
@@ -76,7 +83,13 @@ class ControlsConfig:
     difficulty: int = 4  # digits per operand
     grpo: GRPOConfig = field(
         default_factory=lambda: GRPOConfig(
-            group_size=8, batch_size=64, steps=60, lr=1e-4, max_completion_length=64, eval_every=15, log_every=0,
+            group_size=8,
+            batch_size=64,
+            steps=60,
+            lr=1e-4,
+            max_completion_length=64,
+            eval_every=15,
+            log_every=0,
             log_kl=False,
         )
     )
@@ -100,9 +113,64 @@ def dry_run(cfg: ControlsConfig) -> ControlsConfig:
     """``cfg``'s model shapes, two GRPO steps, tiny evaluations (tests)."""
     g = replace(cfg.grpo, steps=2, group_size=2, batch_size=4, eval_every=1, max_completion_length=8)
     return replace(
-        cfg, base=lab.dry_run(cfg.base), grpo=g, n_train=8, n_curve=2, curve_samples=2, n_valid=2, valid_samples=4,
-        n_heldout=3, passk_samples=4, rft_samples=2, dry_run=True,
+        cfg,
+        base=lab.dry_run(cfg.base),
+        grpo=g,
+        n_train=8,
+        n_curve=2,
+        curve_samples=2,
+        n_valid=2,
+        valid_samples=4,
+        n_heldout=3,
+        passk_samples=4,
+        rft_samples=2,
+        dry_run=True,
     )
+
+
+PROFILES: dict[str, ControlsConfig] = {
+    "smoke": ControlsConfig(
+        base=_hard_base("pico", 3, 30, 1500),
+        difficulty=3,
+        grpo=GRPOConfig(
+            group_size=4,
+            batch_size=16,
+            steps=2,
+            lr=1e-4,
+            max_completion_length=32,
+            eval_every=1,
+            log_every=0,
+            log_kl=False,
+        ),
+        n_train=64,
+        n_curve=4,
+        curve_samples=2,
+        n_valid=8,
+        valid_samples=16,
+        n_heldout=8,
+        passk_samples=16,
+        rft_samples=2,
+    ),
+    "cpu": ControlsConfig(),
+    "gpu": ControlsConfig(
+        base=_hard_base("micro", 4, 3000, 100_000),
+        grpo=GRPOConfig(
+            group_size=16,
+            batch_size=256,
+            steps=200,
+            lr=5e-5,
+            max_completion_length=64,
+            eval_every=20,
+            log_every=10,
+            log_kl=False,
+        ),
+        n_train=20_000,
+        n_curve=200,
+        curve_samples=4,
+        n_valid=200,
+        n_heldout=500,
+    ),
+}
 
 
 # ----------------------------------------------------------------------------- bases and problem sets
@@ -163,8 +231,16 @@ def curve_eval(cfg: ControlsConfig, tok, seed: int):
 
     def fn(model):
         r = evaluate(
-            model, tok, probs, n_samples=cfg.curve_samples, temperature=R1_T, top_p=R1_TOP_P, seed=seed, ks=(1,),
-            max_new_tokens=cfg.grpo.max_completion_length, n_show=len(probs),
+            model,
+            tok,
+            probs,
+            n_samples=cfg.curve_samples,
+            temperature=R1_T,
+            top_p=R1_TOP_P,
+            seed=seed,
+            ks=(1,),
+            max_new_tokens=cfg.grpo.max_completion_length,
+            n_show=len(probs),
         )
         rates = behaviours.rates([s["completion"] for s in r.samples])
         return {
@@ -183,7 +259,12 @@ def _build_grpo(cfg: ControlsConfig, base: str, reward: str, gcfg: GRPOConfig, s
         model, tok, meta = lab.base_model(base_cfg(cfg, base))
         seed_everything(seed)
         res = train_grpo(
-            model, tok, train_problems(cfg, seed), reward_funcs(reward, seed), gcfg, seed=seed,
+            model,
+            tok,
+            train_problems(cfg, seed),
+            reward_funcs(reward, seed),
+            gcfg,
+            seed=seed,
             eval_fn=curve_eval(cfg, tok, 10_000 + seed),
         )
         models.save(model.cpu(), tok, folder)
@@ -200,8 +281,13 @@ def grpo_path(cfg: ControlsConfig, seed: int, *, base: str = "plain", reward: st
     reward_funcs(reward, seed)  # validates the name
     gcfg = replace(cfg.grpo, loss_type=loss_type, scale_rewards="none" if loss_type == "dr_grpo" else "group")
     conf = {
-        "task": cfg.task, "difficulty": cfg.difficulty, "reward": reward, "grpo": asdict(gcfg),
-        "n_train": cfg.n_train, "curve": [cfg.n_curve, cfg.curve_samples], "seed": seed,
+        "task": cfg.task,
+        "difficulty": cfg.difficulty,
+        "reward": reward,
+        "grpo": asdict(gcfg),
+        "n_train": cfg.n_train,
+        "curve": [cfg.n_curve, cfg.curve_samples],
+        "seed": seed,
         "base": {k: v for k, v in asdict(base_cfg(cfg, base)).items() if k in lab.BUILD_FIELDS},
     }
     return artifacts.cached("rl-controls", conf, _build_grpo(cfg, base, reward, gcfg, seed))
@@ -216,8 +302,14 @@ def _sft(cfg: ControlsConfig, pairs, tok, params: int, flops_budget: float, seed
     batch = cfg.grpo.batch_size
     steps = max(1, int(flops_budget / (6 * params * tokens_per_example * batch)))
     tcfg = TrainConfig(
-        steps=steps, batch_size=batch, lr=cfg.grpo.lr * cfg.sft_lr_mult, warmup_steps=min(10, steps), seed=seed,
-        desc=desc, progress=False, log_every=max(1, steps // 5),
+        steps=steps,
+        batch_size=batch,
+        lr=cfg.grpo.lr * cfg.sft_lr_mult,
+        warmup_steps=min(10, steps),
+        seed=seed,
+        desc=desc,
+        progress=False,
+        log_every=max(1, steps // 5),
     )
     return steps, tcfg
 
@@ -238,11 +330,17 @@ def _rft_pairs(cfg: ControlsConfig, model, tok, seed: int) -> tuple[list[tuple[s
     g = cfg.rft_samples
     prompts = [format_prompt(tok, p.question) for p in probs]
     gen = generate(
-        model, tok, prompts, max_new_tokens=cfg.grpo.max_completion_length, temperature=1.0,
-        num_return_sequences=g, seed=seed,
+        model,
+        tok,
+        prompts,
+        max_new_tokens=cfg.grpo.max_completion_length,
+        temperature=1.0,
+        num_return_sequences=g,
+        seed=seed,
     )
-    ok = accuracy_reward(list(gen.texts), task=[p.task for p in probs for _ in range(g)],
-                         key=[p.key for p in probs for _ in range(g)])
+    ok = accuracy_reward(
+        list(gen.texts), task=[p.task for p in probs for _ in range(g)], key=[p.key for p in probs for _ in range(g)]
+    )
     kept = [(prompts[i // g], " " + t.strip()) for i, (t, r) in enumerate(zip(gen.texts, ok)) if r > 0]
     return kept, int(sum(gen.n_tokens))
 
@@ -262,8 +360,12 @@ def _build_baseline(cfg: ControlsConfig, kind: str, seed: int, flops_budget: flo
             res = train(model, tok, pairs, tcfg)
         models.save(model.cpu(), tok, folder)
         return {
-            "steps": steps, "kept": len(pairs), "sampled_tokens": sampled, "params": params,
-            "flops": 2.0 * params * sampled + (6.0 * params * res.tokens if res else 0.0), "flops_budget": flops_budget,
+            "steps": steps,
+            "kept": len(pairs),
+            "sampled_tokens": sampled,
+            "params": params,
+            "flops": 2.0 * params * sampled + (6.0 * params * res.tokens if res else 0.0),
+            "flops_budget": flops_budget,
         }
 
     return build
@@ -274,9 +376,16 @@ def baseline_path(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float
     if kind not in BASELINES:
         raise ValueError(f"kind must be one of {BASELINES}; got {kind!r}")
     conf = {
-        "kind": kind, "task": cfg.task, "difficulty": cfg.difficulty, "n_train": cfg.n_train,
-        "batch": cfg.grpo.batch_size, "lr": cfg.grpo.lr * cfg.sft_lr_mult, "rft_samples": cfg.rft_samples,
-        "max_len": cfg.grpo.max_completion_length, "seed": seed, "flops_budget": float(f"{flops_budget:.6g}"),
+        "kind": kind,
+        "task": cfg.task,
+        "difficulty": cfg.difficulty,
+        "n_train": cfg.n_train,
+        "batch": cfg.grpo.batch_size,
+        "lr": cfg.grpo.lr * cfg.sft_lr_mult,
+        "rft_samples": cfg.rft_samples,
+        "max_len": cfg.grpo.max_completion_length,
+        "seed": seed,
+        "flops_budget": float(f"{flops_budget:.6g}"),
         "base": {k: v for k, v in asdict(cfg.base).items() if k in lab.BUILD_FIELDS},
     }
     return artifacts.cached("rl-baseline", conf, _build_baseline(cfg, kind, seed, float(conf["flops_budget"])))
@@ -321,16 +430,20 @@ def run_experiment(cfg: ControlsConfig, seeds: Sequence[int] = (0, 1, 2)) -> dic
         out["valid"][kind] = evaluate_cached(path, valid_set(cfg), r1_many(cfg, cfg.valid_samples), 0)
         out["r1"][name] = [evaluate_cached(path, held, smp["r1"], s) for s in seeds]
     out["base_meta"] = artifacts.load_meta(out["paths"]["base"][0])
-    out["settings"]["base"] = {k: [evaluate_cached(out["paths"]["base"][0], held, smp[k], s) for s in
-                                   ([0] if k == "greedy" else seeds)] for k in ("greedy", "t1")}
+    out["settings"]["base"] = {
+        k: [evaluate_cached(out["paths"]["base"][0], held, smp[k], s) for s in ([0] if k == "greedy" else seeds)]
+        for k in ("greedy", "t1")
+    }
     for base, reward, loss in CONDITIONS:
         name = cond_name(base, reward, loss)
         paths = [grpo_path(cfg, s, base=base, reward=reward, loss_type=loss) for s in seeds]
         out["paths"][name], out["runs"][name] = paths, [artifacts.load_meta(p) for p in paths]
         if name in VERDICT_MODELS:
             out["r1"][name] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
-    out["settings"]["true"] = {k: [evaluate_cached(p, held, smp[k], s if k != "greedy" else 0)
-                                   for p, s in zip(out["paths"]["true"], seeds)] for k in ("greedy", "t1")}
+    out["settings"]["true"] = {
+        k: [evaluate_cached(p, held, smp[k], s if k != "greedy" else 0) for p, s in zip(out["paths"]["true"], seeds)]
+        for k in ("greedy", "t1")
+    }
     for kind in BASELINES:
         budgets = [m["flops"] for m in out["runs"]["true"]]
         paths = [baseline_path(cfg, kind, s, b) for s, b in zip(seeds, budgets)]
@@ -452,8 +565,10 @@ def controls_extra(out: dict) -> dict:
     """Curves (per condition, per seed) and sample completions for the figures."""
     return {
         "curves": {
-            name: [{"history": [{k: h.get(k) for k in CURVE_KEYS} for h in r["history"]], "evals": r["evals"]}
-                   for r in runs]
+            name: [
+                {"history": [{k: h.get(k) for k in CURVE_KEYS} for h in r["history"]], "evals": r["evals"]}
+                for r in runs
+            ]
             for name, runs in out["runs"].items()
         },
         "samples": {name: runs[0].samples for name, runs in out["r1"].items()},

@@ -1,10 +1,8 @@
-import dataclasses
-
 import pytest
 
 from minir1 import stats
 from minir1.corpus import CorpusConfig
-from minir1.experiments import lab, rl
+from minir1.experiments import lab, rl, rl_controls, rules
 from minir1.experiments.rules import rule_of
 from minir1.grpo import GRPOConfig
 from minir1.results import write_results
@@ -36,8 +34,7 @@ def tiny(tmp_path, monkeypatch):
         n_train=16,
         n_eval=2,
         eval_samples=2,
-        n_passk=3,
-        passk_samples=4,
+        controls=rl_controls.dry_run(rl_controls.ControlsConfig(base=base)),
     )
 
 
@@ -50,15 +47,19 @@ def test_run_pairs_rl_with_the_labs_base(tiny, tmp_path):
     assert m["base_pass_at_1_greedy"] == lab_m["base_greedy_acc"]["addition"]
     for key in (
         "rl_vs_base_pass_at_1_r1",
-        "rl_vs_best_baseline_pass_at_1_r1",
         "rl_vs_base_pass_at_1_lenient_t1",
-        "rl_vs_sft_worked_pass_at_1_r1",
-        "rl_vs_base_pass_at_4_lenient",
+        "plain_rl_vs_base_pass_at_1_r1",
+        "plain_rl_vs_best_baseline_pass_at_1_r1",
+        "plain_true_vs_random_pass_at_1_r1",
+        "primed_rl_vs_base_pass_at_1_r1",
+        "passk_rl_vs_base_at_4",
     ):
         assert m[key].method == "paired-bootstrap" and m[key].unit == "diff", key
-    for k, v in m["rl_pass_at_k"].items():
+    for v in list(m["passk_rl"].values()) + list(m["passk_base"].values()):
         assert 0 <= v.lo <= v.hi <= 1
-    assert len(m["rl_pass_at_1_r1"].per_seed) == 2
+    assert set(m["passk_rl"]) == {"1", "2", "4"}
+    assert len(m["rl_pass_at_1_r1"].per_seed) == 2 and len(m["pass_at_1_r1"]["random"].per_seed) == 2
+    assert set(m["final_pass_at_1_curve"]) == {"true", "random", "format", "incorrect", "dr_grpo", "primed_true"}
     assert {r["sampling"]["temperature"] for r in res.evals.values()} == {0.0, 0.6, 1.0}
     out = rl.verdicts(m, tiny)[0]
     assert out["id"] == "rl-vanilla-to-reasoner" and "planted" in out["evidence"]
@@ -75,19 +76,6 @@ def test_run_pairs_rl_with_the_labs_base(tiny, tmp_path):
         extra=res.extra,
         out_dir=tmp_path / "res",
     )
-
-
-def test_sft_pairs_formats():
-    from minir1.tokenizer import build_tokenizer
-
-    tok, cfg = build_tokenizer(), dataclasses.replace(rl.config("smoke"), n_train=4)
-    ans = rl.sft_pairs(cfg, "answers", tok, 0)
-    worked = rl.sft_pairs(cfg, "worked", tok, 0)
-    assert ans[0][1].startswith(" <think></think> <answer>")
-    assert worked[0][1].startswith(" <think>") and len(worked[0][1]) > len(ans[0][1])
-    assert worked[0][1].endswith(ans[0][1].split("</think>")[1])  # the same (correct) answer
-    with pytest.raises(ValueError, match="kind"):
-        rl.sft_pairs(cfg, "bogus", tok, 0)
 
 
 def test_dry_run_gpu_shapes(tmp_path, monkeypatch):
@@ -107,24 +95,55 @@ def test_verdict_follows_the_rule(verdict):
             "base_pass_at_1_r1",
             "rl_pass_at_1_r1",
             "base_pass_at_1_lenient_r1",
-            "rl_pass_at_1_lenient_r1",
-            "base_pass_at_1_greedy",
-            "rl_pass_at_1_greedy",
-            "base_pass_at_1_t1",
-            "rl_pass_at_1_t1",
-            "sft_answers_pass_at_1_r1",
-            "sft_worked_pass_at_1_r1",
+            "plain_base_pass_at_1_r1",
+            "primed_base_pass_at_1_r1",
+            "passk_rl_vs_base_at_256",
         )
     }
     m = {
         **filler,
-        "base_pass_at_k_lenient": {"1": r, "64": r},
-        "rl_vs_base_pass_at_64_lenient": d,
-        "base_params": 1e6,
+        "valid_pass_at_1_r1": {"plain": r},
+        "valid_pass_at_kmax_r1": {"plain": r},
+        "valid_kmax": 256,
+        "pass_at_1_r1": {k: r for k in ("true", "random", "rft", "sft_worked", "primed_true")},
+        "passk_n": 256,
+        "hard_base_params": 6e4,
         "best_baseline": 1,
+        "plain_rl_vs_base_pass_at_1_r1": d,
         **rule_of("rl-vanilla-to-reasoner")["examples"][verdict],
     }
     assert rl.verdicts(m, rl.config("cpu"))[0]["verdict"] == verdict
+
+
+def test_gain_only_on_the_primed_base_is_partly_supported():
+    lo, hi = {"mean": 0.0, "lo": -0.05, "hi": 0.05}, {"mean": 0.3, "lo": 0.2, "hi": 0.4}
+    m = {
+        "plain_rl_vs_base_pass_at_1_r1": lo,
+        "plain_rl_vs_best_baseline_pass_at_1_r1": lo,
+        "plain_true_vs_random_pass_at_1_r1": lo,
+        "primed_rl_vs_base_pass_at_1_r1": hi,
+    }
+    assert rules.outcome(rule_of("rl-vanilla-to-reasoner"), m) == "partly supported"
+    # A gain the random reward also reaches is not support.
+    m.update(
+        plain_rl_vs_base_pass_at_1_r1=hi, plain_rl_vs_best_baseline_pass_at_1_r1=hi, primed_rl_vs_base_pass_at_1_r1=lo
+    )
+    assert rules.outcome(rule_of("rl-vanilla-to-reasoner"), m) == "not supported"
+
+
+def test_controls_validate_names():
+    cfg = rl_controls.PROFILES["smoke"]
+    with pytest.raises(ValueError, match="reward"):
+        rl_controls.reward_funcs("bogus", 0)
+    with pytest.raises(ValueError, match="base kind"):
+        rl_controls.base_cfg(cfg, "bogus")
+    with pytest.raises(ValueError, match="kind"):
+        rl_controls.baseline_path(cfg, "bogus", 0, 1.0)
+    assert rl_controls.base_cfg(cfg, "primed").corpus.behaviour_rate == cfg.primed_behaviour_rate
+    assert rl_controls.base_cfg(cfg, "plain").corpus.behaviour_rate == 0.0
+    # Validation problems come from the train split, held-out ones from the test split: disjoint.
+    v, h = rl_controls.valid_set(cfg).problems(), rl_controls.heldout_set(cfg).problems()
+    assert not {p.question for p in v} & {p.question for p in h}
 
 
 def test_profiles():

@@ -378,6 +378,52 @@ def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
     )
 
 
+def findings(m: dict) -> dict[str, str]:
+    """One sentence per experiment of the hard task, with its numbers (for the chapter's text)."""
+    f, n = stats.fmt, int(m["passk_n"])
+    k = int(m["passk_crossover_k"])
+    ends = {name: f(m["pass_at_1_r1"][name]) for name in ("true", "random")}
+    fmt_end = {name: f(v) for name, v in m["final_format_rate_curve"].items()}
+    return {
+        "room": (
+            f"On the validation split the plain base's strict pass@1 at R1's sampling is "
+            f"{f(m['valid_pass_at_1_r1']['plain'])} and its pass@{int(m['valid_kmax'])} is "
+            f"{f(m['valid_pass_at_kmax_r1']['plain'])}; the primed base's are {f(m['valid_pass_at_1_r1']['primed'])} "
+            f"and {f(m['valid_pass_at_kmax_r1']['primed'])}."
+        ),
+        "rewards": (
+            f"Held-out strict pass@1 after GRPO: true reward {ends['true']}, random reward {ends['random']} "
+            f"(base {f(m['plain_base_pass_at_1_r1'])}); true − random {f(m['plain_true_vs_random_pass_at_1_r1'])}, "
+            f"random − base {f(m['reward_vs_base_pass_at_1_r1']['random'])}. Final R1-format rate on the curve "
+            f"problems: " + ", ".join(f"{name} {v}" for name, v in fmt_end.items() if name in rl_controls.REWARDS) + "."
+        ),
+        "passk": (
+            f"pass@1: RL − base {f(m['passk_rl_vs_base_at_1'])}; pass@{n}: RL − base "
+            f"{f(m[f'passk_rl_vs_base_at_{n}'])}; "
+            + (
+                f"the base's curve reaches RL's at k = {k}. "
+                if k
+                else f"the base's curve stays below RL's up to k = {n}. "
+            )
+            + f"Problems RL solved in {n} samples that the base never did: {f(m['coverage_rl_only'])}; "
+            f"solved by the base but lost by RL: {f(m['coverage_base_only'])}."
+        ),
+        "priming": (
+            f"GRPO on the primed base: {f(m['primed_base_pass_at_1_r1'])} -> {f(m['pass_at_1_r1']['primed_true'])} "
+            f"(gain {f(m['primed_rl_vs_base_pass_at_1_r1'])}); primed − plain after GRPO "
+            f"{f(m['primed_vs_plain_rl_pass_at_1_r1'])}. Verification in completions, start -> end of GRPO: plain "
+            f"{f(m['behaviour_verification_start']['true'])} -> {f(m['behaviour_verification_end']['true'])}, primed "
+            f"{f(m['behaviour_verification_start']['primed_true'])} -> "
+            f"{f(m['behaviour_verification_end']['primed_true'])}."
+        ),
+        "length": (
+            f"Mean completion length at the end of GRPO: grpo loss {f(m['final_mean_len_curve']['true'])} tokens, "
+            f"dr_grpo {f(m['final_mean_len_curve']['dr_grpo'])}; paired over seeds dr_grpo − grpo "
+            f"{f(m['dr_grpo_vs_grpo_mean_len_curve'])}."
+        ),
+    }
+
+
 # ----------------------------------------------------------------------------- verdict
 def verdicts(m: dict, cfg: RLConfig | None = None) -> list[dict]:
     """``rl-vanilla-to-reasoner`` by its rule in data/claims.yml; the evidence states the numbers."""
@@ -419,5 +465,6 @@ __all__ = [
     "total_flops",
     "run",
     "verdicts",
+    "findings",
     "REWARD_FUNCS",
 ]

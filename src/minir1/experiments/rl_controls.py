@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import artifacts, behaviours, models, stats
-from ..corpus import CorpusConfig
+from ..corpus import CorpusConfig, build_corpus
 from ..evaluation import EvalResult, EvalSet, Sampling, eval_record, evaluate, evaluate_cached, per_problem_scores
 from ..grpo import GRPOConfig, train_grpo
 from ..rewards import accuracy_reward, format_reward, incorrect_reward, make_random_reward
@@ -53,18 +53,20 @@ CURVE_SEED = 2468  # held-out problems scored during training (curves)
 R1_T, R1_TOP_P = 0.6, 0.95  # R1's evaluation sampling (DeepSeek-AI 2025, §3.1)
 
 
-def _hard_base(preset: str, difficulty: int, steps: int, n_docs: int) -> LabConfig:
+def _hard_base(preset: str, difficulty: int, steps: int, n_docs: int, lr: float = 1e-3) -> LabConfig:
+    """The hard task's corpus and (continued) pretraining: addition at ``difficulty`` only, with a
+    larger share of R1-format transcripts (10%) than the lab's (4%)."""
     return LabConfig(
         preset=preset,
         corpus=CorpusConfig(tasks=(("addition", difficulty, 1.0),), n_docs=n_docs, mix=(0.33, 0.28, 0.19, 0.10, 0.10)),
         train=TrainConfig(
             steps=steps,
             batch_size=32,
-            lr=3e-3,
-            warmup_steps=20,
+            lr=lr,
+            warmup_steps=10,
             pack=True,
             seq_len=128,
-            desc="pretrain",
+            desc="pretrain (hard task)",
             log_every=100,
             progress=False,
         ),
@@ -77,7 +79,8 @@ def _hard_base(preset: str, difficulty: int, steps: int, n_docs: int) -> LabConf
 
 @dataclass(frozen=True)
 class ControlsConfig:
-    base: LabConfig = field(default_factory=lambda: _hard_base("pico", 4, 600, 20_000))  # the plain base
+    base: LabConfig = field(default_factory=lambda: _hard_base("micro", 4, 200, 20_000))  # the plain base's corpus
+    start: LabConfig | None = field(default_factory=lambda: lab.PROFILES["cpu"])  # base continued from (None: scratch)
     primed_behaviour_rate: float = 0.3  # share of worked solutions that check / redo in the primed base
     task: str = "addition"
     difficulty: int = 4  # digits per operand
@@ -130,7 +133,8 @@ def dry_run(cfg: ControlsConfig) -> ControlsConfig:
 
 PROFILES: dict[str, ControlsConfig] = {
     "smoke": ControlsConfig(
-        base=_hard_base("pico", 3, 30, 1500),
+        start=lab.PROFILES["smoke"],
+        base=_hard_base("nano", 3, 10, 600),
         difficulty=3,
         grpo=GRPOConfig(
             group_size=4,
@@ -153,7 +157,8 @@ PROFILES: dict[str, ControlsConfig] = {
     ),
     "cpu": ControlsConfig(),
     "gpu": ControlsConfig(
-        base=_hard_base("micro", 4, 3000, 100_000),
+        start=lab.PROFILES["gpu"],
+        base=_hard_base("mini", 4, 1000, 100_000),
         grpo=GRPOConfig(
             group_size=16,
             batch_size=256,
@@ -181,6 +186,44 @@ def base_cfg(cfg: ControlsConfig, kind: str) -> LabConfig:
     if kind == "plain":
         return cfg.base
     return replace(cfg.base, corpus=replace(cfg.base.corpus, behaviour_rate=cfg.primed_behaviour_rate))
+
+
+def _build_continued(start: LabConfig, bc: LabConfig):
+    def build(folder):
+        model, tok, meta = lab.base_model(start)
+        seed_everything(bc.seed)
+        res = train(model, tok, [("", d) for d in build_corpus(bc.corpus)], bc.train)
+        models.save(model.cpu(), tok, folder)
+        return {
+            "params": models.n_params(model),
+            "tokens": res.tokens,
+            "flops": res.flops,
+            "start_flops": meta["flops"],
+            "wall_seconds": res.wall_seconds,
+            "history": res.history,
+        }
+
+    return build
+
+
+def base_path(cfg: ControlsConfig, kind: str) -> Path:
+    """The ``plain`` or ``primed`` base: ``cfg.start`` (the lab's base) pretrained further on
+    ``cfg.base``'s corpus for ``cfg.base.train.steps`` (or, with ``start=None``, from scratch)."""
+    bc = base_cfg(cfg, kind)
+    if cfg.start is None:
+        return lab.base_path(bc)
+    conf = {
+        "start": {k: v for k, v in asdict(cfg.start).items() if k in lab.BUILD_FIELDS},
+        **{k: v for k, v in asdict(bc).items() if k in lab.BUILD_FIELDS},
+    }
+    return artifacts.cached("base-continued", conf, _build_continued(cfg.start, bc))
+
+
+def base_model(cfg: ControlsConfig, kind: str):
+    """``(model, tokenizer, meta)`` of the ``plain`` or ``primed`` base (trained if missing)."""
+    path = base_path(cfg, kind)
+    model, tok = models.load(path, device=device())
+    return model, tok, artifacts.load_meta(path)
 
 
 def valid_set(cfg: ControlsConfig) -> EvalSet:
@@ -256,7 +299,7 @@ def curve_eval(cfg: ControlsConfig, tok, seed: int):
 
 def _build_grpo(cfg: ControlsConfig, base: str, reward: str, gcfg: GRPOConfig, seed: int):
     def build(folder):
-        model, tok, meta = lab.base_model(base_cfg(cfg, base))
+        model, tok, meta = base_model(cfg, base)
         seed_everything(seed)
         res = train_grpo(
             model,
@@ -288,7 +331,7 @@ def grpo_path(cfg: ControlsConfig, seed: int, *, base: str = "plain", reward: st
         "n_train": cfg.n_train,
         "curve": [cfg.n_curve, cfg.curve_samples],
         "seed": seed,
-        "base": {k: v for k, v in asdict(base_cfg(cfg, base)).items() if k in lab.BUILD_FIELDS},
+        "base": artifacts.load_meta(base_path(cfg, base))["key"],
     }
     return artifacts.cached("rl-controls", conf, _build_grpo(cfg, base, reward, gcfg, seed))
 
@@ -347,7 +390,7 @@ def _rft_pairs(cfg: ControlsConfig, model, tok, seed: int) -> tuple[list[tuple[s
 
 def _build_baseline(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float):
     def build(folder):
-        model, tok, meta = lab.base_model(cfg.base)
+        model, tok, meta = base_model(cfg, "plain")
         params, sampled = meta["params"], 0
         if kind == "sft_worked":
             pairs = _worked_pairs(cfg, tok, seed)
@@ -386,7 +429,7 @@ def baseline_path(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float
         "max_len": cfg.grpo.max_completion_length,
         "seed": seed,
         "flops_budget": float(f"{flops_budget:.6g}"),
-        "base": {k: v for k, v in asdict(cfg.base).items() if k in lab.BUILD_FIELDS},
+        "base": artifacts.load_meta(base_path(cfg, "plain"))["key"],
     }
     return artifacts.cached("rl-baseline", conf, _build_baseline(cfg, kind, seed, float(conf["flops_budget"])))
 
@@ -424,7 +467,7 @@ def run_experiment(cfg: ControlsConfig, seeds: Sequence[int] = (0, 1, 2)) -> dic
     # The bases, and the validation check that the task has room at both ends.
     out["valid"] = {}
     for kind in BASES:
-        path = lab.base_path(base_cfg(cfg, kind))
+        path = base_path(cfg, kind)
         name = "base" if kind == "plain" else "primed_base"
         out["paths"][name] = [path] * len(seeds)
         out["valid"][kind] = evaluate_cached(path, valid_set(cfg), r1_many(cfg, cfg.valid_samples), 0)

@@ -342,6 +342,105 @@ def passk_curves(ax, metrics: dict):
     return ax
 
 
+REWARD_LABELS = {
+    "true": "true reward",
+    "random": "random reward",
+    "format": "format-only reward",
+    "incorrect": "reward for wrong answers",
+    "dr_grpo": "true reward, Dr. GRPO loss",
+    "primed_true": "true reward, primed base",
+    "rft": "rejection-sampling fine-tuning",
+    "sft_worked": "SFT on worked solutions",
+}
+
+
+def rl_passk_hard(ax, metrics: dict):
+    """Hard task: held-out strict pass@k against k (log scale) for the base and GRPO, 95% bands."""
+    ks = sorted(metrics["passk_base"], key=int)
+    x = [int(k) for k in ks]
+    for key, label, colour in (("passk_base", "base", PALETTE[7]), ("passk_rl", "GRPO, true reward", PALETTE[1])):
+        ms = [metrics[key][k] for k in ks]
+        ax.plot(x, [m["mean"] for m in ms], "-o", ms=3, color=colour, label=label)
+        ax.fill_between(x, [m["lo"] for m in ms], [m["hi"] for m in ms], color=colour, alpha=0.15)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="k (samples per problem, T = 0.6, top-p 0.95)", ylabel="held-out strict pass@k", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def rl_reward_curves(axes, hard: dict, names=("true", "random", "format", "incorrect")):
+    """Hard task: held-out strict pass@1 and strict-format rate over GRPO steps, one line per reward."""
+    for name in names:
+        runs = hard["curves"][name]
+        band(axes[0], *_rl_series(runs, "evals", "pass_at_1"), label=REWARD_LABELS[name])
+        band(axes[1], *_rl_series(runs, "evals", "format_rate"), label=REWARD_LABELS[name])
+    axes[0].set(xlabel="GRPO step", ylabel="held-out strict pass@1", ylim=(0, 1))
+    axes[1].set(xlabel="GRPO step", ylabel="R1-format rate", ylim=(0, 1.02))
+    axes[0].legend(fontsize=7)
+    return axes
+
+
+def rl_behaviour_curves(ax, hard: dict, behaviours=("verification", "backtracking")):
+    """Hard task: share of held-out completions showing each behaviour over GRPO steps, by base."""
+    for name, style in (("true", "-"), ("primed_true", "--")):
+        runs = hard["curves"][name]
+        for i, b in enumerate(behaviours):
+            steps, vals = _rl_series(runs, "evals", f"rate_{b}")
+            base = "plain base" if name == "true" else "primed base"
+            ax.plot(steps, vals.mean(axis=0), style, color=PALETTE[i], label=f"{b}, {base}")
+    ax.set(xlabel="GRPO step", ylabel="share of completions", ylim=(0, 1.02))
+    ax.legend(fontsize=7)
+    return ax
+
+
+def rl_length_curves(ax, hard: dict):
+    """Hard task: mean training-completion length over steps, correct vs incorrect, grpo vs dr_grpo."""
+    for name, colour in (("true", PALETTE[1]), ("dr_grpo", PALETTE[2])):
+        loss = "grpo" if name == "true" else "dr_grpo"
+        for key, style in (("len_correct", "-"), ("len_incorrect", ":")):
+            steps, vals = _rl_series(hard["curves"][name], "history", key)
+            ax.plot(steps, np.nanmean(vals, axis=0), style, color=colour, label=f"{loss}, {key[4:]}")
+    ax.set(xlabel="GRPO step", ylabel="completion length (tokens)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def rl_easy_table(metrics: dict):
+    """Easy case (lab base, 3-digit addition): base and GRPO in each evaluation setting."""
+    import pandas as pd
+
+    rows = {}
+    for tag, label in (("greedy", "greedy"), ("r1", "T = 0.6, top-p 0.95"), ("t1", "T = 1")):
+        rows[label] = {
+            "base, strict": _fmt(metrics[f"base_pass_at_1_{tag}"]),
+            "GRPO, strict": _fmt(metrics[f"rl_pass_at_1_{tag}"]),
+            "base, lenient": _fmt(metrics[f"base_pass_at_1_lenient_{tag}"]),
+            "GRPO, lenient": _fmt(metrics[f"rl_pass_at_1_lenient_{tag}"]),
+        }
+    return pd.DataFrame(rows).T
+
+
+def rl_hard_table(metrics: dict):
+    """Hard task: held-out strict pass@1 at R1's sampling for every model, and GRPO (true reward) minus it."""
+    import pandas as pd
+
+    m = {k: _metric(v) if isinstance(v, dict) and "mean" in v else v for k, v in metrics.items()}
+    rows = {
+        "base (plain)": (m["plain_base_pass_at_1_r1"], m["plain_rl_vs_base_pass_at_1_r1"]),
+        "base (primed)": (m["primed_base_pass_at_1_r1"], None),
+    }
+    diffs = {"random": m["plain_true_vs_random_pass_at_1_r1"], **metrics["rl_vs_baseline_pass_at_1_r1"]}
+    for name, rate in metrics["pass_at_1_r1"].items():
+        d = diffs.get(name)
+        rows[REWARD_LABELS[name]] = (_metric(rate), _metric(d) if d is not None else None)
+    return pd.DataFrame(
+        {
+            "strict pass@1, T = 0.6": {k: _fmt(v[0]) for k, v in rows.items()},
+            "GRPO (true reward) minus this row": {k: _fmt(v[1]) if v[1] is not None else "" for k, v in rows.items()},
+        }
+    )
+
+
 def rl_table(metrics: dict):
     """Base vs GRPO vs the equal-FLOPs SFT baselines: strict pass@1 at each sampling setting,
     lenient pass@1 and paired gains at R1's setting, mean length."""

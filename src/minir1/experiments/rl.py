@@ -378,6 +378,10 @@ def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
     )
 
 
+def _mean(x) -> float:
+    return float(x.mean if isinstance(x, stats.Metric) else x["mean"])
+
+
 def findings(m: dict) -> dict[str, str]:
     """One sentence per experiment of the hard task, with its numbers (for the chapter's text)."""
     f, n = stats.fmt, int(m["passk_n"])
@@ -401,9 +405,11 @@ def findings(m: dict) -> dict[str, str]:
             f"pass@1: RL − base {f(m['passk_rl_vs_base_at_1'])}; pass@{n}: RL − base "
             f"{f(m[f'passk_rl_vs_base_at_{n}'])}; "
             + (
-                f"the base's curve reaches RL's at k = {k}. "
-                if k
-                else f"the base's curve stays below RL's up to k = {n}. "
+                "RL does not start above the base. "
+                if _mean(m["passk_rl_vs_base_at_1"]) <= 0
+                else (
+                    f"the base's curve reaches RL's at k = {k}. " if k else f"the base stays below RL up to k = {n}. "
+                )
             )
             + f"Problems RL solved in {n} samples that the base never did: {f(m['coverage_rl_only'])}; "
             f"solved by the base but lost by RL: {f(m['coverage_base_only'])}."

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from minir1 import stats
@@ -20,6 +22,7 @@ def tiny(tmp_path, monkeypatch):
         n_samples=4,
         max_new_tokens=12,
     )
+    hard = rl_controls.PROFILES["smoke"].base
     return rl.RLConfig(
         base=base,
         grpo=GRPOConfig(
@@ -34,7 +37,11 @@ def tiny(tmp_path, monkeypatch):
         n_train=16,
         n_eval=2,
         eval_samples=2,
-        controls=rl_controls.dry_run(rl_controls.ControlsConfig(base=base)),
+        controls=rl_controls.dry_run(
+            dataclasses.replace(
+                rl_controls.PROFILES["smoke"], start=base, base=dataclasses.replace(hard, preset="pico")
+            )
+        ),
     )
 
 
@@ -61,6 +68,7 @@ def test_run_pairs_rl_with_the_labs_base(tiny, tmp_path):
     assert len(m["rl_pass_at_1_r1"].per_seed) == 2 and len(m["pass_at_1_r1"]["random"].per_seed) == 2
     assert set(m["final_pass_at_1_curve"]) == {"true", "random", "format", "incorrect", "dr_grpo", "primed_true"}
     assert {r["sampling"]["temperature"] for r in res.evals.values()} == {0.0, 0.6, 1.0}
+    assert set(rl.findings(m)) == {"room", "rewards", "passk", "priming", "length"}
     out = rl.verdicts(m, tiny)[0]
     assert out["id"] == "rl-vanilla-to-reasoner" and "planted" in out["evidence"]
     write_results(

@@ -53,12 +53,12 @@ CURVE_SEED = 2468  # held-out problems scored during training (curves)
 R1_T, R1_TOP_P = 0.6, 0.95  # R1's evaluation sampling (DeepSeek-AI 2025, §3.1)
 
 
-def _hard_base(preset: str, difficulty: int, steps: int, n_docs: int, lr: float = 1e-3) -> LabConfig:
-    """The hard task's corpus and (continued) pretraining: addition at ``difficulty`` only, with a
+def _hard_base(preset: str, task: str, difficulty: int, steps: int, n_docs: int, lr: float = 1e-3) -> LabConfig:
+    """The hard task's corpus and (continued) pretraining: ``task`` at ``difficulty`` only, with a
     larger share of R1-format transcripts (10%) than the lab's (4%)."""
     return LabConfig(
         preset=preset,
-        corpus=CorpusConfig(tasks=(("addition", difficulty, 1.0),), n_docs=n_docs, mix=(0.33, 0.28, 0.19, 0.10, 0.10)),
+        corpus=CorpusConfig(tasks=((task, difficulty, 1.0),), n_docs=n_docs, mix=(0.33, 0.28, 0.19, 0.10, 0.10)),
         train=TrainConfig(
             steps=steps,
             batch_size=32,
@@ -70,16 +70,18 @@ def _hard_base(preset: str, difficulty: int, steps: int, n_docs: int, lr: float 
             log_every=100,
             progress=False,
         ),
-        tasks=(("addition", difficulty),),
+        tasks=((task, difficulty),),
         n_eval=200,
-        n_samples=16,
+        n_samples=8,  # held-out samples per problem at T = 0.6 and T = 1 (the lab uses 16; CPU budget)
         max_new_tokens=64,
     )
 
 
 @dataclass(frozen=True)
 class ControlsConfig:
-    base: LabConfig = field(default_factory=lambda: _hard_base("micro", 4, 200, 20_000))  # the plain base's corpus
+    base: LabConfig = field(
+        default_factory=lambda: _hard_base("micro", "addition", 4, 200, 20_000)
+    )  # the plain base's corpus
     start: LabConfig | None = field(default_factory=lambda: lab.PROFILES["cpu"])  # base continued from (None: scratch)
     primed_behaviour_rate: float = 0.3  # share of worked solutions that check / redo in the primed base
     task: str = "addition"
@@ -87,11 +89,11 @@ class ControlsConfig:
     grpo: GRPOConfig = field(
         default_factory=lambda: GRPOConfig(
             group_size=8,
-            batch_size=64,
-            steps=60,
+            batch_size=32,  # 4 prompts x G (CPU budget: 18 runs)
+            steps=40,
             lr=1e-4,
             max_completion_length=64,
-            eval_every=15,
+            eval_every=10,
             log_every=0,
             log_kl=False,
         )
@@ -99,10 +101,11 @@ class ControlsConfig:
     n_train: int = 4000  # train-split problems GRPO draws prompts from
     n_curve: int = 64  # held-out problems scored during training
     curve_samples: int = 2  # samples per curve problem (R1's sampling)
-    n_valid: int = 64  # validation problems that check the base has room (train split, own seed)
+    n_valid: int = 48  # validation problems that check the base has room (train split, own seed)
     valid_samples: int = 256  # samples per validation problem (pass@256)
-    n_heldout: int = 200  # held-out test problems for the verdict and pass@k
-    passk_samples: int = 256  # samples per held-out problem for pass@k (base and true-reward RL)
+    n_heldout: int = 200  # held-out test problems for the verdict
+    n_passk: int = 100  # held-out test problems for pass@k (a subset's worth; CPU budget)
+    passk_samples: int = 128  # samples per pass@k problem (base and true-reward RL); Yue et al.: 256
     rft_samples: int = 8  # RFT: samples per train problem, kept when verified correct (STaR)
     sft_lr_mult: float = 10.0  # SFT baselines' lr as a multiple of GRPO's
     dry_run: bool = False
@@ -125,6 +128,7 @@ def dry_run(cfg: ControlsConfig) -> ControlsConfig:
         n_valid=2,
         valid_samples=4,
         n_heldout=3,
+        n_passk=3,
         passk_samples=4,
         rft_samples=2,
         dry_run=True,
@@ -134,7 +138,7 @@ def dry_run(cfg: ControlsConfig) -> ControlsConfig:
 PROFILES: dict[str, ControlsConfig] = {
     "smoke": ControlsConfig(
         start=lab.PROFILES["smoke"],
-        base=_hard_base("nano", 3, 10, 600),
+        base=_hard_base("nano", "addition", 3, 10, 600),
         difficulty=3,
         grpo=GRPOConfig(
             group_size=4,
@@ -152,13 +156,14 @@ PROFILES: dict[str, ControlsConfig] = {
         n_valid=8,
         valid_samples=16,
         n_heldout=8,
+        n_passk=8,
         passk_samples=16,
         rft_samples=2,
     ),
     "cpu": ControlsConfig(),
     "gpu": ControlsConfig(
         start=lab.PROFILES["gpu"],
-        base=_hard_base("mini", 4, 1000, 100_000),
+        base=_hard_base("mini", "addition", 4, 1000, 100_000),
         grpo=GRPOConfig(
             group_size=16,
             batch_size=256,
@@ -174,6 +179,8 @@ PROFILES: dict[str, ControlsConfig] = {
         curve_samples=4,
         n_valid=200,
         n_heldout=500,
+        n_passk=500,
+        passk_samples=256,
     ),
 }
 
@@ -232,6 +239,10 @@ def valid_set(cfg: ControlsConfig) -> EvalSet:
 
 def heldout_set(cfg: ControlsConfig) -> EvalSet:
     return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_heldout, split="test", seed=HELDOUT_SEED)
+
+
+def passk_set(cfg: ControlsConfig) -> EvalSet:
+    return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_passk, split="test", seed=HELDOUT_SEED)
 
 
 def curve_set(cfg: ControlsConfig) -> EvalSet:
@@ -494,8 +505,9 @@ def run_experiment(cfg: ControlsConfig, seeds: Sequence[int] = (0, 1, 2)) -> dic
         out["r1"][kind] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
     # Sharpen or expand: many samples per held-out problem, base (one model) and true-reward RL.
     many = r1_many(cfg, cfg.passk_samples)
-    out["passk"] = {"base": [evaluate_cached(out["paths"]["base"][0], held, many, 0)]}
-    out["passk"]["true"] = [evaluate_cached(p, held, many, s) for p, s in zip(out["paths"]["true"], seeds)]
+    pk = passk_set(cfg)
+    out["passk"] = {"base": [evaluate_cached(out["paths"]["base"][0], pk, many, 0)]}
+    out["passk"]["true"] = [evaluate_cached(p, pk, many, s) for p, s in zip(out["paths"]["true"], seeds)]
     return out
 
 
@@ -635,10 +647,11 @@ def controls_evals(cfg: ControlsConfig, out: dict) -> dict:
                 eid, rec = eval_record(p, held, smp["r1"], [r], [s])
                 recs[eid] = rec
     many = r1_many(cfg, cfg.passk_samples)
-    eid, rec = eval_record(out["paths"]["base"][0], held, many, out["passk"]["base"], [0])
+    pk = passk_set(cfg)
+    eid, rec = eval_record(out["paths"]["base"][0], pk, many, out["passk"]["base"], [0])
     recs[eid] = rec
     for p, r, s in zip(out["paths"]["true"], out["passk"]["true"], seeds):
-        eid, rec = eval_record(p, held, many, [r], [s])
+        eid, rec = eval_record(p, pk, many, [r], [s])
         recs[eid] = rec
     return recs
 

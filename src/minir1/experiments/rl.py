@@ -277,6 +277,9 @@ def _scores(runs: Sequence[EvalResult], name: str) -> np.ndarray:
     return per_problem_scores(runs, name)
 
 
+EASY_SETTINGS = ("greedy", "r1")  # the easy case at greedy decoding and R1's sampling (the hard task adds T = 1)
+
+
 def run_experiment(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
     """The easy case: GRPO per seed on the lab base, scored in the lab's three settings.
 
@@ -288,15 +291,17 @@ def run_experiment(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
     base_dir = lab.base_path(cfg.base)
     out = {"paths": {"base": base_dir, "rl": []}, "runs": [], "base_meta": artifacts.load_meta(base_dir)}
     # The base on the lab's held-out set: the same cached evaluations the lab chapter reports.
-    out["base"] = lab.score(cfg.base, eset, seeds, model_dir=base_dir)
-    rl_runs = {name: [] for name in lab.SETTINGS}
+    out["base"] = lab.score(cfg.base, eset, seeds, model_dir=base_dir, settings=EASY_SETTINGS)
+    rl_runs = {name: [] for name in EASY_SETTINGS}
     for s in seeds:
         path = rl_path(cfg, s)
         out["paths"]["rl"].append(path)
         out["runs"].append(artifacts.load_meta(path))
         model, tok = models.load(path, device=device())
         # RL seed s is one trained model, sampled once with seed s (paired with the base's seed-s samples).
-        for name, runs in lab.score(cfg.base, eset, [s], model_dir=path, model=model, tokenizer=tok).items():
+        for name, runs in lab.score(
+            cfg.base, eset, [s], model_dir=path, model=model, tokenizer=tok, settings=EASY_SETTINGS
+        ).items():
             rl_runs[name].extend(runs)
     out["rl"], out["seeds"] = rl_runs, seeds
     return out
@@ -306,7 +311,7 @@ def rl_metrics(out: dict) -> dict:
     """Results-file metrics of the easy case; every comparison a paired bootstrap."""
     m: dict = {}
     base, rl = out["base"], out["rl"]
-    for tag in lab.SETTINGS:
+    for tag in EASY_SETTINGS:
         b, r = base[tag], rl[tag]
         bs = summarize(b)  # the lab chapter's numbers (one model, sampling seeds)
         m[f"base_pass_at_1_{tag}"] = bs["pass@1"] if "pass@1" in bs else bs["acc"]
@@ -329,9 +334,9 @@ def rl_evals(cfg: RLConfig, out: dict) -> dict:
     """``evals`` records: the base (same records as the lab chapter) and each RL model."""
     eset, smp = eval_set(cfg), lab.samplings(cfg.base)
     seeds = out["seeds"]
-    recs = dict(eval_record(out["paths"]["base"], eset, smp[name], out["base"][name], seeds) for name in lab.SETTINGS)
+    recs = dict(eval_record(out["paths"]["base"], eset, smp[name], out["base"][name], seeds) for name in EASY_SETTINGS)
     for i, s in enumerate(seeds):
-        for name in lab.SETTINGS:
+        for name in EASY_SETTINGS:
             eid, rec = eval_record(out["paths"]["rl"][i], eset, smp[name], [out["rl"][name][i]], [s])
             recs[eid] = rec
     return recs
@@ -382,6 +387,11 @@ def _mean(x) -> float:
     return float(x.mean if isinstance(x, stats.Metric) else x["mean"])
 
 
+def _room(m: dict) -> bool:
+    """The hard task's acceptance test, on the validation split: 2% <= pass@1 <= 30%, pass@kmax < 95%."""
+    return 0.02 <= _mean(m["valid_pass_at_1_r1"]["plain"]) <= 0.30 and _mean(m["valid_pass_at_kmax_r1"]["plain"]) < 0.95
+
+
 def findings(m: dict) -> dict[str, str]:
     """One sentence per experiment of the hard task, with its numbers (for the chapter's text)."""
     f, n = stats.fmt, int(m["passk_n"])
@@ -392,8 +402,8 @@ def findings(m: dict) -> dict[str, str]:
         "room": (
             f"On the validation split the plain base's strict pass@1 at R1's sampling is "
             f"{f(m['valid_pass_at_1_r1']['plain'])} and its pass@{int(m['valid_kmax'])} is "
-            f"{f(m['valid_pass_at_kmax_r1']['plain'])}; the primed base's are {f(m['valid_pass_at_1_r1']['primed'])} "
-            f"and {f(m['valid_pass_at_kmax_r1']['primed'])}."
+            f"{f(m['valid_pass_at_kmax_r1']['plain'])}: "
+            + ("room at both ends." if _room(m) else "NOT the room the test needs (2-30% and below 95%).")
         ),
         "rewards": (
             f"Held-out strict pass@1 after GRPO: true reward {ends['true']}, random reward {ends['random']} "

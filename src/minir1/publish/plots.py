@@ -411,6 +411,8 @@ def rl_easy_table(metrics: dict):
 
     rows = {}
     for tag, label in (("greedy", "greedy"), ("r1", "T = 0.6, top-p 0.95"), ("t1", "T = 1")):
+        if f"rl_pass_at_1_{tag}" not in metrics:
+            continue
         rows[label] = {
             "base, strict": _fmt(metrics[f"base_pass_at_1_{tag}"]),
             "GRPO, strict": _fmt(metrics[f"rl_pass_at_1_{tag}"]),

@@ -979,27 +979,6 @@ def eng_kv_table(metrics):
     return pd.DataFrame(rows).T
 
 
-def eng_ledger_table(res):
-    """The book's compute bill (one row per results file, the total) next to V3's and R1's."""
-    import pandas as pd
-
-    def fmt(x, spec):
-        return "" if x is None else format(x, spec)
-
-    rows = {}
-    for r in res["extra"]["ledger"]:
-        rows[r["item"]] = {
-            "file": r["file"],
-            "profile": r["profile"],
-            "FLOPs": fmt(r["flops"], ".3g"),
-            "wall time (s)": fmt(r["wall_seconds"], ",.0f"),
-            "CPU-hours": fmt(r["cpu_hours"], ".3f"),
-            "GPU-hours": fmt(r["gpu_hours"], ".3g"),
-            "US$": fmt(r["usd"], ".3g"),
-        }
-    return pd.DataFrame(rows).T
-
-
 # ----------------------------------------------------------------------------- thesis chapter
 def _m(d):
     from ..stats import Metric

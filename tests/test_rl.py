@@ -54,7 +54,8 @@ def test_run_pairs_rl_with_the_labs_base(tiny, tmp_path):
     assert m["base_pass_at_1_greedy"] == lab_m["base_greedy_acc"]["addition"]
     for key in (
         "rl_vs_base_pass_at_1_r1",
-        "rl_vs_base_pass_at_1_lenient_t1",
+        "rl_vs_base_pass_at_1_lenient_r1",
+        "plain_rl_vs_base_pass_at_1_t1",
         "plain_rl_vs_base_pass_at_1_r1",
         "plain_rl_vs_best_baseline_pass_at_1_r1",
         "plain_true_vs_random_pass_at_1_r1",

@@ -121,6 +121,7 @@ def dry_run(cfg: ControlsConfig) -> ControlsConfig:
     return replace(
         cfg,
         base=lab.dry_run(cfg.base),
+        start=None if cfg.start is None else lab.dry_run(cfg.start),
         grpo=g,
         n_train=8,
         n_curve=2,
@@ -647,6 +648,12 @@ def controls_evals(cfg: ControlsConfig, out: dict) -> dict:
             for p, r, s in zip(out["paths"][name], runs, seeds):
                 eid, rec = eval_record(p, held, smp["r1"], [r], [s])
                 recs[eid] = rec
+    for k in ("greedy", "t1"):
+        eid, rec = eval_record(out["paths"]["base"][0], held, smp[k], out["settings"]["base"][k], seeds)
+        recs[eid] = rec
+        for p, r, s in zip(out["paths"]["true"], out["settings"]["true"][k], seeds):
+            eid, rec = eval_record(p, held, smp[k], [r], [s])
+            recs[eid] = rec
     many = r1_many(cfg, cfg.passk_samples)
     pk = passk_set(cfg)
     eid, rec = eval_record(out["paths"]["base"][0], pk, many, out["passk"]["base"], [0])

@@ -96,8 +96,19 @@ def test_masks_stop_at_eos(fast):
 def test_top_p_keeps_top_token():
     logits = torch.tensor([[5.0, 1.0, 0.0, -1.0]])
     gen = torch.Generator().manual_seed(0)
-    picks = {int(sampling._pick(logits, 1.0, 0.5, gen)) for _ in range(50)}
+    picks = {int(sampling._pick(logits, 1.0, 0.5, torch.rand(1, generator=gen))) for _ in range(50)}
     assert picks == {0}
+    # at u -> 1 the inverse CDF still lands inside the nucleus, and u -> 0 picks the top token
+    assert int(sampling._pick(logits, 1.0, 0.5, torch.tensor([1 - 2**-24]))) == 0
+    assert int(sampling._pick(logits, 1.0, 1.0, torch.tensor([0.0]))) == 0
+
+
+def test_inverse_cdf_pick_follows_the_probabilities():
+    logits = torch.tensor([[0.0, 1.0, 2.0, -30.0]]).expand(20000, 4)
+    u = torch.rand(20000, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(sampling._pick(logits, 1.0, 1.0, u), minlength=4).float() / 20000
+    torch.testing.assert_close(counts, torch.softmax(logits[0], -1), atol=0.015, rtol=0)
+    assert counts[3] == 0
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,10 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tenso
     """
     if temperature == 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (B, V)
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    probs = torch.softmax(logits, dim=-1)  # (B, V)
     order = None
     if top_p < 1.0:  # sample in sorted order among the smallest set reaching top_p
         probs, order = probs.sort(dim=-1, descending=True)
@@ -144,6 +147,22 @@ class _Weights:
         self.scale = a.scaling
 
 
+def _rope_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """HF's rotary ``cos``, ``sin`` (..., D) -> ``cos`` and a signed ``sin`` for :func:`_rope`.
+
+    ``rotate_half(x) * sin == swap_halves(x) * [-sin1, sin2]`` exactly (only signs move), so
+    RoPE needs one flip instead of two slices, a negation and a concatenation.
+    """
+    half = sin.shape[-1] // 2
+    return cos, torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """``apply_rotary_pos_emb`` on ``x`` (..., D) with tables from :func:`_rope_tables` (broadcast to ``x``)."""
+    swapped = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)
+    return x * cos + swapped * signed_sin
+
+
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     """``LlamaRMSNorm`` (fp32) in one fused kernel instead of six (allclose; bit-equal on this machine)."""
     return torch.nn.functional.rms_norm(x, w.shape, w, eps)
@@ -152,17 +171,18 @@ def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
 class _Decoder:
     """Llama / Qwen2 decoding written out by hand, with a preallocated KV cache written in place.
 
-    The same maths as the model's ``forward`` in fp32 (RMSNorm op for op, RoPE from the
-    model's own rotary module, tabulated once), but with no module dispatch in the loop: one
-    fused QKV matmul and one fused gate-up matmul per layer, RoPE on q and k at once, and
-    attention as batched matmuls against a static cache. Decoding a tiny model is bound by
-    per-op overhead and by reading the KV cache, not by arithmetic.
+    The same maths as the model's ``forward`` in fp32 (RMSNorm fused, RoPE from the model's own
+    rotary module, tabulated once), but with no module dispatch in the loop: one fused QKV
+    matmul and one fused gate-up matmul per layer, RoPE on q and k at once, and attention as
+    batched matmuls against a static cache. Decoding a tiny model is bound by per-op overhead
+    and by reading the KV cache, not by arithmetic.
 
     The G samples of a prompt share its keys and values: each prompt runs once
     (:meth:`prefill`) into a prompt cache ``(L, U·H_kv, P, D)``, read once per group at every
     step (the G × H/H_kv queries of a prompt and kv head meet it in one matmul); the generated
-    keys go to a cache ``(L, U·H_kv·G, T, D)``, one row per sample, written in place. Rows are
-    ordered (prompt, kv head, sample). The two score blocks are joined for one softmax.
+    keys go to a cache ``(L, B·H_kv, T, D)``, one row per sample and kv head, written in place.
+    The two score blocks are joined for one softmax. Finished rows can leave the batch
+    (:meth:`select`): their group slots then get zero queries in the prompt matmul.
     """
 
     def __init__(self, model, n_prompts: int, group: int, prompt_len: int, max_new: int):
@@ -176,31 +196,41 @@ class _Decoder:
         self.head = model.lm_head  # called as a module, so forward hooks on it still apply
         dtype, dev = self.embed.dtype, self.embed.device
         cos, sin = inner.rotary_emb(self.embed[:1], torch.arange(prompt_len + max_new, device=dev)[None])  # (1, T, D)
-        half = self.D // 2
-        self.cos = cos[0]  # (T, D)
-        # rotate_half(x) * sin == swap_halves(x) * [-sin1, sin2] exactly (only signs move)
-        self.sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)  # (T, D)
+        self.cos, self.sin = _rope_tables(cos[0], sin[0])  # (T, D) each
         L, UH = len(self.layers), n_prompts * self.Hkv
         self.kp = torch.zeros((L, UH, prompt_len, self.D), dtype=dtype, device=dev)
         self.vp = torch.zeros_like(self.kp)
         self.pbias = torch.zeros(UH, 1, prompt_len, dtype=dtype, device=dev)  # additive: -inf on left padding
         self.kg = torch.zeros((L, UH * group, max_new, self.D), dtype=dtype, device=dev)
         self.vg = torch.zeros_like(self.kg)
+        self.slots = torch.arange(n_prompts * group, device=dev)  # batch row -> prompt · G + sample
+        self.full = True  # every slot of every prompt group is a batch row (no row dropped)
         self.len = 0  # generated tokens cached
 
-    def select(self, groups: torch.Tensor) -> None:
-        """Keep only prompt ``groups`` (drop groups whose rows have all finished)."""
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only batch ``rows`` (drop rows that have finished); prompts with no row left go too."""
         Hkv, G = self.Hkv, self.G
-        rows = (groups[:, None] * Hkv + torch.arange(Hkv, device=groups.device)).flatten()  # (U' H_kv,)
-        self.kp, self.vp, self.pbias = self.kp[:, rows], self.vp[:, rows], self.pbias[rows]
-        rows = (rows[:, None] * G + torch.arange(G, device=groups.device)).flatten()  # (U' H_kv G,)
-        self.kg, self.vg = self.kg[:, rows], self.vg[:, rows]
+        heads = torch.arange(Hkv, device=rows.device)
+        self.kg, self.vg = (c[:, (rows[:, None] * Hkv + heads).flatten()] for c in (self.kg, self.vg))
+        slots = self.slots[rows]
+        prompts, which = torch.unique(slots // G, return_inverse=True)  # prompts still in use
+        kept = (prompts[:, None] * Hkv + heads).flatten()
+        self.kp, self.vp, self.pbias = self.kp[:, kept], self.vp[:, kept], self.pbias[kept]
+        self.slots = which * G + slots % G
+        self.full = len(rows) == len(prompts) * G
 
-    @staticmethod
-    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """RoPE on ``x`` (..., n, D) with tabulated ``cos``/``sin`` (..., 1, D), as ``apply_rotary_pos_emb``."""
-        swapped = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)
-        return x * cos + swapped * sin
+    def _to_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """Per row (B, H_kv, R, n) -> per prompt (U·H_kv, G·R, n): a group's rows side by side, 0 for dropped rows."""
+        U, G, (_, Hkv, R, n) = self.kp.shape[1] // self.Hkv, self.G, x.shape
+        if not self.full:
+            x = x.new_zeros(U * G, Hkv, R, n).index_copy_(0, self.slots, x)
+        return x.view(U, G, Hkv, R, n).transpose(1, 2).reshape(U * Hkv, G * R, n)
+
+    def _from_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """Per prompt (U·H_kv, G·R, n) -> per row (B, H_kv, R, n), the inverse of :meth:`_to_groups` (may be a view)."""
+        U, G, Hkv, n = self.kp.shape[1] // self.Hkv, self.G, self.Hkv, x.shape[-1]
+        x = x.view(U, Hkv, G, -1, n).transpose(1, 2)  # (U, G, H_kv, R, n)
+        return x.flatten(0, 1) if self.full else x[self.slots // G, self.slots % G]
 
     @staticmethod
     def _rest_of_layer(x, o, w):
@@ -214,7 +244,7 @@ class _Decoder:
         """Input (..., C) -> q (..., H, D) and k, v (..., H_kv, D), RoPE on q and k."""
         H, Hkv = self.H, self.Hkv
         qkv = torch.nn.functional.linear(_rms(x, w.ln1, w.ln1_eps), w.qkv_w, w.qkv_b).unflatten(-1, (-1, self.D))
-        qk = self._rope(qkv[..., : H + Hkv, :], cos, sin)
+        qk = _rope(qkv[..., : H + Hkv, :], cos, sin)
         return qk[..., :H, :], qk[..., H:, :], qkv[..., H + Hkv :, :]
 
     def prefill(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -240,32 +270,31 @@ class _Decoder:
         return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (U, V)
 
     def step(self, tok: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Feed one token per row, ``tok`` (N,) at ``pos`` (N,); logits (N, V). Rows are prompt-major."""
-        N = tok.shape[0]
-        G, H, Hkv, D, P, t = self.G, self.H, self.Hkv, self.D, self.P, self.len
-        U, R = N // G, self.H // self.Hkv
-        cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]  # (N, 1, D)
-        x = torch.nn.functional.embedding(tok, self.embed)  # (N, C)
+        """Feed one token per batch row, ``tok`` (B,) at ``pos`` (B,); logits (B, V)."""
+        B = tok.shape[0]
+        H, Hkv, D, P, t = self.H, self.Hkv, self.D, self.P, self.len
+        R = H // Hkv  # query heads per kv head (HF's repeat_kv)
+        cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]  # (B, 1, D)
+        x = torch.nn.functional.embedding(tok, self.embed)  # (B, C)
         for i, w in enumerate(self.layers):
-            q, k, v = self._qkv(x, cos, sin, w)  # (N, H, D), (N, H_kv, D), (N, H_kv, D)
-            self.kg[i, :, t].view(U, Hkv, G, D).copy_(
-                k.view(U, G, Hkv, D).transpose(1, 2)
-            )  # rows (prompt, kv head, sample)
-            self.vg[i, :, t].view(U, Hkv, G, D).copy_(v.view(U, G, Hkv, D).transpose(1, 2))
-            q = q.view(U, G, Hkv, R, D).transpose(1, 2).reshape(U * Hkv, G * R, D)  # a kv head's queries (HF repeat_kv)
-            sp = torch.baddbmm(self.pbias, q, self.kp[i].transpose(1, 2), alpha=w.scale)  # (U H_kv, G R, P)
-            sg = torch.bmm(q.view(-1, R, D), self.kg[i, :, : t + 1].transpose(1, 2)).mul_(w.scale)  # (U H_kv G, R, t+1)
-            p = torch.softmax(torch.cat([sp.view(-1, R, P), sg], dim=-1), dim=-1)  # (U H_kv G, R, P + t + 1)
-            o = torch.bmm(p[..., P:], self.vg[i, :, : t + 1]).view(U * Hkv, G * R, D)
-            o = torch.baddbmm(o, p[..., :P].reshape(U * Hkv, G * R, P), self.vp[i])  # + the prompt's values
-            x = self._rest_of_layer(x, o.view(U, Hkv, G, R * D).transpose(1, 2).reshape(N, H * D), w)
+            q, k, v = self._qkv(x, cos, sin, w)  # (B, H, D), (B, H_kv, D), (B, H_kv, D)
+            self.kg[i, :, t] = k.reshape(B * Hkv, D)
+            self.vg[i, :, t] = v.reshape(B * Hkv, D)
+            q = q.view(B, Hkv, R, D)
+            # scores against the prompt (per group) and against the row's own generated keys
+            sp = torch.baddbmm(self.pbias, self._to_groups(q), self.kp[i].transpose(1, 2), alpha=w.scale)
+            sg = torch.bmm(q.reshape(B * Hkv, R, D), self.kg[i, :, : t + 1].transpose(1, 2)).mul_(w.scale)
+            p = torch.softmax(torch.cat([self._from_groups(sp), sg.view(B, Hkv, R, t + 1)], dim=-1), dim=-1)
+            o = torch.bmm(p.view(B * Hkv, R, -1)[..., P:], self.vg[i, :, : t + 1]).view(B, Hkv, R, D)
+            o = o + self._from_groups(torch.bmm(self._to_groups(p[..., :P]), self.vp[i]))
+            x = self._rest_of_layer(x, o.view(B, H * D), w)
         self.len = t + 1
-        return self.head(_rms(x, self.norm, self.norm_eps))  # (N, V)
+        return self.head(_rms(x, self.norm, self.norm_eps))  # (B, V)
 
 
-# Drop finished prompt groups from the batch only when at most this fraction of them is still
-# live: each drop copies the KV caches, so dropping one at a time costs more than it saves.
-COMPACT_AT = 0.75
+# Drop finished rows from the batch once at most this fraction of them is still live: each
+# drop copies the KV caches, so dropping rows one at a time would cost more than it saves.
+COMPACT_AT = 0.875
 
 
 @torch.inference_mode()
@@ -282,22 +311,23 @@ def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, t
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (U, P)
     logits = dec.prefill(ids, pos, mask).repeat_interleave(group, dim=0)  # (N, V)
     next_pos = (pos[:, -1] + 1).repeat_interleave(group)  # (N,)
-    out = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    out = torch.full((max_new_tokens, N), pad_id, dtype=torch.long, device=ids.device)  # step-major
     alive = torch.arange(N, device=ids.device)  # original row of each batch row
     done = torch.zeros(N, dtype=torch.bool, device=ids.device)  # batch rows that emitted eos
     for step in range(max_new_tokens):
-        tok = _pick(logits, temperature, top_p, u[step, alive]).masked_fill(done, pad_id)
-        out[alive, step] = tok
-        done = done | (tok == eos_id)
-        if bool(done.all()) or step == max_new_tokens - 1:
+        tok = _pick(logits, temperature, top_p, u[step, alive]).masked_fill_(done, pad_id)
+        out[step].index_copy_(0, alive, tok)
+        done |= tok == eos_id
+        finished = int(done.sum())
+        if finished == len(done) or step == max_new_tokens - 1:
             break
-        live_groups = ~done.view(-1, group).all(dim=1)  # (groups,)
-        if int(live_groups.sum()) <= COMPACT_AT * len(live_groups):  # drop finished groups
-            live = live_groups.repeat_interleave(group)
+        if finished and len(done) - finished <= COMPACT_AT * len(done):  # drop finished rows
+            live = ~done
             alive, tok, next_pos, done = alive[live], tok[live], next_pos[live], done[live]
-            dec.select(live_groups.nonzero().squeeze(1))
+            dec.select(live.nonzero().squeeze(1))
         logits = dec.step(tok, next_pos)
         next_pos = next_pos + 1
+    out = out.T  # (N, T)
     width = int((out != pad_id).any(0).nonzero().max()) + 1 if bool((out != pad_id).any()) else 1
     comp = out[:, :width]
     is_eos = (comp == eos_id).long()

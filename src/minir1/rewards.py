@@ -15,14 +15,23 @@ in a specified format, checked by rules) and a *format* reward (reasoning betwee
   inside either block.
 * :func:`format_reward_lenient` — exactly one ``<answer>`` and one ``</answer>``, in order.
 
+Spurious-reward controls (Shao et al. 2025, "Spurious Rewards", arXiv 2506.10947): rewards that
+carry no information about correctness, to test whether RL's gain needs the true signal.
+
+* :func:`make_random_reward` — Bernoulli(``p``) rewards, independent of the completion.
+* *format only* — :func:`format_reward` alone (no new function: it is the strict format reward
+  with no accuracy term).
+* :func:`incorrect_reward` — 1.0 for a strict answer that is present and *wrong*.
+
 Completions may be strings or, as TRL passes conversational data, lists of messages (the
 last message's ``content`` is scored).  Model output is untrusted: nothing here evaluates it.
 """
 
 from __future__ import annotations
 
+import random
 import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .tasks import verify
 
@@ -144,4 +153,56 @@ def format_reward_lenient(completions: list, **kwargs) -> list[float]:
         text = _text(c)
         one = text.count("<answer>") == 1 and text.count("</answer>") == 1
         out.append(float(one and text.index("<answer>") < text.index("</answer>")))
+    return out
+
+
+RewardFn = Callable[..., list[float]]
+
+
+def make_random_reward(p: float = 0.5, seed: int = 0) -> RewardFn:
+    """A reward function that ignores the completions: each gets 1.0 with probability ``p``.
+
+    It owns a ``random.Random(seed)``, so the rewards are a fixed function of ``seed`` and of
+    the order of calls (the n-th reward drawn is the same in every run).  Its ``__name__`` is
+    ``"random_reward"`` (TRL logs rewards by function name).
+
+    >>> r = make_random_reward(0.5, seed=0)
+    >>> r(["a", "b", "c", "d"]), r.__name__
+    ([0.0, 0.0, 1.0, 1.0], 'random_reward')
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1]; got {p!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int; got {seed!r}")
+    rng = random.Random(seed)
+    prob = float(p)
+
+    def random_reward(completions: list, **kwargs) -> list[float]:
+        if isinstance(completions, str) or not isinstance(completions, Sequence):
+            raise ValueError(f"completions must be a list; got {type(completions).__name__}")
+        for c in completions:
+            _text(c)  # the same input contract as the other rewards
+        return [float(rng.random() < prob) for _ in completions]
+
+    random_reward.__qualname__ = "random_reward"
+    return random_reward
+
+
+def incorrect_reward(
+    completions: list, task: list[str] | None = None, key: list[str] | None = None, **kwargs
+) -> list[float]:
+    """1.0 when the last ``<answer>`` block holds a non-empty answer that does NOT verify, else 0.0.
+
+    Shao et al.'s "incorrect label" control: the reward pays for a wrong answer.  A missing
+    answer block, or an empty one, earns 0.0 (it is no answer), and so does a correct answer.
+
+    >>> incorrect_reward(["<answer>935</answer>", "<answer>936</answer>", "935", "<answer> </answer>"],
+    ...                  task=["addition"] * 4, key=["936"] * 4)
+    [1.0, 0.0, 0.0, 0.0]
+    """
+    tasks, keys = _columns(completions, task=task, key=key)
+    out = []
+    for c, t, k in zip(completions, tasks, keys):
+        ans = extract_answer(_text(c), strict=True)
+        out.append(float(bool(ans) and not verify(t, k, ans)))
     return out

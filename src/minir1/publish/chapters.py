@@ -28,6 +28,14 @@ the chapter stale until it is re-executed::
 
     python -m minir1.publish.chapters --profile cpu --chapter lab
 
+**Threads and order.**  Every kernel runs with one intra-op thread (:data:`THREADS`;
+``OMP_NUM_THREADS=1``): our models are so small that a second thread buys little and, on a
+shared or busy machine, costs a lot (OpenMP threads wait on each other at every tiny op), and
+one thread gives the same numbers on every machine.  The cores are used by running up to
+``--jobs`` chapters at once (default 2), each as soon as the chapters it builds on have
+published (:func:`dependencies`: a chapter that imports another's experiment module reuses
+its models; one that reads the published results runs after every earlier chapter).
+
 Smoke runs never touch the book; they go to ``.artifacts/chapters-smoke/``.
 """
 
@@ -35,10 +43,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures as futures
 import contextlib
 import datetime as _dt
 import fcntl
+import hashlib
 import json
+import multiprocessing
 import os
 import re
 import secrets
@@ -60,6 +71,19 @@ from ..utils import (
     sha256_file,
     stable_hash,
 )
+
+THREADS = 1  # intra-op threads per kernel (see the module docstring)
+JOBS = 2  # chapters executed at once by default (this project's machines have 2 cores)
+READS_RESULTS = "minir1.publish.ledger"  # a chapter importing this reads every chapter's results
+
+
+def kernel_env(threads: int = THREADS) -> dict[str, str]:
+    """Environment for a chapter's kernel: ``threads`` intra-op threads everywhere."""
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an int >= 1; got {threads!r}")
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TOKENIZERS_PARALLELISM": "false"}
+
 
 _SOURCE_RE = re.compile(r"^(\d\d)_([a-z0-9][a-z0-9_]*)\.ipynb$")
 
@@ -348,11 +372,11 @@ def _env(**values: str | None):
                 os.environ[k] = v
 
 
-def _execute(src: Path, out: Path, profile: str, root: Path, run_id: str | None) -> float:
+def _execute(src: Path, out: Path, profile: str, root: Path, run_id: str | None, threads: int = THREADS) -> float:
     import papermill as pm
 
     t0 = time.perf_counter()
-    with _env(**{PUBLISH_ENV: run_id, "MINIR1_ROOT": str(root)}):
+    with _env(**{PUBLISH_ENV: run_id, "MINIR1_ROOT": str(root), **kernel_env(threads)}):
         pm.execute_notebook(
             str(src),
             str(out),
@@ -387,7 +411,13 @@ def _results_of(path: Path, name: str, run_id: str) -> dict:
 
 
 def run_chapter(
-    name: str, profile: str, root: Path | None = None, *, run_id: str | None = None, allow_dirty: bool = False
+    name: str,
+    profile: str,
+    root: Path | None = None,
+    *,
+    run_id: str | None = None,
+    allow_dirty: bool = False,
+    threads: int = THREADS,
 ) -> Path:
     """Execute ``notebooks/NN_name.ipynb`` with ``profile`` into its chapter; return its path.
 
@@ -406,7 +436,7 @@ def run_chapter(
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{src.stem}.{os.getpid()}.tmp.ipynb")
         try:
-            wall = _execute(src, tmp, profile, root, None)
+            wall = _execute(src, tmp, profile, root, None, threads)
             _stamp(tmp, {**meta, "run_id": "", "wall_seconds": round(wall, 3), "executed_at": _now()})
             os.replace(tmp, target)
         finally:
@@ -419,10 +449,12 @@ def run_chapter(
     results = root / "book" / "results"
     staging.mkdir()
     try:
-        for p in results.glob("*.json"):  # chapters may read the others' published results
+        copied = {}  # chapters may read the others' published results
+        for p in results.glob("*.json"):
             shutil.copy2(p, staging / p.name)
+            copied[p.name] = _digest(staging / p.name)
         staged_nb = staging / src.name
-        wall = _execute(src, staged_nb, profile, root, run_id)
+        wall = _execute(src, staged_nb, profile, root, run_id, threads)
         res = _results_of(staging / f"{name}.json", name, run_id)
         prov = res["provenance"]
         if profile == "gpu" and prov.get("device_type") != "cuda":
@@ -441,10 +473,12 @@ def run_chapter(
                 "executed_at": _now(),
             },
         )
+        # Only what this chapter wrote: another chapter running at the same time may have
+        # published meanwhile, and our copy of its file is older than the book's.
         files = {
             p.name: f"book/results/{p.name}"
             for p in staging.glob("*.json")
-            if not (results / p.name).exists() or p.read_bytes() != (results / p.name).read_bytes()
+            if p.name != "publish.json" and copied.get(p.name) != _digest(p)
         }
         files[src.name] = f"book/chapters/{src.name}"
         atomic_write_json(staging / "publish.json", {"run_id": run_id, "chapter": name, "files": files})
@@ -453,6 +487,60 @@ def run_chapter(
         raise
     _finish(staging, root)  # from here on, a kill is completed by the next run's recover()
     return target
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def dependencies(names: list[str], root: Path | None = None) -> dict[str, set[str]]:
+    """Chapter -> the chapters among ``names`` that must publish before it runs.
+
+    A chapter depends on another when its notebook imports (transitively) that chapter's
+    experiment module, ``minir1.experiments.<name>`` (it reuses the models the other trains),
+    and on every earlier chapter when it imports :data:`READS_RESULTS` (it reads their
+    published results).
+    """
+    srcs = source_notebooks(root)
+    order = list(srcs)
+    deps: dict[str, set[str]] = {}
+    for name in names:
+        mods = set(chapter_code(srcs[name])["modules"])
+        earlier = order[: order.index(name)]
+        deps[name] = {
+            other
+            for other in names
+            if other != name and (f"minir1.experiments.{other}" in mods or (READS_RESULTS in mods and other in earlier))
+        }
+    return deps
+
+
+def schedule(deps: dict[str, set[str]], done: set[str], running: set[str]) -> list[str]:
+    """The chapters ready to start, longest chain of dependents first (it is the critical path).
+
+    >>> schedule({"lab": set(), "rl": {"lab"}, "cost": set()}, done=set(), running=set())
+    ['lab', 'cost']
+    """
+
+    def dependents(name: str) -> int:
+        seen, todo = set(), [name]
+        while todo:
+            n = todo.pop()
+            for other, d in deps.items():
+                if n in d and other not in seen:
+                    seen.add(other)
+                    todo.append(other)
+        return len(seen)
+
+    order = list(deps)
+    ready = [n for n in order if n not in done and n not in running and deps[n] <= done]
+    return sorted(ready, key=lambda n: (-dependents(n), order.index(n)))
+
+
+def _worker(name: str, profile: str, root: str, allow_dirty: bool, threads: int) -> tuple[str, str, int]:
+    path = run_chapter(name, profile, Path(root), allow_dirty=allow_dirty, threads=threads)
+    built = _read_nb(path).get("metadata", {}).get("minir1", {}).get("artifacts_built", 0)
+    return name, str(path), int(built or 0)
 
 
 def _now() -> str:
@@ -501,6 +589,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="run with uncommitted changes (a draft: recorded, rejected by make test); also ALLOW_DIRTY=1",
     )
     p.add_argument("--wait", action="store_true", help="wait for another running `make chapters` instead of stopping")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("JOBS") or JOBS),
+        help=f"chapters executed at once, each with --threads threads (default {JOBS}; also JOBS=n)",
+    )
+    p.add_argument("--threads", type=int, default=THREADS, help=f"intra-op threads per kernel (default {THREADS})")
     return p.parse_args(argv)
 
 
@@ -514,8 +609,59 @@ def _summary(times: dict[str, tuple[float, int]]) -> None:
     print(f"  {sum(t for t, _ in times.values()):8.1f} s  total", flush=True)
 
 
+def _run_all(names: list[str], args: argparse.Namespace, root: Path, times: dict) -> bool:
+    """Execute ``names`` (in order, or ``args.jobs`` at a time by :func:`schedule`); record each
+    chapter's wall time in ``times``.  Returns True when a chapter failed (the others that
+    were running finish; none starts after it)."""
+    bar = tqdm(total=len(names), unit="chapter", desc=f"chapters ({args.profile})")
+    started: dict[str, float] = {}
+
+    def record(name: str, path: Path | str, built: int) -> None:
+        times[name] = (time.perf_counter() - started[name], built)
+        bar.update(1)
+        tqdm.write(f"    wrote {Path(path).relative_to(root)} ({times[name][0]:.1f} s)")
+
+    def fail(name: str, e: BaseException) -> bool:  # papermill's error already names the failing cell
+        print(f"error: chapter {name!r} failed; the book is unchanged by it.\n{e}", file=sys.stderr)
+        return True
+
+    if args.jobs <= 1 or len(names) == 1:
+        for name in names:
+            bar.set_postfix_str(name)
+            started[name] = time.perf_counter()
+            try:
+                path = run_chapter(name, args.profile, root, allow_dirty=args.allow_dirty, threads=args.threads)
+            except Exception as e:
+                return fail(name, e)
+            record(name, path, int(_read_nb(path).get("metadata", {}).get("minir1", {}).get("artifacts_built", 0) or 0))
+        return False
+
+    deps, done, running, failed = dependencies(names, root), set(), {}, False
+    ctx = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+        while len(done) < len(names) and not (failed and not running):
+            for name in [] if failed else schedule(deps, done, set(running))[: args.jobs - len(running)]:
+                started[name] = time.perf_counter()
+                running[name] = pool.submit(_worker, name, args.profile, str(root), args.allow_dirty, args.threads)
+            bar.set_postfix_str(", ".join(running))
+            finished, _ = futures.wait(running.values(), return_when=futures.FIRST_COMPLETED)
+            for fut in finished:
+                name = next(n for n, f in running.items() if f is fut)
+                del running[name]
+                done.add(name)
+                try:
+                    record(*fut.result())
+                except Exception as e:
+                    failed = fail(name, e)
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    for flag in ("jobs", "threads"):
+        if getattr(args, flag) < 1:
+            print(f"error: --{flag} must be >= 1; got {getattr(args, flag)}", file=sys.stderr)
+            return 2
     if args.profile not in PROFILES:
         print(
             f"error: --profile must be one of {', '.join(map(repr, PROFILES))}; got {args.profile!r}", file=sys.stderr
@@ -543,19 +689,10 @@ def main(argv: list[str] | None = None) -> int:
         with run_lock(root, wait=args.wait):
             for note in recover(root) if publish else []:
                 print(note, flush=True)
-            bar = tqdm(names, unit="chapter", desc=f"chapters ({args.profile})")
-            for name in bar:
-                bar.set_postfix_str(name)
-                t0 = time.perf_counter()
-                try:
-                    path = run_chapter(name, args.profile, root, allow_dirty=args.allow_dirty)
-                except Exception as e:  # papermill's error already names the failing cell
-                    print(f"error: chapter {name!r} failed; the book is unchanged.\n{e}", file=sys.stderr)
-                    _summary(times)
-                    return 1
-                built = _read_nb(path).get("metadata", {}).get("minir1", {}).get("artifacts_built", 0)
-                times[name] = (time.perf_counter() - t0, int(built or 0))
-                tqdm.write(f"    wrote {path.relative_to(root)} ({times[name][0]:.1f} s)")
+            failed = _run_all(names, args, root, times)
+            if failed:
+                _summary(times)
+                return 1
     except PublishError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

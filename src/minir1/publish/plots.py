@@ -193,11 +193,6 @@ def loss_curve(ax, history, label=None):
     return ax
 
 
-def _fmt(m) -> str:
-    """A results-file metric (or number) as text, by its unit (:func:`minir1.stats.fmt`)."""
-    return fmt(m)
-
-
 _SETTINGS = (("greedy", "greedy"), ("r1", "T = 0.6, top-p 0.95 (R1)"), ("t1", "T = 1"))
 
 
@@ -875,27 +870,6 @@ def eng_kv_table(metrics):
         "formula": f"{_num(metrics['llama405b_kv_bytes_per_token']):,.0f}",
         "vs MHA": "",
     }
-    return pd.DataFrame(rows).T
-
-
-def eng_ledger_table(res):
-    """The book's compute bill (one row per results file, the total) next to V3's and R1's."""
-    import pandas as pd
-
-    def fmt(x, spec):
-        return "" if x is None else format(x, spec)
-
-    rows = {}
-    for r in res["extra"]["ledger"]:
-        rows[r["item"]] = {
-            "file": r["file"],
-            "profile": r["profile"],
-            "FLOPs": fmt(r["flops"], ".3g"),
-            "wall time (s)": fmt(r["wall_seconds"], ",.0f"),
-            "CPU-hours": fmt(r["cpu_hours"], ".3f"),
-            "GPU-hours": fmt(r["gpu_hours"], ".3g"),
-            "US$": fmt(r["usd"], ".3g"),
-        }
     return pd.DataFrame(rows).T
 
 

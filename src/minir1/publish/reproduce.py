@@ -31,22 +31,20 @@ The table goes to the terminal and to ``<out>/table.md`` and ``<out>/table.json`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import json
 import math
-import os
 import re
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from ..profiles import PROFILES
 from ..utils import atomic_write_json, atomic_write_text, repo_root
-from .chapters import source_notebooks
+from .chapters import THREADS, _env, kernel_env, source_notebooks
 
 STATUSES = ("identical", "inside", "timing", "new", "outside", "missing")
 FAILING = frozenset({"outside", "missing"})
@@ -226,20 +224,6 @@ def markdown_table(rows: list[Row], walls: Mapping[str, tuple[float | None, floa
 
 
 # ----------------------------------------------------------------------------- execution
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def default_out(root: Path | None = None) -> Path:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return (Path(root) if root else repo_root()) / ".artifacts" / "reproduce" / stamp
@@ -280,7 +264,7 @@ def execute(
     walls: dict[str, float] = {}
     srcs = source_notebooks(root)
     with (
-        _env(MINIR1_RESULTS_DIR=str(results.resolve()), MINIR1_ARTIFACTS=str(cache.resolve())),
+        _env(MINIR1_RESULTS_DIR=str(results.resolve()), MINIR1_ARTIFACTS=str(cache.resolve()), **kernel_env(THREADS)),
         tqdm(
             total=round(sum(expected.values())),
             unit="s",

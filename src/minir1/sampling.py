@@ -5,10 +5,15 @@ small matmuls and reads of the KV cache, and ``generate``'s generality (module d
 logits processors, a cache that grows by concatenation, a flash-attention kernel that costs
 ~0.7 ms per layer for one query row on the CPU) takes as long again. For Llama and Qwen2
 models :class:`_Decoder` writes the forward pass out by hand (fp32, allclose to HF's
-forward; tested) and shares each prompt's keys and values among its G samples, which is
-what GRPO asks for. Under greedy decoding it produces exactly what HF ``generate`` produces
-(tested), and it keeps left-padded prompts with the same position ids (cumulative sum of the
-attention mask). Other causal LMs go through their own ``forward`` with a ``DynamicCache``.
+forward; tested), shares each prompt's keys and values among its G samples, which is what
+GRPO asks for, and lets rows that have finished leave the batch. Under greedy decoding it
+produces exactly what HF ``generate`` produces (tested), and it keeps left-padded prompts
+with the same position ids (cumulative sum of the attention mask). Other causal LMs go
+through their own ``forward`` with a ``DynamicCache``.
+
+Sampling draws one uniform number per row and step from the call's seeded generator and
+picks the token by inverse CDF (:func:`_pick`), so the same seed gives the same tokens, bit
+for bit, and on the fast path a row's tokens do not depend on when other rows finish.
 """
 
 from __future__ import annotations

@@ -165,7 +165,12 @@ def _rope_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, to
 def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
     """``apply_rotary_pos_emb`` on ``x`` (..., D) with tables from :func:`_rope_tables` (broadcast to ``x``)."""
     swapped = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)
-    return x * cos + swapped * signed_sin
+    return torch.addcmul(x * cos, swapped, signed_sin)
+
+
+def _plus_linear(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``x + F.linear(h, w, b)`` with the residual ``x`` as the bias: one ``addmm``, not a matmul and an add."""
+    return torch.nn.functional.linear(h, w, x if b is None else x + b)
 
 
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
@@ -240,10 +245,9 @@ class _Decoder:
     @staticmethod
     def _rest_of_layer(x, o, w):
         """Output projection of the attention ``o``, residual, then the MLP block and its residual."""
-        F = torch.nn.functional
-        x = x + F.linear(o, w.o_w, w.o_b)
-        gate, up = F.linear(_rms(x, w.ln2, w.ln2_eps), w.gu_w, w.gu_b).chunk(2, dim=-1)
-        return x + F.linear(w.act(gate) * up, w.down_w, w.down_b)
+        x = _plus_linear(x, o, w.o_w, w.o_b)
+        gate, up = torch.nn.functional.linear(_rms(x, w.ln2, w.ln2_eps), w.gu_w, w.gu_b).chunk(2, dim=-1)
+        return _plus_linear(x, w.act(gate) * up, w.down_w, w.down_b)
 
     def _qkv(self, x, cos, sin, w):
         """Input (..., C) -> q (..., H, D) and k, v (..., H_kv, D), RoPE on q and k."""

@@ -2,7 +2,7 @@
 #
 #   make book                          build the book (HTML) into _build/html
 #   make test                          everything CI runs: unit tests, notebooks (smoke), book, browser
-#   make chapters [PROFILE=cpu] [CHAPTER=lab] [ALLOW_DIRTY=1] [WAIT=1]   execute notebooks into book/
+#   make chapters [PROFILE=cpu] [CHAPTER=lab] [JOBS=2] [ALLOW_DIRTY=1] [WAIT=1]   execute notebooks into book/
 #   make reproduce [CHAPTER=lab] [PROFILE=cpu] [CACHE=dir] [OUT=dir]
 #                                      re-execute into .artifacts/reproduce/<time>/ (cold cache
 #                                      unless CACHE) and compare every metric with book/results
@@ -75,7 +75,7 @@ book: claims
 # The only target that writes book/chapters and book/results (see README "Running the chapters").
 chapters: $(STAMP)
 	$(PY) -m minir1.publish.chapters --profile $(PROFILE) $(if $(CHAPTER),--chapter $(CHAPTER)) \
-	  $(if $(filter 1,$(ALLOW_DIRTY)),--allow-dirty) $(if $(filter 1,$(WAIT)),--wait)
+	  $(if $(JOBS),--jobs $(JOBS)) $(if $(filter 1,$(ALLOW_DIRTY)),--allow-dirty) $(if $(filter 1,$(WAIT)),--wait)
 
 # Never writes into book/: chapters and results go to OUT (default .artifacts/reproduce/<UTC time>).
 CACHE ?=

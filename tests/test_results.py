@@ -407,3 +407,64 @@ def test_ledger_counts_each_model_once_and_threads_not_cores(tmp_path):
     assert total["file"] == "2 files, 1 models"
     md = ledger.write_ledger_markdown(tmp_path / "gen" / "ledger.md", results_dir=tmp_path).read_text()
     assert "| whole book | 2 files, 1 models | 1000 |" in md and "DeepSeek-V3" in md
+
+
+def test_run_chapter_publishes_only_what_it_wrote(tmp_path, monkeypatch):
+    """Two chapters run at once: one that publishes while the other runs is not overwritten by
+    the other's older staging copy of its results file."""
+    root = _fake_repo(tmp_path, monkeypatch, WRITES)
+    other = root / "book" / "results" / "other.json"
+    other.write_text('{"v": "old"}')
+    execute = chapters._execute
+
+    def execute_while_other_publishes(*args, **kw):
+        other.write_text('{"v": "new"}')  # the other chapter publishes meanwhile
+        return execute(*args, **kw)
+
+    monkeypatch.setattr(chapters, "_execute", execute_while_other_publishes)
+    chapters.run_chapter("demo", "cpu")
+    assert other.read_text() == '{"v": "new"}'
+    assert (root / "book" / "results" / "demo.json").exists()
+
+
+def test_kernels_get_one_thread(tmp_path, monkeypatch):
+    code = "import os\nassert os.environ['OMP_NUM_THREADS'] == '1', os.environ.get('OMP_NUM_THREADS')\n" + WRITES
+    _fake_repo(tmp_path, monkeypatch, code)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    chapters.run_chapter("demo", "cpu")
+    assert os.environ["OMP_NUM_THREADS"] == "7"  # restored
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        chapters.kernel_env(0)
+
+
+def test_chapter_dependencies_and_schedule():
+    deps = chapters.dependencies(list(chapters.source_notebooks()))
+    assert "lab" in deps["rl"] and {"lab", "rl"} <= deps["distillation"]
+    assert deps["thesis"] == set(deps) - {"thesis"}  # reads every chapter's published results
+    assert deps["engineering"] == set() and deps["censorship"] == set()
+    first = chapters.schedule(deps, done=set(), running=set())
+    assert first[0] == "cost"  # the head of the longest chain (cost -> lab -> rl -> distillation)
+    assert "thesis" not in first
+    assert chapters.schedule(deps, done=set(deps) - {"thesis"}, running=set()) == ["thesis"]
+
+
+def test_runner_rejects_bad_jobs_and_threads(capsys):
+    assert chapters.main(["--jobs", "0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
+    assert chapters.main(["--threads", "-1"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+def test_runner_runs_chapters_in_parallel_workers(tmp_path, monkeypatch, capsys):
+    root = _fake_repo(tmp_path, monkeypatch, WRITES)
+    nb = nbformat.read(root / "notebooks" / "01_demo.ipynb", as_version=4)
+    nb.cells[-1].source = WRITES.replace("demo", "second")
+    nbformat.write(nb, root / "notebooks" / "02_second.ipynb")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1] / "src"))
+    assert chapters.main(["--profile", "smoke", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "second" in out and "total" in out
+    assert sorted(p.name for p in (root / ".artifacts" / "chapters-smoke").glob("*.ipynb")) == [
+        "01_demo.ipynb",
+        "02_second.ipynb",
+    ]

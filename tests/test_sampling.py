@@ -96,8 +96,19 @@ def test_masks_stop_at_eos(fast):
 def test_top_p_keeps_top_token():
     logits = torch.tensor([[5.0, 1.0, 0.0, -1.0]])
     gen = torch.Generator().manual_seed(0)
-    picks = {int(sampling._pick(logits, 1.0, 0.5, gen)) for _ in range(50)}
+    picks = {int(sampling._pick(logits, 1.0, 0.5, torch.rand(1, generator=gen))) for _ in range(50)}
     assert picks == {0}
+    # at u -> 1 the inverse CDF still lands inside the nucleus, and u -> 0 picks the top token
+    assert int(sampling._pick(logits, 1.0, 0.5, torch.tensor([1 - 2**-24]))) == 0
+    assert int(sampling._pick(logits, 1.0, 1.0, torch.tensor([0.0]))) == 0
+
+
+def test_inverse_cdf_pick_follows_the_probabilities():
+    logits = torch.tensor([[0.0, 1.0, 2.0, -30.0]]).expand(20000, 4)
+    u = torch.rand(20000, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(sampling._pick(logits, 1.0, 1.0, u), minlength=4).float() / 20000
+    torch.testing.assert_close(counts, torch.softmax(logits[0], -1), atol=0.015, rtol=0)
+    assert counts[3] == 0
 
 
 @pytest.mark.parametrize(
@@ -139,6 +150,36 @@ def test_decoder_logits_match_hf_forward():
         torch.testing.assert_close(lg, ref[:, ids.shape[1] - 1 + j], atol=1e-5, rtol=1e-5)
 
 
+def test_decoder_logits_match_hf_forward_after_rows_leave():
+    """Rows that leave the batch (a part of a group, and all of a prompt's group) do not change the others' logits."""
+    tok = build_tokenizer()
+    model = models.build("micro", tok, seed=1)
+    prompts = [format_prompt(tok, q) for q in QUESTIONS]
+    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    G, steps = 3, 6
+    new = torch.randint(8, len(tok), (len(prompts) * G, steps), generator=torch.Generator().manual_seed(0))
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    full_ids = torch.cat([ids.repeat_interleave(G, 0), new[:, : steps - 1]], 1)
+    full_mask = torch.cat([mask.repeat_interleave(G, 0), torch.ones_like(new[:, : steps - 1])], 1)
+    with torch.inference_mode():
+        ref = model(input_ids=full_ids, attention_mask=full_mask, position_ids=(full_mask.cumsum(-1) - 1).clamp(min=0))
+        dec = sampling._Decoder(model, len(prompts), G, ids.shape[1], steps)
+        dec.prefill(ids, pos, mask)
+        rows = torch.arange(len(prompts) * G)
+        for j in range(steps - 1):
+            if j == 2:  # keep samples 0 and 2 of prompt 0, all of prompt 2, sample 1 of prompt 4; drop 1 and 3
+                keep = torch.tensor([0, 2, 6, 7, 8, 13])
+                dec.select(keep)
+                rows = rows[keep]
+            if j == 4:  # then drop the middle of what is left
+                keep = torch.tensor([0, 1, 4, 5])
+                dec.select(keep)
+                rows = rows[keep]
+            lg = dec.step(new[rows, j], pos[rows // G, -1] + 1 + j)
+            torch.testing.assert_close(lg, ref.logits[rows, ids.shape[1] + j], atol=1e-5, rtol=1e-5)
+
+
 def test_greedy_groups_equal_hf_and_finished_groups_are_dropped():
     """num_return_sequences > 1 under greedy gives G copies of HF's greedy row, also after groups finish."""
     tok = build_tokenizer()
@@ -147,7 +188,7 @@ def test_greedy_groups_equal_hf_and_finished_groups_are_dropped():
     bias[tok.eos_token_id] = 100.0
 
     def hook(module, inputs, out):  # at the prefill (one row per prompt), prompts 0 and 1 pick eos at once:
-        out = out.clone()  # their groups finish and, 3 of 5 groups left (<= COMPACT_AT), leave the batch
+        out = out.clone()  # their rows finish and, 6 of 10 rows left (<= COMPACT_AT), leave the batch
         if out.shape[0] == len(QUESTIONS):
             out[:2] += bias
         return out

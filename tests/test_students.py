@@ -106,7 +106,7 @@ def test_matched_steps_give_answers_only_the_same_tokens():
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
 def test_students_are_strictly_smaller_than_the_teacher(profile):
     tok = build_tokenizer()
-    teacher = models.n_params(models.build(students._lab_of(students.config(profile).teacher).preset, tok))
+    teacher = models.n_params(models.build(students.config(profile).teacher.base.preset, tok))
     cfg = students.config(profile)
     assert cfg.students and cfg.curve_student in cfg.students
     assert all(models.n_params(models.build(p, tok)) < teacher for p in cfg.students)

@@ -5,10 +5,15 @@ small matmuls and reads of the KV cache, and ``generate``'s generality (module d
 logits processors, a cache that grows by concatenation, a flash-attention kernel that costs
 ~0.7 ms per layer for one query row on the CPU) takes as long again. For Llama and Qwen2
 models :class:`_Decoder` writes the forward pass out by hand (fp32, allclose to HF's
-forward; tested) and shares each prompt's keys and values among its G samples, which is
-what GRPO asks for. Under greedy decoding it produces exactly what HF ``generate`` produces
-(tested), and it keeps left-padded prompts with the same position ids (cumulative sum of the
-attention mask). Other causal LMs go through their own ``forward`` with a ``DynamicCache``.
+forward; tested), shares each prompt's keys and values among its G samples, which is what
+GRPO asks for, and lets rows that have finished leave the batch. Under greedy decoding it
+produces exactly what HF ``generate`` produces (tested), and it keeps left-padded prompts
+with the same position ids (cumulative sum of the attention mask). Other causal LMs go
+through their own ``forward`` with a ``DynamicCache``.
+
+Sampling draws one uniform number per row and step from the call's seeded generator and
+picks the token by inverse CDF (:func:`_pick`), so the same seed gives the same tokens, bit
+for bit, and on the fast path a row's tokens do not depend on when other rows finish.
 """
 
 from __future__ import annotations
@@ -61,17 +66,28 @@ def _check(max_new_tokens, temperature, top_p, num_return_sequences, batch_size)
         raise ValueError(f"batch_size must be >= 1; got {batch_size!r}")
 
 
-def _pick(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
-    """Choose the next token for each row of ``logits`` (B, V)."""
+def _pick(logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tensor) -> torch.Tensor:
+    """Choose the next token for each row of ``logits`` (B, V), given one uniform draw ``u`` (B,) in [0, 1) per row.
+
+    Inverse-CDF sampling: the first token whose cumulative probability exceeds ``u`` times the
+    total. One random number per row instead of one per vocabulary entry (``torch.multinomial``
+    draws an exponential for every entry, which cost more than the rest of the pick). The
+    largest float32 ``torch.rand`` gives is 1 - 2^-24, so ``u * total < total`` and the token
+    chosen always has probability > 0 (never outside the top-p set).
+    """
     if temperature == 0:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (B, V)
-    if top_p < 1.0:
-        sorted_p, idx = probs.sort(dim=-1, descending=True)
-        drop = sorted_p.cumsum(dim=-1) - sorted_p > top_p  # keep the smallest set reaching top_p
-        sorted_p = sorted_p.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
-    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    probs = torch.softmax(logits, dim=-1)  # (B, V)
+    order = None
+    if top_p < 1.0:  # sample in sorted order among the smallest set reaching top_p
+        probs, order = probs.sort(dim=-1, descending=True)
+        probs = probs.masked_fill(probs.cumsum(dim=-1) - probs > top_p, 0.0)
+    cdf = probs.cumsum(dim=-1)  # (B, V)
+    tok = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)  # (B, 1)
+    return (tok if order is None else order.gather(-1, tok)).squeeze(-1)
 
 
 @torch.inference_mode()
@@ -84,7 +100,7 @@ def _generate_batch(model, ids, mask, max_new_tokens, temperature, top_p, gen, e
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     attn, toks = mask, []
     for _ in range(max_new_tokens):
-        tok = _pick(logits, temperature, top_p, gen)
+        tok = _pick(logits, temperature, top_p, torch.rand(ids.shape[0], generator=gen, device=ids.device))
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         toks.append(tok)
         done = done | (tok == eos_id)
@@ -136,163 +152,191 @@ class _Weights:
         self.scale = a.scaling
 
 
+def _rope_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """HF's rotary ``cos``, ``sin`` (..., D) -> ``cos`` and a signed ``sin`` for :func:`_rope`.
+
+    ``rotate_half(x) * sin == swap_halves(x) * [-sin1, sin2]`` exactly (only signs move), so
+    RoPE needs one flip instead of two slices, a negation and a concatenation.
+    """
+    half = sin.shape[-1] // 2
+    return cos, torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """``apply_rotary_pos_emb`` on ``x`` (..., D) with tables from :func:`_rope_tables` (broadcast to ``x``)."""
+    swapped = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)
+    return torch.addcmul(x * cos, swapped, signed_sin)
+
+
+def _plus_linear(x: torch.Tensor, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``x + F.linear(h, w, b)`` with the residual ``x`` as the bias: one ``addmm``, not a matmul and an add."""
+    return torch.nn.functional.linear(h, w, x if b is None else x + b)
+
+
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
-    """``LlamaRMSNorm`` (fp32), op for op."""
-    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+    """``LlamaRMSNorm`` (fp32) in one fused kernel instead of six (allclose; bit-equal on this machine)."""
+    return torch.nn.functional.rms_norm(x, w.shape, w, eps)
 
 
 class _Decoder:
-    """Llama / Qwen2 decoding written out by hand, with one preallocated KV cache per prompt group.
+    """Llama / Qwen2 decoding written out by hand, with a preallocated KV cache written in place.
 
-    The same maths as the model's ``forward`` in fp32 (RMSNorm op for op, RoPE from the
-    model's own rotary module, tabulated once), but with no module dispatch in the loop:
-    one fused QKV matmul and one fused gate-up matmul per layer, RoPE on q and k at once, and
-    attention as batched matmuls against a static cache.
+    The same maths as the model's ``forward`` in fp32 (RMSNorm fused, RoPE from the model's own
+    rotary module, tabulated once), but with no module dispatch in the loop: one fused QKV
+    matmul and one fused gate-up matmul per layer, RoPE on q and k at once, and attention as
+    batched matmuls against a static cache. Decoding a tiny model is bound by per-op overhead
+    and by reading the KV cache, not by arithmetic.
 
-    The G samples of one prompt share a cache ``(L, U, H_kv, P + T·G, D)``: the prompt's keys
-    first (run once per prompt, not once per sample), then the generated keys step-major
-    (slot ``P + t·G + g`` holds sample g's key of step t). At step j the G × (H / H_kv)
-    queries of a prompt and kv head meet the contiguous slice ``[:P + (j+1)·G]`` in one
-    matmul, and an additive mask keeps each sample to the prompt and its own tokens (the
-    other samples' slots get weight exactly 0). Decoding a tiny model is bound by per-op
-    overhead and memory traffic, not arithmetic: two large batched matmuls per layer cost less
-    than the G-times-smaller per-row ones they replace, and the prompt is read once per group.
+    The G samples of a prompt share its keys and values: each prompt runs once
+    (:meth:`prefill`) into a prompt cache ``(L, U·H_kv, P, D)``, read once per group at every
+    step (the G × H/H_kv queries of a prompt and kv head meet it in one matmul); the generated
+    keys go to a cache ``(L, B·H_kv, T, D)``, one row per sample and kv head, written in place.
+    The two score blocks are joined for one softmax. Finished rows can leave the batch
+    (:meth:`select`): their group slots then get zero queries in the prompt matmul.
     """
 
     def __init__(self, model, n_prompts: int, group: int, prompt_len: int, max_new: int):
         cfg, inner = model.config, model.model
         self.H, self.Hkv = cfg.num_attention_heads, cfg.num_key_value_heads
         self.D = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self.G = group
+        self.G, self.P = group, prompt_len
         self.layers = [_Weights(layer) for layer in inner.layers]
         self.embed = inner.embed_tokens.weight.detach()
         self.norm, self.norm_eps = inner.norm.weight.detach(), inner.norm.variance_epsilon
         self.head = model.lm_head  # called as a module, so forward hooks on it still apply
         dtype, dev = self.embed.dtype, self.embed.device
-        pos = torch.arange(prompt_len + max_new, device=dev)[None]  # (1, T)
-        cos, sin = inner.rotary_emb(self.embed[:1], pos)  # (1, T, D) each
-        half = self.D // 2
-        self.cos = cos[0]  # (T, D)
-        # rotate_half(x) * sin == swap_halves(x) * [-sin1, sin2] exactly (only signs move)
-        self.sin = torch.cat([-sin[0, :, :half], sin[0, :, half:]], dim=-1)  # (T, D)
-        L, U, G, R = len(self.layers), n_prompts, group, self.H // self.Hkv
-        self.P = prompt_len
-        self.k = torch.zeros((L, U, self.Hkv, prompt_len + max_new * G, self.D), dtype=dtype, device=dev)
-        self.v = torch.zeros_like(self.k)
-        # additive mask (U, 1, G·R, P + T·G): -inf on left padding and on the other samples' slots
-        own = torch.eye(G, dtype=torch.bool, device=dev).repeat_interleave(R, 0).repeat(1, max_new)  # (G R, T G)
-        gen = torch.zeros(G * R, max_new * G, dtype=dtype, device=dev).masked_fill(~own, float("-inf"))
-        self.bias = torch.cat(
-            [torch.zeros(U, 1, G * R, prompt_len, dtype=dtype, device=dev), gen.expand(U, 1, -1, -1)], -1
-        )
+        cos, sin = inner.rotary_emb(self.embed[:1], torch.arange(prompt_len + max_new, device=dev)[None])  # (1, T, D)
+        self.cos, self.sin = _rope_tables(cos[0], sin[0])  # (T, D) each
+        L, UH = len(self.layers), n_prompts * self.Hkv
+        self.kp = torch.zeros((L, UH, prompt_len, self.D), dtype=dtype, device=dev)
+        self.vp = torch.zeros_like(self.kp)
+        self.pbias = torch.zeros(UH, 1, prompt_len, dtype=dtype, device=dev)  # additive: -inf on left padding
+        self.kg = torch.zeros((L, UH * group, max_new, self.D), dtype=dtype, device=dev)
+        self.vg = torch.zeros_like(self.kg)
+        self.slots = torch.arange(n_prompts * group, device=dev)  # batch row -> prompt · G + sample
+        self.full = True  # every slot of every prompt group is a batch row (no row dropped)
         self.len = 0  # generated tokens cached
 
-    def select(self, groups: torch.Tensor) -> None:
-        """Keep only prompt ``groups`` (drop groups whose rows have all finished)."""
-        end = self.P + self.len * self.G
-        k = torch.zeros((self.k.shape[0], len(groups), *self.k.shape[2:]), dtype=self.k.dtype, device=self.k.device)
-        v = torch.zeros_like(k)
-        k[:, :, :, :end], v[:, :, :, :end] = self.k[:, groups, :, :end], self.v[:, groups, :, :end]
-        self.k, self.v, self.bias = k, v, self.bias[groups]
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only batch ``rows`` (drop rows that have finished); prompts with no row left go too."""
+        Hkv, G = self.Hkv, self.G
+        heads = torch.arange(Hkv, device=rows.device)
+        self.kg, self.vg = (c[:, (rows[:, None] * Hkv + heads).flatten()] for c in (self.kg, self.vg))
+        slots = self.slots[rows]
+        prompts, which = torch.unique(slots // G, return_inverse=True)  # prompts still in use
+        kept = (prompts[:, None] * Hkv + heads).flatten()
+        self.kp, self.vp, self.pbias = self.kp[:, kept], self.vp[:, kept], self.pbias[kept]
+        self.slots = which * G + slots % G
+        self.full = len(rows) == len(prompts) * G
+
+    def _to_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """Per row (B, H_kv, R, n) -> per prompt (U·H_kv, G·R, n): a group's rows side by side, 0 for dropped rows."""
+        U, G, (_, Hkv, R, n) = self.kp.shape[1] // self.Hkv, self.G, x.shape
+        if not self.full:
+            x = x.new_zeros(U * G, Hkv, R, n).index_copy_(0, self.slots, x)
+        return x.view(U, G, Hkv, R, n).transpose(1, 2).reshape(U * Hkv, G * R, n)
+
+    def _from_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """Per prompt (U·H_kv, G·R, n) -> per row (B, H_kv, R, n), the inverse of :meth:`_to_groups` (may be a view)."""
+        U, G, Hkv, n = self.kp.shape[1] // self.Hkv, self.G, self.Hkv, x.shape[-1]
+        x = x.view(U, Hkv, G, -1, n).transpose(1, 2)  # (U, G, H_kv, R, n)
+        return x.flatten(0, 1) if self.full else x[self.slots // G, self.slots % G]
 
     @staticmethod
-    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """RoPE on ``x`` (B, t, n, D) with tabulated ``cos``/``sin`` (B, t, 1, D), as ``apply_rotary_pos_emb``."""
-        B, t, n, D = x.shape
-        swapped = x.view(B, t, n, 2, D // 2).flip(3).view(B, t, n, D)
-        return x * cos + swapped * sin
+    def _rest_of_layer(x, o, w):
+        """Output projection of the attention ``o``, residual, then the MLP block and its residual."""
+        x = _plus_linear(x, o, w.o_w, w.o_b)
+        gate, up = torch.nn.functional.linear(_rms(x, w.ln2, w.ln2_eps), w.gu_w, w.gu_b).chunk(2, dim=-1)
+        return _plus_linear(x, w.act(gate) * up, w.down_w, w.down_b)
 
-    def _mlp_and_attn_out(self, x, o, w):
-        F = torch.nn.functional
-        x = x + F.linear(o, w.o_w, w.o_b)
-        gate, up = F.linear(_rms(x, w.ln2, w.ln2_eps), w.gu_w, w.gu_b).chunk(2, dim=-1)
-        return x + F.linear(w.act(gate) * up, w.down_w, w.down_b)
-
-    def _qkv(self, x, pos, w):
-        """Normed input -> q, k, v (B, t, n, D) with RoPE on q and k."""
-        B, t = x.shape[:2]
+    def _qkv(self, x, cos, sin, w):
+        """Input (..., C) -> q (..., H, D) and k, v (..., H_kv, D), RoPE on q and k."""
         H, Hkv = self.H, self.Hkv
-        qkv = torch.nn.functional.linear(_rms(x, w.ln1, w.ln1_eps), w.qkv_w, w.qkv_b).view(B, t, H + 2 * Hkv, self.D)
-        qk = self._rope(qkv[:, :, : H + Hkv], self.cos[pos][:, :, None], self.sin[pos][:, :, None])
-        return qk[:, :, :H], qk[:, :, H:], qkv[:, :, H + Hkv :]
+        qkv = torch.nn.functional.linear(_rms(x, w.ln1, w.ln1_eps), w.qkv_w, w.qkv_b).unflatten(-1, (-1, self.D))
+        qk = _rope(qkv[..., : H + Hkv, :], cos, sin)
+        return qk[..., :H, :], qk[..., H:, :], qkv[..., H + Hkv :, :]
 
     def prefill(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Run the ``U`` distinct prompts ``ids`` (U, P), left-padded; logits (U, V) of their last position."""
         U, P = ids.shape
         H, Hkv, D = self.H, self.Hkv, self.D
-        R = H // Hkv
-        self.bias[..., :P].masked_fill_(~mask.bool()[:, None, None, :], float("-inf"))
+        pad = ~mask.bool()  # (U, P)
+        self.pbias.masked_fill_(pad.repeat_interleave(Hkv, 0)[:, None], float("-inf"))
         causal = torch.ones(P, P, dtype=torch.bool, device=ids.device).tril()
         # causal and not padding; every query sees itself, so pad rows stay finite (never read)
-        bias = (
-            self.bias[:, :, :1, :P]
-            .masked_fill(~causal, float("-inf"))
-            .masked_fill(torch.eye(P, dtype=torch.bool, device=ids.device), 0.0)[:, :, None]
-        )  # (U, 1, 1, P, P)
+        allowed = (causal & ~pad[:, None, None, :]) | torch.eye(P, dtype=torch.bool, device=ids.device)
+        bias = torch.zeros(allowed.shape, dtype=self.kp.dtype, device=ids.device).masked_fill(~allowed, float("-inf"))
         x = torch.nn.functional.embedding(ids, self.embed)  # (U, P, C)
+        cos, sin = self.cos[pos][:, :, None], self.sin[pos][:, :, None]  # (U, P, 1, D)
         for i, w in enumerate(self.layers):
-            q, k, v = self._qkv(x, pos, w)
-            kp, vp = self.k[i, :, :, :P], self.v[i, :, :, :P]  # (U, H_kv, P, D) views
-            kp.copy_(k.transpose(1, 2)), vp.copy_(v.transpose(1, 2))
-            q = q.transpose(1, 2).reshape(U * Hkv, R * P, D)
-            s = torch.bmm(q, kp.reshape(U * Hkv, P, D).transpose(1, 2)).view(U, Hkv, R, P, P)
-            p = torch.softmax(s * w.scale + bias, dim=-1).view(U * Hkv, R * P, P)
-            o = torch.bmm(p, vp.reshape(U * Hkv, P, D)).view(U, H, P, D).transpose(1, 2).reshape(U, P, H * D)
-            x = self._mlp_and_attn_out(x, o, w)
+            q, k, v = (t.transpose(1, 2) for t in self._qkv(x, cos, sin, w))  # (U, heads, P, D)
+            self.kp[i].view(U, Hkv, P, D).copy_(k)
+            self.vp[i].view(U, Hkv, P, D).copy_(v)
+            o = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias, scale=w.scale, enable_gqa=H != Hkv
+            )  # (U, H, P, D)
+            x = self._rest_of_layer(x, o.transpose(1, 2).reshape(U, P, H * D), w)
         return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (U, V)
 
     def step(self, tok: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Feed one token per row, ``tok`` (N,) at ``pos`` (N,); logits (N, V). Rows are prompt-major."""
-        N = tok.shape[0]
-        G, H, Hkv, D = self.G, self.H, self.Hkv, self.D
-        U, R, P, j = N // G, H // Hkv, self.P, self.len
-        n = P + (j + 1) * G  # keys in use: the prompt, then j + 1 steps of G samples
-        bias = self.bias[..., :n]  # (U, 1, G R, n)
-        x = torch.nn.functional.embedding(tok[:, None], self.embed)  # (N, 1, C)
+        """Feed one token per batch row, ``tok`` (B,) at ``pos`` (B,); logits (B, V)."""
+        B = tok.shape[0]
+        H, Hkv, D, P, t = self.H, self.Hkv, self.D, self.P, self.len
+        R = H // Hkv  # query heads per kv head (HF's repeat_kv)
+        cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]  # (B, 1, D)
+        x = torch.nn.functional.embedding(tok, self.embed)  # (B, C)
         for i, w in enumerate(self.layers):
-            q, k, v = self._qkv(x, pos[:, None], w)  # (N, 1, n, D)
-            self.k[i, :, :, P + j * G : n] = k.view(U, G, Hkv, D).transpose(1, 2)
-            self.v[i, :, :, P + j * G : n] = v.view(U, G, Hkv, D).transpose(1, 2)
-            qg = q.view(U, G, Hkv, R, D).transpose(1, 2).reshape(U, Hkv, G * R, D)
-            kc, vc = self.k[i, :, :, :n], self.v[i, :, :, :n]  # (U, H_kv, n, D), no copy
-            o = torch.nn.functional.scaled_dot_product_attention(qg, kc, vc, attn_mask=bias, scale=w.scale)
-            o = o.view(U, Hkv, G, R, D).transpose(1, 2).reshape(N, 1, H * D)
-            x = self._mlp_and_attn_out(x, o, w)
-        self.len = j + 1
-        return self.head(_rms(x[:, -1], self.norm, self.norm_eps))  # (N, V)
+            q, k, v = self._qkv(x, cos, sin, w)  # (B, H, D), (B, H_kv, D), (B, H_kv, D)
+            self.kg[i, :, t] = k.reshape(B * Hkv, D)
+            self.vg[i, :, t] = v.reshape(B * Hkv, D)
+            q = q.view(B, Hkv, R, D)
+            # scores against the prompt (per group) and against the row's own generated keys
+            sp = torch.baddbmm(self.pbias, self._to_groups(q), self.kp[i].transpose(1, 2), alpha=w.scale)
+            sg = torch.bmm(q.reshape(B * Hkv, R, D), self.kg[i, :, : t + 1].transpose(1, 2)).mul_(w.scale)
+            p = torch.softmax(torch.cat([self._from_groups(sp), sg.view(B, Hkv, R, t + 1)], dim=-1), dim=-1)
+            o = torch.bmm(p.view(B * Hkv, R, -1)[..., P:], self.vg[i, :, : t + 1]).view(B, Hkv, R, D)
+            o = o + self._from_groups(torch.bmm(self._to_groups(p[..., :P]), self.vp[i]))
+            x = self._rest_of_layer(x, o.view(B, H * D), w)
+        self.len = t + 1
+        return self.head(_rms(x, self.norm, self.norm_eps))  # (B, V)
 
 
-# Drop finished prompt groups from the batch only when at most this fraction of them is still
-# live: each drop copies the KV caches, so dropping one at a time costs more than it saves.
-COMPACT_AT = 0.75
+# Drop finished rows from the batch once at most this fraction of them is still live: each
+# drop copies the KV caches, so dropping rows one at a time would cost more than it saves.
+COMPACT_AT = 0.875
 
 
 @torch.inference_mode()
 def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, top_p, gen, eos_id, pad_id):
-    """``ids``/``mask`` (U, P): distinct prompts; ``group`` samples each; rows of the result are prompt-major."""
+    """``ids``/``mask`` (U, P): distinct prompts; ``group`` samples each; rows of the result are prompt-major.
+
+    Row n's token at step t is picked with the uniform ``u[t, n]``, drawn up front, so a row's
+    samples do not depend on which other rows are still in the batch.
+    """
     U, P = ids.shape
     N = U * group
     dec = _Decoder(model, U, group, P, max_new_tokens)
+    u = torch.rand(max_new_tokens, N, generator=gen, device=ids.device)  # (T, N)
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (U, P)
     logits = dec.prefill(ids, pos, mask).repeat_interleave(group, dim=0)  # (N, V)
     next_pos = (pos[:, -1] + 1).repeat_interleave(group)  # (N,)
-    out = torch.full((N, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    out = torch.full((max_new_tokens, N), pad_id, dtype=torch.long, device=ids.device)  # step-major
     alive = torch.arange(N, device=ids.device)  # original row of each batch row
     done = torch.zeros(N, dtype=torch.bool, device=ids.device)  # batch rows that emitted eos
     for step in range(max_new_tokens):
-        tok = _pick(logits, temperature, top_p, gen)
-        tok = tok.masked_fill(done, pad_id)
-        out[alive, step] = tok
-        done = done | (tok == eos_id)
-        if bool(done.all()) or step == max_new_tokens - 1:
+        tok = _pick(logits, temperature, top_p, u[step, alive]).masked_fill_(done, pad_id)
+        out[step].index_copy_(0, alive, tok)
+        done |= tok == eos_id
+        finished = int(done.sum())
+        if finished == len(done) or step == max_new_tokens - 1:
             break
-        live_groups = ~done.view(-1, group).all(dim=1)  # (groups,)
-        if int(live_groups.sum()) <= COMPACT_AT * len(live_groups):  # drop finished groups
-            live = live_groups.repeat_interleave(group)
+        if finished and len(done) - finished <= COMPACT_AT * len(done):  # drop finished rows
+            live = ~done
             alive, tok, next_pos, done = alive[live], tok[live], next_pos[live], done[live]
-            dec.select(live_groups.nonzero().squeeze(1))
+            dec.select(live.nonzero().squeeze(1))
         logits = dec.step(tok, next_pos)
         next_pos = next_pos + 1
+    out = out.T  # (N, T)
     width = int((out != pad_id).any(0).nonzero().max()) + 1 if bool((out != pad_id).any()) else 1
     comp = out[:, :width]
     is_eos = (comp == eos_id).long()

@@ -148,7 +148,7 @@ def dry_run(cfg: DistillConfig) -> DistillConfig:
     two = replace(cfg.sft, steps=2, batch_size=2, warmup_steps=1, log_every=1, progress=False)
     return replace(
         cfg,
-        teacher=_dry_teacher(cfg.teacher),
+        teacher=rl.dry_run(cfg.teacher),
         n_prompts=2,
         n_val=2,
         samples_per_prompt=2,
@@ -162,26 +162,9 @@ def dry_run(cfg: DistillConfig) -> DistillConfig:
 
 # ----------------------------------------------------------------------------- upstream (lab, rl)
 # The only place this chapter calls the lab and RL experiments.
-def _lab_of(rcfg):
-    """The teacher's lab (base) config."""
-    return rcfg.base
-
-
-def _dry_teacher(rcfg):
-    return rl.dry_run(rcfg)
-
-
-def _grpo(rcfg) -> GRPOConfig:
-    return rcfg.grpo
-
-
-def _task(rcfg) -> tuple[str, int]:
-    return rcfg.task, rcfg.difficulty
-
-
 def base_path(rcfg, preset: str | None = None) -> Path:
     """Artifact folder of the lab base at ``preset`` (default: the teacher's); trained if missing."""
-    lcfg = _lab_of(rcfg)
+    lcfg = rcfg.base
     return lab.base_path(lab.variant(lcfg, preset=preset) if preset else lcfg)
 
 
@@ -197,9 +180,8 @@ def heldout(rcfg) -> tuple[EvalSet, Sampling]:
 
 
 def rl_train_problems(rcfg, seed: int):
-    task, diff = _task(rcfg)
-    n = getattr(rcfg, "n_train", 4000)
-    return get_task(task, diff).sample("train", n, seed=seed)
+    """The train-split problems the RL chapter's GRPO draws its prompts from (seed ``seed``)."""
+    return rl.problems(rcfg, "train", rcfg.n_train, seed=seed)
 
 
 # ----------------------------------------------------------------------------- the trace set
@@ -374,14 +356,14 @@ def sft_student(
         sft=asdict(tcfg),
         fraction=fraction,
         kd_temperature=cfg.kd_temperature,
-        base=asdict(_lab_of(cfg.teacher)),
+        base=asdict(cfg.teacher.base),
     )
     return artifacts.cached("distill-student", conf, build)
 
 
 def rl_student(cfg: DistillConfig, preset: str, steps: int, seed: int) -> Path:
     """Artifact of GRPO (the RL chapter's recipe, ``steps`` steps) on the lab base at ``preset``."""
-    gcfg = replace(_grpo(cfg.teacher), steps=steps, log_kl=False, eval_every=0, log_every=0)
+    gcfg = replace(cfg.teacher.grpo, steps=steps, log_kl=False, eval_every=0, log_every=0)
 
     def build(folder):
         model, tok = models.load(base_path(cfg.teacher, preset), device=device())
@@ -505,7 +487,7 @@ def run(cfg: DistillConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
     tpath, bpath = teacher_path(cfg.teacher, cfg.teacher_seed), base_path(cfg.teacher)
     teacher, tok = models.load(tpath, device=device())
     tmeta, bmeta = artifacts.load_meta(tpath), artifacts.load_meta(bpath)
-    task, diff = _task(cfg.teacher)
+    task, diff = cfg.teacher.task, cfg.teacher.difficulty
     drawn = get_task(task, diff).sample("train", cfg.n_prompts + cfg.n_val, seed=2024)
     train_set, val = drawn[: cfg.n_prompts], drawn[cfg.n_prompts :]  # validation: never sent to the teacher
     lap("teacher and its base (load, or train if missing)")
@@ -516,7 +498,7 @@ def run(cfg: DistillConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
         cfg,
         task=task,
         difficulty=diff,
-        max_new_tokens=_grpo(cfg.teacher).max_completion_length,
+        max_new_tokens=cfg.teacher.grpo.max_completion_length,
         seed=cfg.teacher_seed,
     )
     ctx = _Context(
@@ -547,7 +529,7 @@ def run(cfg: DistillConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
         # (b) GRPO at (a)'s training FLOPs plus the traces' cost, at the base's own completion length.
         budget = float(np.mean(rec["distill"]["train_flops"])) + traces.flops
         mean_len = float(np.mean(rec["base"]["tokens"]))
-        rec["rl_steps"] = grpo_steps(budget, rec["base"]["params"], mean_len, _grpo(cfg.teacher))
+        rec["rl_steps"] = grpo_steps(budget, rec["base"]["params"], mean_len, cfg.teacher.grpo)
         rec["rl"] = _per_seed(cfg, seeds, evals, lambda s: rl_student(cfg, p, rec["rl_steps"], s))
         rec["rl_budget"] = budget
         out["students"][p] = rec
@@ -556,10 +538,10 @@ def run(cfg: DistillConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
     if cfg.big_rl:
         budget = float(np.mean(out["students"][best]["distill"]["train_flops"])) + traces.flops
         steps = grpo_steps(
-            budget, out["big_base"]["params"], float(np.mean(out["big_base"]["tokens"])), _grpo(cfg.teacher)
+            budget, out["big_base"]["params"], float(np.mean(out["big_base"]["tokens"])), cfg.teacher.grpo
         )
         out["big_rl"] = {
-            **_per_seed(cfg, seeds, evals, lambda s: rl_student(cfg, _lab_of(cfg.teacher).preset, steps, s)),
+            **_per_seed(cfg, seeds, evals, lambda s: rl_student(cfg, cfg.teacher.base.preset, steps, s)),
             "steps": steps,
             "budget": budget,
         }

@@ -599,14 +599,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _summary(times: dict[str, tuple[float, int]]) -> None:
+def _summary(times: dict[str, tuple[float, int]], elapsed: float | None = None) -> None:
     if not times:
         return
     print("wall time per chapter:")
     for name, (secs, built) in times.items():
         how = f"cold: {built} artifact(s) built" if built else "cached: no artifact built"
         print(f"  {secs:8.1f} s  {name:14s} ({how})")
-    print(f"  {sum(t for t, _ in times.values()):8.1f} s  total", flush=True)
+    print(f"  {sum(t for t, _ in times.values()):8.1f} s  total (sum over chapters)", flush=True)
+    if elapsed is not None:
+        print(f"  {elapsed:8.1f} s  elapsed (chapters run side by side)", flush=True)
 
 
 def _run_all(names: list[str], args: argparse.Namespace, root: Path, times: dict) -> bool:
@@ -681,6 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [args.chapter] if args.chapter else list(source_notebooks())
     publish = args.profile in PUBLISHED_PROFILES
     times: dict[str, tuple[float, int]] = {}
+    t0 = time.perf_counter()
     try:
         if publish:
             check_book_writable(root)
@@ -691,12 +694,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(note, flush=True)
             failed = _run_all(names, args, root, times)
             if failed:
-                _summary(times)
+                _summary(times, time.perf_counter() - t0)
                 return 1
     except PublishError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    _summary(times)
+    _summary(times, time.perf_counter() - t0)
     return 0
 
 

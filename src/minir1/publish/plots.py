@@ -193,11 +193,6 @@ def loss_curve(ax, history, label=None):
     return ax
 
 
-def _fmt(m) -> str:
-    """A results-file metric (or number) as text, by its unit (:func:`minir1.stats.fmt`)."""
-    return fmt(m)
-
-
 _SETTINGS = (("greedy", "greedy"), ("r1", "T = 0.6, top-p 0.95 (R1)"), ("t1", "T = 1"))
 
 

@@ -409,10 +409,10 @@ def rl_easy_table(metrics: dict):
         if f"rl_pass_at_1_{tag}" not in metrics:
             continue
         rows[label] = {
-            "base, strict": _fmt(metrics[f"base_pass_at_1_{tag}"]),
-            "GRPO, strict": _fmt(metrics[f"rl_pass_at_1_{tag}"]),
-            "base, lenient": _fmt(metrics[f"base_pass_at_1_lenient_{tag}"]),
-            "GRPO, lenient": _fmt(metrics[f"rl_pass_at_1_lenient_{tag}"]),
+            "base, strict": fmt(metrics[f"base_pass_at_1_{tag}"]),
+            "GRPO, strict": fmt(metrics[f"rl_pass_at_1_{tag}"]),
+            "base, lenient": fmt(metrics[f"base_pass_at_1_lenient_{tag}"]),
+            "GRPO, lenient": fmt(metrics[f"rl_pass_at_1_lenient_{tag}"]),
         }
     return pd.DataFrame(rows).T
 
@@ -432,8 +432,8 @@ def rl_hard_table(metrics: dict):
         rows[REWARD_LABELS[name]] = (_metric(rate), _metric(d) if d is not None else None)
     return pd.DataFrame(
         {
-            "strict pass@1, T = 0.6": {k: _fmt(v[0]) for k, v in rows.items()},
-            "GRPO (true reward) minus this row": {k: _fmt(v[1]) if v[1] is not None else "" for k, v in rows.items()},
+            "strict pass@1, T = 0.6": {k: fmt(v[0]) for k, v in rows.items()},
+            "GRPO (true reward) minus this row": {k: fmt(v[1]) if v[1] is not None else "" for k, v in rows.items()},
         }
     )
 

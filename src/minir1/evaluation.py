@@ -327,7 +327,14 @@ def evaluate_cached(
             path.unlink()  # a damaged cache entry is recomputed, never trusted
     if model is None or tokenizer is None:
         model, tokenizer = models.load(model_dir, device=device)
-    res = evaluate(
+    res = evaluate_on(model, tokenizer, eval_set, sampling, seed)
+    atomic_write_json(path, res.to_dict())
+    return res
+
+
+def evaluate_on(model, tokenizer, eval_set: EvalSet, sampling: Sampling, seed: int = 0) -> EvalResult:
+    """:func:`evaluate` of a loaded model on ``eval_set`` with ``sampling`` (not cached)."""
+    return evaluate(
         model,
         tokenizer,
         eval_set.problems(),
@@ -339,15 +346,19 @@ def evaluate_cached(
         ks=sampling.ks,
         template=eval_set.template,
     )
-    atomic_write_json(path, res.to_dict())
-    return res
 
 
 def evaluate_seeds(
-    model_dir: str | os.PathLike, eval_set: EvalSet, sampling: Sampling, seeds: Sequence[int], **kw
+    model_dir: str | os.PathLike | None, eval_set: EvalSet, sampling: Sampling, seeds: Sequence[int], **kw
 ) -> list[EvalResult]:
-    """One cached :class:`EvalResult` per sampling seed (greedy decoding needs only one)."""
+    """One :class:`EvalResult` per sampling seed (greedy decoding needs only one): cached for a
+    model artifact ``model_dir``; computed directly from ``model=``/``tokenizer=`` when
+    ``model_dir`` is None (a checkpoint that is not an artifact)."""
     seeds = [0] if sampling.temperature == 0 else list(seeds)
+    if model_dir is None:
+        if kw.get("model") is None or kw.get("tokenizer") is None:
+            raise ValueError("evaluate_seeds: without model_dir, pass model= and tokenizer=")
+        return [evaluate_on(kw["model"], kw["tokenizer"], eval_set, sampling, s) for s in seeds]
     return [evaluate_cached(model_dir, eval_set, sampling, s, **kw) for s in seeds]
 
 

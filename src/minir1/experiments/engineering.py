@@ -156,21 +156,7 @@ _CPU_SHAPE = Shape(
 
 PROFILES: dict[str, EngineeringConfig] = {
     "smoke": EngineeringConfig(
-        shape=Shape(
-            d_model=32,
-            n_layer=2,
-            n_head=2,
-            d_ff_dense=64,
-            n_routed_experts=4,
-            top_k=1,
-            d_expert=32,
-            kv_lora_rank=16,
-            qk_rope_head_dim=4,
-            qk_nope_head_dim=12,
-            v_head_dim=16,
-            gqa_kv_heads=1,
-            max_len=128,
-        ),
+        shape=replace(_CPU_SHAPE, n_layer=2, d_ff_dense=64, n_routed_experts=4, top_k=1, max_len=128),
         corpus=CorpusConfig(n_docs=400),
         steps=6,
         batch_size=4,

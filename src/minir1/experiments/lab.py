@@ -31,8 +31,7 @@ from ..evaluation import (
     EvalSet,
     Sampling,
     eval_record,
-    evaluate,
-    evaluate_cached,
+    evaluate_seeds,
     per_problem_scores,
     summarize,
 )
@@ -195,29 +194,10 @@ def score(
     With ``model_dir`` (a cached artifact) the evaluations are cached and shared across chapters;
     without it (a checkpoint that is not an artifact) ``model``/``tokenizer`` are scored directly.
     """
-    out = {}
-    for name in settings:
-        smp = samplings(cfg)[name]
-        ss = [0] if smp.temperature == 0 else list(seeds)
-        if model_dir is not None:
-            out[name] = [evaluate_cached(model_dir, eset, smp, s, model=model, tokenizer=tokenizer) for s in ss]
-        else:
-            out[name] = [
-                evaluate(
-                    model,
-                    tokenizer,
-                    eset.problems(),
-                    n_samples=smp.n_samples,
-                    temperature=smp.temperature,
-                    top_p=smp.top_p,
-                    max_new_tokens=smp.max_new_tokens,
-                    seed=s,
-                    ks=smp.ks,
-                    template=eset.template,
-                )
-                for s in ss
-            ]
-    return out
+    return {
+        name: evaluate_seeds(model_dir, eset, samplings(cfg)[name], seeds, model=model, tokenizer=tokenizer)
+        for name in settings
+    }
 
 
 def mean_len(results: Sequence[EvalResult]) -> stats.Metric:

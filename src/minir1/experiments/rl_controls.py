@@ -20,6 +20,9 @@ three seeds per condition:
 Deviations from the papers, besides scale: each condition optimises one reward function (the true
 reward is the strict accuracy reward, which already requires R1's tags, so it pays for format too);
 the behaviour detector is two regular expressions (:mod:`minir1.behaviours`), not an LLM judge.
+With one optimizer step per rollout batch (``num_iterations = 1``, DeepSeekMath's μ) the policy
+ratio is exactly 1 when the loss is computed, so the ratio clip never binds (``clip_frac`` = 0):
+the clipping bias Shao et al. blame for spurious-reward gains cannot act in these runs.
 """
 
 from __future__ import annotations

@@ -404,6 +404,9 @@ def findings(m: dict) -> dict[str, str]:
             f"{f(m['valid_pass_at_1_r1']['plain'])} and its pass@{int(m['valid_kmax'])} is "
             f"{f(m['valid_pass_at_kmax_r1']['plain'])}: "
             + ("room at both ends." if _room(m) else "NOT the room the test needs (2-30% and below 95%).")
+            + " GRPO's learning rate, chosen on the same split by one seed-0 run per candidate: "
+            + ", ".join(f"{lr} ({f(v)})" for lr, v in m["lr_valid_pass_at_1"].items())
+            + f"; chosen {_mean(m['grpo_lr']):g}."
         ),
         "rewards": (
             f"Held-out strict pass@1 after GRPO: true reward {ends['true']}, random reward {ends['random']} "

@@ -34,12 +34,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import artifacts, behaviours, models, stats
+from .. import artifacts, behaviours, distill, models, stats
 from ..corpus import CorpusConfig, build_corpus
 from ..evaluation import EvalResult, EvalSet, Sampling, eval_record, evaluate, evaluate_cached, per_problem_scores
 from ..grpo import GRPOConfig, train_grpo
 from ..rewards import accuracy_reward, format_reward, incorrect_reward, make_random_reward
-from ..sampling import generate
 from ..tasks import completion, final_answer, get_task
 from ..tokenizer import format_prompt
 from ..train import TrainConfig, train
@@ -94,7 +93,7 @@ class ControlsConfig:
             group_size=8,
             batch_size=64,  # 8 prompts x G
             steps=30,  # CPU budget: 18 runs
-            lr=5e-5,  # the easy case's lr (1e-4 rose then collapsed by step 30 in a one-seed timing run)
+            lr=5e-5,  # replaced by the lr_candidates rule (choose_lr) before any run is scored
             max_completion_length=64,
             eval_every=10,
             log_every=0,
@@ -111,11 +110,20 @@ class ControlsConfig:
     passk_samples: int = 128  # samples per pass@k problem (base and true-reward RL); Yue et al.: 256
     rft_samples: int = 8  # RFT: samples per train problem, kept when verified correct (STaR)
     sft_lr_mult: float = 10.0  # SFT baselines' lr as a multiple of GRPO's
+    # GRPO's learning rate is chosen by a rule written before the runs (choose_lr): seed 0, true reward,
+    # plain base, at each candidate; the best strict pass@1 at R1's sampling on the *validation* split
+    # wins (ties: the smaller lr). The easy case's 5e-5, and twice it.
+    lr_candidates: tuple[float, ...] = (5e-5, 1e-4)
+    lr_valid_samples: int = 16  # samples per validation problem when choosing the lr
     dry_run: bool = False
 
     def __post_init__(self):
         if not 0 <= self.primed_behaviour_rate <= 1:
             raise ValueError(f"primed_behaviour_rate must be in [0, 1]; got {self.primed_behaviour_rate!r}")
+        if not self.lr_candidates or min(self.lr_candidates) <= 0:
+            raise ValueError(f"lr_candidates must be positive learning rates; got {self.lr_candidates!r}")
+        if self.lr_valid_samples < 1:
+            raise ValueError(f"lr_valid_samples must be >= 1; got {self.lr_valid_samples!r}")
 
 
 def dry_run(cfg: ControlsConfig) -> ControlsConfig:
@@ -135,6 +143,8 @@ def dry_run(cfg: ControlsConfig) -> ControlsConfig:
         n_passk=3,
         passk_samples=4,
         rft_samples=2,
+        lr_candidates=cfg.lr_candidates[:1],
+        lr_valid_samples=2,
         dry_run=True,
     )
 
@@ -162,6 +172,8 @@ PROFILES: dict[str, ControlsConfig] = {
         n_passk=8,
         passk_samples=16,
         rft_samples=2,
+        lr_candidates=(1e-4,),
+        lr_valid_samples=2,
     ),
     "cpu": ControlsConfig(),
     "gpu": ControlsConfig(
@@ -386,21 +398,22 @@ def _rft_pairs(cfg: ControlsConfig, model, tok, seed: int) -> tuple[list[tuple[s
     rationales, without hints); returns the pairs and the tokens sampled to find them."""
     probs = train_problems(cfg, seed)[: max(1, cfg.n_train // 4)]
     g = cfg.rft_samples
-    prompts = [format_prompt(tok, p.question) for p in probs]
-    gen = generate(
+    drawn = distill.teacher_outputs(
         model,
         tok,
-        prompts,
-        max_new_tokens=cfg.grpo.max_completion_length,
+        [format_prompt(tok, p.question) for p in probs],
+        n_samples=g,
         temperature=1.0,
-        num_return_sequences=g,
+        max_new_tokens=cfg.grpo.max_completion_length,
         seed=seed,
     )
     ok = accuracy_reward(
-        list(gen.texts), task=[p.task for p in probs for _ in range(g)], key=[p.key for p in probs for _ in range(g)]
+        [c for _, c in drawn],
+        task=[p.task for p in probs for _ in range(g)],
+        key=[p.key for p in probs for _ in range(g)],
     )
-    kept = [(prompts[i // g], " " + t.strip()) for i, (t, r) in enumerate(zip(gen.texts, ok)) if r > 0]
-    return kept, int(sum(gen.n_tokens))
+    kept = [(prompt, " " + c.strip()) for (prompt, c), r in zip(drawn, ok) if r > 0]
+    return kept, drawn.generated_tokens
 
 
 def _build_baseline(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float):
@@ -474,11 +487,28 @@ def _model(path):
     return model, tok
 
 
+def choose_lr(cfg: ControlsConfig) -> tuple[ControlsConfig, dict[float, float]]:
+    """The rule in :class:`ControlsConfig`: GRPO (seed 0, true reward, plain base) at each of
+    ``cfg.lr_candidates``, strict pass@1 at R1's sampling on the validation split (train-split
+    problems; the test split is never looked at); the best wins, ties to the smaller lr.
+    Returns ``cfg`` with that lr and the validation score of each candidate."""
+    samp = r1_many(cfg, cfg.lr_valid_samples)
+    scores = {}
+    for lr in cfg.lr_candidates:
+        path = grpo_path(replace(cfg, grpo=replace(cfg.grpo, lr=lr)), 0)
+        scores[lr] = evaluate_cached(path, valid_set(cfg), samp, 0).acc
+    best = max(scores.values())
+    lr = min(c for c, v in scores.items() if v >= best)
+    return replace(cfg, grpo=replace(cfg.grpo, lr=lr)), scores
+
+
 def run_experiment(cfg: ControlsConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
     """Train (or load) and score every condition for ``seeds``; raw evaluations and run metadata."""
     seeds = list(seeds)
+    cfg, lr_scores = choose_lr(cfg)
     held, smp = heldout_set(cfg), samplings(cfg)
     out: dict = {"seeds": seeds, "paths": {}, "runs": {}, "r1": {}, "settings": {}, "baselines": {}}
+    out["lr"] = {"chosen": cfg.grpo.lr, "validation_pass_at_1": {str(k): v for k, v in lr_scores.items()}}
     # The bases, and the validation check that the task has room at both ends.
     out["valid"] = {}
     for kind in BASES:
@@ -538,6 +568,9 @@ def controls_metrics(out: dict) -> dict:
         m.setdefault("valid_pass_at_1_r1", {})[kind] = stats.rate(_s([r]), seeds="sampling")
         m.setdefault("valid_pass_at_kmax_r1", {})[kind] = stats.rate(_s([r], f"pass@{kmax}"), seeds="sampling")
     m["valid_kmax"] = max(out["valid"]["plain"].pass_at_k)
+    # GRPO's learning rate, chosen on the validation split (choose_lr).
+    m["grpo_lr"] = stats.exact(out["lr"]["chosen"])
+    m["lr_valid_pass_at_1"] = {lr: stats.exact(v, unit="rate") for lr, v in out["lr"]["validation_pass_at_1"].items()}
     # Held-out, R1's sampling: bases (sampling seeds of one model) and trained models (one per seed).
     for prefix, base in (("plain", "base"), ("primed", "primed_base")):
         m[f"{prefix}_base_pass_at_1_r1"] = stats.rate(_s(r1[base]), seeds="sampling")
@@ -632,6 +665,7 @@ def controls_extra(out: dict) -> dict:
             for name, runs in out["runs"].items()
         },
         "samples": {name: runs[0].samples for name, runs in out["r1"].items()},
+        "lr": out["lr"],
     }
 
 

@@ -125,17 +125,20 @@ def test_bad_arguments(lm, kw, match):
         sampling.generate(model, tok, ["x"], **kw)
 
 
-def test_decoder_logits_match_hf_forward():
-    """Prefill and every decode step of the hand-written decoder equal HF's forward in fp32 (allclose),
-    with left padding and G samples sharing a prompt."""
+def _decoder_case(G: int = 3, steps: int = 6):
+    """micro, left-padded prompts, G samples each and ``steps`` arbitrary new tokens per row (N, steps)."""
     tok = build_tokenizer()
     model = models.build("micro", tok, seed=1)
     prompts = [format_prompt(tok, q) for q in QUESTIONS]
     enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
-    ids, mask = enc["input_ids"], enc["attention_mask"]
-    G, steps = 3, 6
-    gen = torch.Generator().manual_seed(0)
-    new = torch.randint(8, len(tok), (len(prompts) * G, steps), generator=gen)  # (N, steps) arbitrary tokens
+    new = torch.randint(8, len(tok), (len(prompts) * G, steps), generator=torch.Generator().manual_seed(0))
+    return tok, model, prompts, enc["input_ids"], enc["attention_mask"], G, steps, new
+
+
+def test_decoder_logits_match_hf_forward():
+    """Prefill and every decode step of the hand-written decoder equal HF's forward in fp32 (allclose),
+    with left padding and G samples sharing a prompt."""
+    tok, model, prompts, ids, mask, G, steps, new = _decoder_case()
     with torch.inference_mode():
         dec = sampling._Decoder(model, len(prompts), G, ids.shape[1], steps)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -152,13 +155,7 @@ def test_decoder_logits_match_hf_forward():
 
 def test_decoder_logits_match_hf_forward_after_rows_leave():
     """Rows that leave the batch (a part of a group, and all of a prompt's group) do not change the others' logits."""
-    tok = build_tokenizer()
-    model = models.build("micro", tok, seed=1)
-    prompts = [format_prompt(tok, q) for q in QUESTIONS]
-    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
-    ids, mask = enc["input_ids"], enc["attention_mask"]
-    G, steps = 3, 6
-    new = torch.randint(8, len(tok), (len(prompts) * G, steps), generator=torch.Generator().manual_seed(0))
+    tok, model, prompts, ids, mask, G, steps, new = _decoder_case()
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     full_ids = torch.cat([ids.repeat_interleave(G, 0), new[:, : steps - 1]], 1)
     full_mask = torch.cat([mask.repeat_interleave(G, 0), torch.ones_like(new[:, : steps - 1])], 1)

@@ -538,6 +538,7 @@ def schedule(deps: dict[str, set[str]], done: set[str], running: set[str]) -> li
 
 
 def _worker(name: str, profile: str, root: str, allow_dirty: bool, threads: int) -> tuple[str, str, int]:
+    """Run one chapter; ``(name, path, models built)`` (in-process, or in a pool worker)."""
     path = run_chapter(name, profile, Path(root), allow_dirty=allow_dirty, threads=threads)
     built = _read_nb(path).get("metadata", {}).get("minir1", {}).get("artifacts_built", 0)
     return name, str(path), int(built or 0)
@@ -632,10 +633,9 @@ def _run_all(names: list[str], args: argparse.Namespace, root: Path, times: dict
             bar.set_postfix_str(name)
             started[name] = time.perf_counter()
             try:
-                path = run_chapter(name, args.profile, root, allow_dirty=args.allow_dirty, threads=args.threads)
+                record(*_worker(name, args.profile, str(root), args.allow_dirty, args.threads))
             except Exception as e:
                 return fail(name, e)
-            record(name, path, int(_read_nb(path).get("metadata", {}).get("minir1", {}).get("artifacts_built", 0) or 0))
         return False
 
     deps, done, running, failed = dependencies(names, root), set(), {}, False

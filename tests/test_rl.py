@@ -61,15 +61,24 @@ def test_run_pairs_rl_with_the_labs_base(tiny, tmp_path):
         "plain_true_vs_random_pass_at_1_r1",
         "primed_rl_vs_base_pass_at_1_r1",
         "passk_rl_vs_base_at_4",
+        "clip_vs_noclip_random_pass_at_1_r1",
+        "clip_random_vs_base_pass_at_1_r1",
     ):
         assert m[key].method == "paired-bootstrap" and m[key].unit == "diff", key
     for v in list(m["passk_rl"].values()) + list(m["passk_base"].values()):
         assert 0 <= v.lo <= v.hi <= 1
     assert set(m["passk_rl"]) == {"1", "2", "4"}
     assert len(m["rl_pass_at_1_r1"].per_seed) == 2 and len(m["pass_at_1_r1"]["random"].per_seed) == 2
-    assert set(m["final_pass_at_1_curve"]) == {"true", "random", "format", "incorrect", "dr_grpo", "primed_true"}
+    assert set(m["final_pass_at_1_curve"]) == {c.name for c in rl_controls.CONDITIONS}
+    assert set(m["final_pass_at_1_curve"]) == {
+        *("true", "random", "format", "incorrect", "dr_grpo", "primed_true"),
+        *rl_controls.CLIP_MODELS,
+    }
+    # The clip binds only in the μ > 1 control (with μ = 1 the ratio is exactly 1 when the loss is computed).
+    assert m["clip_frac"]["true"].mean == 0 and m["clip_frac"]["random"].mean == 0
+    assert m["clip_frac"]["random_mu"].mean >= 0
     assert {r["sampling"]["temperature"] for r in res.evals.values()} == {0.0, 0.6, 1.0}
-    assert set(rl.findings(m)) == {"room", "rewards", "passk", "priming", "length"}
+    assert set(rl.findings(m)) == {"room", "rewards", "clip", "passk", "priming", "length"}
     out = rl.verdicts(m, tiny)[0]
     assert out["id"] == "rl-vanilla-to-reasoner" and "planted" in out["evidence"]
     write_results(
@@ -153,6 +162,27 @@ def test_controls_validate_names():
     # Validation problems come from the train split, held-out ones from the test split: disjoint.
     v, h = rl_controls.valid_set(cfg).problems(), rl_controls.heldout_set(cfg).problems()
     assert not {p.question for p in v} & {p.question for p in h}
+
+
+def test_clip_control_conditions(tmp_path, monkeypatch):
+    cfg = rl_controls.PROFILES["smoke"]
+    names = [c.name for c in rl_controls.CONDITIONS]
+    assert len(set(names)) == len(names) and names[0] == "true"
+    clip, noclip = (c for c in rl_controls.CONDITIONS if c.clip_control)
+    assert (clip.name, noclip.name) == rl_controls.CLIP_MODELS and clip.reward == noclip.reward == "random"
+    with pytest.raises(ValueError, match="clip_mu"):
+        dataclasses.replace(cfg, clip_mu=1)
+    # The two clip-control runs differ from the μ = 1 random run in μ, and from each other only in ε.
+    seen = {}
+    monkeypatch.setattr(rl_controls, "base_path", lambda cfg, kind: tmp_path)
+    monkeypatch.setattr(rl_controls.artifacts, "load_meta", lambda p: {"key": "k"})
+    monkeypatch.setattr(rl_controls.artifacts, "cached", lambda kind, conf, build: seen.setdefault(len(seen), conf))
+    for c in (rl_controls.Condition(reward="random"), clip, noclip):
+        c.path(cfg, 0)
+    g0, g1, g2 = (seen[i]["grpo"] for i in range(3))
+    assert g0["num_iterations"] == 1 and g1["num_iterations"] == g2["num_iterations"] == cfg.clip_mu
+    assert g1["clip_eps_low"] == cfg.grpo.clip_eps_low and g2["clip_eps_low"] == rl_controls.NO_CLIP
+    assert {k for k in g1 if g1[k] != g2[k]} == {"clip_eps_low"}
 
 
 def test_profiles():

@@ -387,6 +387,10 @@ def _mean(x) -> float:
     return float(x.mean if isinstance(x, stats.Metric) else x["mean"])
 
 
+def _lo(x) -> float:
+    return float(x.lo if isinstance(x, stats.Metric) else x["lo"])
+
+
 def _room(m: dict) -> bool:
     """The hard task's acceptance test, on the validation split: 2% <= pass@1 <= 30%, pass@kmax < 95%."""
     return 0.02 <= _mean(m["valid_pass_at_1_r1"]["plain"]) <= 0.30 and _mean(m["valid_pass_at_kmax_r1"]["plain"]) < 0.95
@@ -413,6 +417,18 @@ def findings(m: dict) -> dict[str, str]:
             f"(base {f(m['plain_base_pass_at_1_r1'])}); true − random {f(m['plain_true_vs_random_pass_at_1_r1'])}, "
             f"random − base {f(m['reward_vs_base_pass_at_1_r1']['random'])}. Final R1-format rate on the curve "
             f"problems: " + ", ".join(f"{name} {v}" for name, v in fmt_end.items() if name in rl_controls.REWARDS) + "."
+        ),
+        "clip": (
+            f"With μ = {int(m['clip_mu'])} optimizer steps per batch the clip cut "
+            f"{f(m['clip_frac']['random_mu'])} of the random-reward run's completion tokens (μ = 1: "
+            f"{f(m['clip_frac']['random'])}). Random reward minus base, held-out strict pass@1: clip on "
+            f"{f(m['clip_random_vs_base_pass_at_1_r1'])}, clip off {f(m['noclip_random_vs_base_pass_at_1_r1'])}; "
+            f"on − off {f(m['clip_vs_noclip_random_pass_at_1_r1'])}. "
+            + (
+                "The clip makes the random reward pay, as Shao et al. found on Qwen2.5-Math."
+                if _lo(m["clip_vs_noclip_random_pass_at_1_r1"]) > 0 and _lo(m["clip_random_vs_base_pass_at_1_r1"]) > 0
+                else "The clip does not make the random reward pay here."
+            )
         ),
         "passk": (
             f"pass@1: RL − base {f(m['passk_rl_vs_base_at_1'])}; pass@{n}: RL − base "

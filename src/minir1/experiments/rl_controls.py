@@ -22,7 +22,9 @@ reward is the strict accuracy reward, which already requires R1's tags, so it pa
 the behaviour detector is two regular expressions (:mod:`minir1.behaviours`), not an LLM judge.
 With one optimizer step per rollout batch (``num_iterations = 1``, DeepSeekMath's μ) the policy
 ratio is exactly 1 when the loss is computed, so the ratio clip never binds (``clip_frac`` = 0):
-the clipping bias Shao et al. blame for spurious-reward gains cannot act in these runs.
+the clipping bias Shao et al. blame for spurious-reward gains cannot act in those runs.  The clip
+control therefore repeats the random-reward run with μ = 2 (the second optimizer step on a batch
+sees a ratio that has moved), once with the clip (ε = 0.2) and once without it (ε = 1e9).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -106,8 +108,8 @@ class ControlsConfig:
     n_valid: int = 48  # validation problems that check the base has room (train split, own seed)
     valid_samples: int = 256  # samples per validation problem (pass@256)
     n_heldout: int = 200  # held-out test problems for the verdict
-    n_passk: int = 64  # held-out test problems for pass@k (CPU budget; Yue et al. and the issue: >= 200)
-    passk_samples: int = 128  # samples per pass@k problem (base and true-reward RL); Yue et al.: 256
+    n_passk: int = 200  # held-out test problems for pass@k (Yue et al. use benchmarks of 30-500 problems)
+    passk_samples: int = 256  # samples per pass@k problem (base and true-reward RL); Yue et al.: 256
     rft_samples: int = 8  # RFT: samples per train problem, kept when verified correct (STaR)
     sft_lr_mult: float = 10.0  # SFT baselines' lr as a multiple of GRPO's
     # GRPO's learning rate is chosen by a rule written before the runs (choose_lr): seed 0, true reward,
@@ -115,6 +117,7 @@ class ControlsConfig:
     # wins (ties: the smaller lr). The easy case's 5e-5, and twice it.
     lr_candidates: tuple[float, ...] = (5e-5, 1e-4)
     lr_valid_samples: int = 16  # samples per validation problem when choosing the lr
+    clip_mu: int = 2  # the clip control's optimizer steps per rollout batch (μ; the other runs use cfg.grpo's)
     dry_run: bool = False
 
     def __post_init__(self):
@@ -124,6 +127,8 @@ class ControlsConfig:
             raise ValueError(f"lr_candidates must be positive learning rates; got {self.lr_candidates!r}")
         if self.lr_valid_samples < 1:
             raise ValueError(f"lr_valid_samples must be >= 1; got {self.lr_valid_samples!r}")
+        if not isinstance(self.clip_mu, int) or self.clip_mu < 2:
+            raise ValueError(f"clip_mu must be an int >= 2 (with μ = 1 the clip cannot bind); got {self.clip_mu!r}")
 
 
 def dry_run(cfg: ControlsConfig) -> ControlsConfig:
@@ -153,15 +158,8 @@ PROFILES: dict[str, ControlsConfig] = {
     "smoke": ControlsConfig(
         start=lab.PROFILES["smoke"],
         base=_hard_base("nano", "multiplication", 3, 10, 600),
-        grpo=GRPOConfig(
-            group_size=4,
-            batch_size=16,
-            steps=2,
-            lr=1e-4,
-            max_completion_length=32,
-            eval_every=1,
-            log_every=0,
-            log_kl=False,
+        grpo=replace(
+            ControlsConfig().grpo, group_size=4, batch_size=16, steps=2, lr=1e-4, max_completion_length=32, eval_every=1
         ),
         n_train=64,
         n_curve=4,
@@ -179,16 +177,7 @@ PROFILES: dict[str, ControlsConfig] = {
     "gpu": ControlsConfig(
         start=lab.PROFILES["gpu"],
         base=_hard_base("mini", "multiplication", 4, 1000, 100_000),
-        grpo=GRPOConfig(
-            group_size=16,
-            batch_size=256,
-            steps=200,
-            lr=5e-5,
-            max_completion_length=64,
-            eval_every=20,
-            log_every=10,
-            log_kl=False,
-        ),
+        grpo=replace(ControlsConfig().grpo, group_size=16, batch_size=256, steps=200, eval_every=20, log_every=10),
         n_train=20_000,
         n_curve=200,
         curve_samples=4,
@@ -346,10 +335,29 @@ def _build_grpo(cfg: ControlsConfig, base: str, reward: str, gcfg: GRPOConfig, s
     return build
 
 
-def grpo_path(cfg: ControlsConfig, seed: int, *, base: str = "plain", reward: str = "true", loss_type: str = "grpo"):
-    """The artifact folder of one GRPO run (trained the first time)."""
+NO_CLIP = 1e9  # clip ε that never binds: the ratio would have to leave [1 - 1e9, 1 + 1e9]
+
+
+def grpo_path(
+    cfg: ControlsConfig,
+    seed: int,
+    *,
+    base: str = "plain",
+    reward: str = "true",
+    loss_type: str = "grpo",
+    mu: int | None = None,
+    clip: bool = True,
+):
+    """The artifact folder of one GRPO run (trained the first time).
+
+    ``mu`` overrides ``cfg.grpo.num_iterations`` (optimizer steps per rollout batch); ``clip=False``
+    sets the ratio clip's ε to :data:`NO_CLIP` (the clip control)."""
     reward_funcs(reward, seed)  # validates the name
     gcfg = replace(cfg.grpo, loss_type=loss_type, scale_rewards="none" if loss_type == "dr_grpo" else "group")
+    if mu is not None:
+        gcfg = replace(gcfg, num_iterations=mu)
+    if not clip:
+        gcfg = replace(gcfg, clip_eps_low=NO_CLIP, clip_eps_high=None)
     conf = {
         "task": cfg.task,
         "difficulty": cfg.difficulty,
@@ -463,23 +471,42 @@ def baseline_path(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float
 
 
 # ----------------------------------------------------------------------------- the experiment
-# (base, reward, loss type) of every GRPO condition; the first is shared by all four experiments.
-CONDITIONS: tuple[tuple[str, str, str], ...] = (
-    ("plain", "true", "grpo"),
-    ("plain", "random", "grpo"),
-    ("plain", "format", "grpo"),
-    ("plain", "incorrect", "grpo"),
-    ("plain", "true", "dr_grpo"),
-    ("primed", "true", "grpo"),
+class Condition(NamedTuple):
+    """One GRPO condition: base, reward, loss type, and for the clip control μ > 1 with or without the clip."""
+
+    base: str = "plain"
+    reward: str = "true"
+    loss: str = "grpo"
+    clip_control: bool = False  # μ = cfg.clip_mu instead of cfg.grpo's
+    clip: bool = True
+
+    @property
+    def name(self) -> str:
+        """``true``, ``random``, ..., ``dr_grpo``, ``primed_true``, ``random_mu2`` / ``random_mu2_noclip``."""
+        if self.clip_control:
+            return f"{self.reward}_mu{'' if self.clip else '_noclip'}"
+        if self.loss != "grpo":
+            return self.loss
+        return self.reward if self.base == "plain" else f"{self.base}_{self.reward}"
+
+    def path(self, cfg: ControlsConfig, seed: int) -> Path:
+        mu = cfg.clip_mu if self.clip_control else None
+        return grpo_path(cfg, seed, base=self.base, reward=self.reward, loss_type=self.loss, mu=mu, clip=self.clip)
+
+
+# Every GRPO condition; the first (true reward, plain base, grpo loss) is shared by all the experiments.
+CONDITIONS: tuple[Condition, ...] = (
+    Condition(),
+    Condition(reward="random"),
+    Condition(reward="format"),
+    Condition(reward="incorrect"),
+    Condition(loss="dr_grpo"),
+    Condition(base="primed"),
+    Condition(reward="random", clip_control=True),  # Shao et al.'s clipping bias: μ > 1, clip on ...
+    Condition(reward="random", clip_control=True, clip=False),  # ... and off
 )
-VERDICT_MODELS = ("base", "true", "random", "rft", "sft_worked", "primed_base", "primed_true")
-
-
-def cond_name(base: str, reward: str, loss: str) -> str:
-    """``plain/true/grpo`` -> ``true``; other losses and bases are named: ``dr_grpo``, ``primed_true``."""
-    if loss != "grpo":
-        return loss
-    return reward if base == "plain" else f"{base}_{reward}"
+CLIP_MODELS = ("random_mu", "random_mu_noclip")
+VERDICT_MODELS = ("base", "true", "random", "rft", "sft_worked", "primed_base", "primed_true", *CLIP_MODELS)
 
 
 def _model(path):
@@ -508,6 +535,7 @@ def run_experiment(cfg: ControlsConfig, seeds: Sequence[int] = (0, 1, 2)) -> dic
     cfg, lr_scores = choose_lr(cfg)
     held, smp = heldout_set(cfg), samplings(cfg)
     out: dict = {"seeds": seeds, "paths": {}, "runs": {}, "r1": {}, "settings": {}, "baselines": {}}
+    out["clip_mu"] = cfg.clip_mu
     out["lr"] = {"chosen": cfg.grpo.lr, "validation_pass_at_1": {str(k): v for k, v in lr_scores.items()}}
     # The bases, and the validation check that the task has room at both ends.
     out["valid"] = {}
@@ -523,9 +551,9 @@ def run_experiment(cfg: ControlsConfig, seeds: Sequence[int] = (0, 1, 2)) -> dic
         k: [evaluate_cached(out["paths"]["base"][0], held, smp[k], s) for s in ([0] if k == "greedy" else seeds)]
         for k in ("greedy", "t1")
     }
-    for base, reward, loss in CONDITIONS:
-        name = cond_name(base, reward, loss)
-        paths = [grpo_path(cfg, s, base=base, reward=reward, loss_type=loss) for s in seeds]
+    for cond in CONDITIONS:
+        name = cond.name
+        paths = [cond.path(cfg, s) for s in seeds]
         out["paths"][name], out["runs"][name] = paths, [artifacts.load_meta(p) for p in paths]
         if name in VERDICT_MODELS:
             out["r1"][name] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
@@ -591,6 +619,17 @@ def controls_metrics(out: dict) -> dict:
     m["plain_rl_vs_best_baseline_pass_at_1_r1"] = m["rl_vs_baseline_pass_at_1_r1"][best]
     m["primed_rl_vs_base_pass_at_1_r1"] = stats.paired_diff(_s(r1["primed_true"]), _s(r1["primed_base"]))
     m["primed_vs_plain_rl_pass_at_1_r1"] = stats.paired_diff(_s(r1["primed_true"]), _s(r1["true"]))
+    # Clip control (Shao et al.): the random reward with μ > 1, clip on and off; the clip's measured reach.
+    clip, noclip = CLIP_MODELS
+    m["clip_random_vs_base_pass_at_1_r1"] = stats.paired_diff(_s(r1[clip]), _s(r1["base"]))
+    m["noclip_random_vs_base_pass_at_1_r1"] = stats.paired_diff(_s(r1[noclip]), _s(r1["base"]))
+    m["clip_vs_noclip_random_pass_at_1_r1"] = stats.paired_diff(_s(r1[clip]), _s(r1[noclip]))
+    m["clip_frac"] = {  # share of completion tokens whose ratio the clip cut, mean over steps and seeds
+        name: stats.over_seeds(
+            [float(np.mean([h["clip_frac"] for h in r["history"]])) for r in out["runs"][name]], unit="rate"
+        )
+        for name in ("true", "random", clip)
+    }
     # Evaluation settings: greedy and T = 1 beside R1's (base and true-reward RL).
     for k in ("greedy", "t1"):
         b, t = out["settings"]["base"][k], out["settings"]["true"][k]
@@ -615,6 +654,7 @@ def controls_metrics(out: dict) -> dict:
             )
             m.setdefault(f"behaviour_{b}_end", {})[name] = stats.over_seeds(_final(runs, f"rate_{b}"), unit="rate")
     m.update(_passk_metrics(out))
+    m["clip_mu"] = out["clip_mu"]
     m["grpo_flops_per_run"] = stats.over_seeds([r["flops"] for r in out["runs"]["true"]])
     m["hard_base_params"] = out["base_meta"]["params"]
     m["baseline_steps"] = {k: stats.over_seeds([b["steps"] for b in out["baselines"][k]]) for k in BASELINES}
@@ -720,6 +760,8 @@ __all__ = [
     "BASES",
     "BASELINES",
     "CONDITIONS",
+    "Condition",
+    "CLIP_MODELS",
     "dry_run",
     "base_cfg",
     "valid_set",

@@ -344,6 +344,8 @@ REWARD_LABELS = {
     "incorrect": "reward for wrong answers",
     "dr_grpo": "true reward, Dr. GRPO loss",
     "primed_true": "true reward, primed base",
+    "random_mu": "random reward, μ = 2, clip on",
+    "random_mu_noclip": "random reward, μ = 2, clip off",
     "rft": "rejection-sampling fine-tuning",
     "sft_worked": "SFT on worked solutions",
 }

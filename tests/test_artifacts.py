@@ -1,5 +1,8 @@
+import multiprocessing
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +120,31 @@ def test_failed_build_leaves_nothing(tmp_cache):
 def test_bad_kind():
     with pytest.raises(ValueError, match="kind"):
         artifacts.cached("", {}, lambda f: None)
+
+
+def _slow_build(folder):
+    """Builder for the concurrency test: records each call, then takes a while."""
+    with open(folder.parent.parent / "calls.txt", "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(1.0)
+    (folder / "x.txt").write_text("x")
+    return {"flops": 1.0}
+
+
+def _ask(root: str, out: str) -> None:
+    os.environ["MINIR1_ARTIFACTS"] = root
+    Path(out).write_text(str(artifacts.cached("slow", {"a": 1}, _slow_build)))
+
+
+def test_two_processes_build_a_missing_artifact_once(tmp_cache):
+    ctx = multiprocessing.get_context("spawn")
+    outs = [tmp_cache / f"out{i}.txt" for i in range(2)]
+    procs = [ctx.Process(target=_ask, args=(str(tmp_cache), str(o))) for o in outs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    paths = {o.read_text() for o in outs}
+    assert len(paths) == 1 and (Path(paths.pop()) / "x.txt").read_text() == "x"
+    assert len((tmp_cache / "calls.txt").read_text().split()) == 1  # the second waited, then loaded

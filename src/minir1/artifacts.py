@@ -13,7 +13,11 @@ Faults it survives:
   is never trusted and is removed by a later build once its process is gone;
 - a model file truncated or altered on disk: ``meta.json`` records the sha256 of every
   file, :func:`cached` checks them before returning the folder, and rebuilds (with a
-  warning) when one differs.  A corrupt model is never handed out for loading.
+  warning) when one differs.  A corrupt model is never handed out for loading;
+- two processes asking for the same missing artifact (two chapters at once): a build holds
+  an exclusive lock on ``.locks/<kind>-<key>``, so the second waits and then loads what the
+  first built instead of building it again.  Builds nest along the artifacts' dependencies,
+  which have no cycles, so the locks cannot deadlock.
 
 ``meta.json`` also records what the build cost (``flops``, ``wall_seconds``, ``threads``),
 so a results file can list the training cost of each model it used
@@ -23,6 +27,7 @@ trained model once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -35,6 +40,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
+
+try:  # POSIX; without it (Windows) concurrent builds of one artifact are merely duplicated
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 from .utils import atomic_write_json, code_hash, repo_root, stable_hash
 
@@ -150,14 +160,46 @@ def cached(
         raise ValueError(f"kind must be a non-empty name without '/'; got {kind!r}")
     k = key(kind, config, build_fn, modules)
     final = artifacts_dir() / kind / k
-    if final.is_dir() and not force:
-        try:
-            verify(final)
-            _USED[k] = final
-            return final
-        except (CorruptArtifact, FileNotFoundError, json.JSONDecodeError) as e:
-            warnings.warn(f"rebuilding artifact {kind}/{k}: {e}", RuntimeWarning, stacklevel=2)
+    if not force and _usable(final, kind, k, warn=False):
+        return final
     final.parent.mkdir(parents=True, exist_ok=True)
+    locks = artifacts_dir() / ".locks"  # apart from the artifacts, so a failed build leaves its folder empty
+    locks.mkdir(exist_ok=True)
+    with _build_lock(locks / f"{kind}-{k}"):
+        if not force and _usable(final, kind, k, warn=True):  # built meanwhile by another process
+            return final
+        return _build(kind, k, final, config, build_fn, modules)
+
+
+def _usable(final: Path, kind: str, k: str, *, warn: bool) -> bool:
+    """Whether ``final`` holds a verified artifact (then it is recorded as used)."""
+    if not final.is_dir():
+        return False
+    try:
+        verify(final)
+    except (CorruptArtifact, FileNotFoundError, json.JSONDecodeError) as e:
+        if warn:
+            warnings.warn(f"rebuilding artifact {kind}/{k}: {e}", RuntimeWarning, stacklevel=3)
+        return False
+    _USED[k] = final
+    return True
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path):
+    """An exclusive lock on ``path`` for the duration of a build (blocks while another process holds it)."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(kind: str, k: str, final: Path, config: dict, build_fn, modules) -> Path:
     _remove_dead_tmp(final.parent)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{k}-{os.getpid()}-"))
     try:

@@ -61,6 +61,9 @@ from . import lab, rl, rules
 from .chapter import ChapterResult
 
 CONDITIONS = ("distill", "rl", "answers_only", "logit_kd")  # (a), (b), (c), (d)
+# All this chapter takes from the RL chapter is its teacher (one GRPO run on the lab's base, about a
+# minute), so it may run beside that chapter: whichever asks first builds it, once (artifacts are locked).
+RUNS_ALONGSIDE = ("rl",)
 
 
 @dataclass(frozen=True)

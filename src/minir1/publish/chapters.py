@@ -34,7 +34,8 @@ shared or busy machine, costs a lot (OpenMP threads wait on each other at every 
 one thread gives the same numbers on every machine.  The cores are used by running up to
 ``--jobs`` chapters at once (default 2), each as soon as the chapters it builds on have
 published (:func:`dependencies`: a chapter that imports another's experiment module reuses
-its models; one that reads the published results runs after every earlier chapter).
+its models, unless it only borrows a few that it may build itself (:func:`runs_alongside`);
+one that reads the published results runs after every earlier chapter).
 
 Smoke runs never touch the book; they go to ``.artifacts/chapters-smoke/``.
 """
@@ -66,6 +67,7 @@ from ..utils import (
     atomic_write_json,
     git_dirty_files,
     minir1_imports,
+    module_file,
     module_hashes,
     repo_root,
     sha256_file,
@@ -493,13 +495,35 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def runs_alongside(name: str) -> set[str]:
+    """The chapters that chapter ``name`` may run beside although it imports their experiment modules.
+
+    Its experiment module names them in a tuple ``RUNS_ALONGSIDE`` (read with :mod:`ast`, never
+    imported): it only borrows a few models from them, which :func:`minir1.artifacts.cached`
+    builds once under a lock, whichever chapter asks first.  A module without it: none.
+    """
+    path = module_file(f"minir1.experiments.{name}")
+    if path is None:
+        return set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "RUNS_ALONGSIDE" for t in targets):
+                value = ast.literal_eval(node.value)
+                if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"{path}: RUNS_ALONGSIDE must be a tuple of chapter names; got {value!r}")
+                return set(value)
+    return set()
+
+
 def dependencies(names: list[str], root: Path | None = None) -> dict[str, set[str]]:
     """Chapter -> the chapters among ``names`` that must publish before it runs.
 
     A chapter depends on another when its notebook imports (transitively) that chapter's
     experiment module, ``minir1.experiments.<name>`` (it reuses the models the other trains),
-    and on every earlier chapter when it imports :data:`READS_RESULTS` (it reads their
-    published results).
+    unless it may run alongside it (:func:`runs_alongside`; it then waits for what that
+    chapter waits for instead), and on every earlier chapter when it imports
+    :data:`READS_RESULTS` (it reads their published results).
     """
     srcs = source_notebooks(root)
     order = list(srcs)
@@ -512,6 +536,10 @@ def dependencies(names: list[str], root: Path | None = None) -> dict[str, set[st
             for other in names
             if other != name and (f"minir1.experiments.{other}" in mods or (READS_RESULTS in mods and other in earlier))
         }
+    for name in names:
+        for other in runs_alongside(name) & deps[name]:
+            if READS_RESULTS not in chapter_code(srcs[name])["modules"]:
+                deps[name] = (deps[name] - {other}) | (deps[other] - {name})
     return deps
 
 

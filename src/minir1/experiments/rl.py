@@ -39,7 +39,7 @@ from ..profiles import check_profile
 from ..rewards import accuracy_reward, format_reward
 from ..tasks import get_task
 from ..utils import device, seed_everything
-from . import lab, rl_controls
+from . import lab, rl_controls, rl_controls_metrics
 from .chapter import ChapterResult
 from .lab import LabConfig
 from .rl_controls import ControlsConfig
@@ -367,7 +367,7 @@ def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
     t_easy = time.time() - t0
     hard = rl_controls.run_experiment(cfg.controls, seeds)
     metrics = rl_metrics(easy)
-    hard_m = rl_controls.controls_metrics(hard)
+    hard_m = rl_controls_metrics.controls_metrics(hard)
     clash = set(metrics) & set(hard_m)
     if clash:
         raise RuntimeError(f"easy-case and hard-task metrics share names: {sorted(clash)}")
@@ -377,9 +377,9 @@ def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
     return ChapterResult(
         metrics=metrics,
         config=cfg,
-        evals={**rl_evals(cfg, easy), **rl_controls.controls_evals(cfg.controls, hard)},
-        extra={**rl_extra(easy), "hard": rl_controls.controls_extra(hard)},
-        flops=total_flops(easy) + rl_controls.total_flops(hard),
+        evals={**rl_evals(cfg, easy), **rl_controls_metrics.controls_evals(cfg.controls, hard)},
+        extra={**rl_extra(easy), "hard": rl_controls_metrics.controls_extra(hard)},
+        flops=total_flops(easy) + rl_controls_metrics.total_flops(hard),
     )
 
 

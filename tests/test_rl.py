@@ -185,6 +185,21 @@ def test_clip_control_conditions(tmp_path, monkeypatch):
     assert {k for k in g1 if g1[k] != g2[k]} == {"clip_eps_low"}
 
 
+@pytest.mark.parametrize(
+    "on_off, on_base, says",
+    [
+        ((0.01, 0.02), (0.01, 0.03), "pay"),
+        ((0.01, 0.02), (-0.06, -0.03), "direction"),
+        ((-0.03, -0.01), (-0.06, -0.03), "opposite"),
+        ((-0.01, 0.02), (-0.06, -0.03), "no difference"),
+    ],
+)
+def test_clip_finding_can_come_out_each_way(on_off, on_base, says):
+    d = lambda lo, hi: {"mean": (lo + hi) / 2, "lo": lo, "hi": hi}  # noqa: E731
+    m = {"clip_vs_noclip_random_pass_at_1_r1": d(*on_off), "clip_random_vs_base_pass_at_1_r1": d(*on_base)}
+    assert says in rl._clip_verdict(m)
+
+
 def test_profiles():
     assert rl.config("smoke").grpo.steps < rl.config("cpu").grpo.steps
     assert rl.config("cpu").base == lab.config("cpu")

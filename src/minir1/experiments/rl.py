@@ -391,9 +391,28 @@ def _lo(x) -> float:
     return float(x.lo if isinstance(x, stats.Metric) else x["lo"])
 
 
+def _hi(x) -> float:
+    return float(x.hi if isinstance(x, stats.Metric) else x["hi"])
+
+
 def _room(m: dict) -> bool:
     """The hard task's acceptance test, on the validation split: 2% <= pass@1 <= 30%, pass@kmax < 95%."""
     return 0.02 <= _mean(m["valid_pass_at_1_r1"]["plain"]) <= 0.30 and _mean(m["valid_pass_at_kmax_r1"]["plain"]) < 0.95
+
+
+def _clip_verdict(m: dict) -> str:
+    """What the clip control shows, in words, from the two paired intervals."""
+    on_off, on_base = m["clip_vs_noclip_random_pass_at_1_r1"], m["clip_random_vs_base_pass_at_1_r1"]
+    if _lo(on_off) > 0 and _lo(on_base) > 0:
+        return "The clip makes the random reward pay, as Shao et al. found on Qwen2.5-Math."
+    if _lo(on_off) > 0:
+        return (
+            "The clip moves the random-reward run up against no clip, the direction Shao et al. describe, "
+            "but not to a gain over the base."
+        )
+    if _hi(on_off) < 0:
+        return "The clip moves the random-reward run down against no clip, the opposite of Shao et al.'s mechanism."
+    return "The clip makes no difference we can measure here."
 
 
 def findings(m: dict) -> dict[str, str]:
@@ -423,12 +442,7 @@ def findings(m: dict) -> dict[str, str]:
             f"{f(m['clip_frac']['random_mu'])} of the random-reward run's completion tokens (μ = 1: "
             f"{f(m['clip_frac']['random'])}). Random reward minus base, held-out strict pass@1: clip on "
             f"{f(m['clip_random_vs_base_pass_at_1_r1'])}, clip off {f(m['noclip_random_vs_base_pass_at_1_r1'])}; "
-            f"on − off {f(m['clip_vs_noclip_random_pass_at_1_r1'])}. "
-            + (
-                "The clip makes the random reward pay, as Shao et al. found on Qwen2.5-Math."
-                if _lo(m["clip_vs_noclip_random_pass_at_1_r1"]) > 0 and _lo(m["clip_random_vs_base_pass_at_1_r1"]) > 0
-                else "The clip does not make the random reward pay here."
-            )
+            f"on − off {f(m['clip_vs_noclip_random_pass_at_1_r1'])}. " + _clip_verdict(m)
         ),
         "passk": (
             f"pass@1: RL − base {f(m['passk_rl_vs_base_at_1'])}; pass@{n}: RL − base "

@@ -385,7 +385,29 @@ def rl_behaviour_curves(ax, hard: dict, behaviours=("verification", "backtrackin
             steps, vals = _rl_series(runs, "evals", f"rate_{b}")
             base = "plain base" if name == "true" else "primed base"
             ax.plot(steps, vals.mean(axis=0), style, color=PALETTE[i], label=f"{b}, {base}")
-    ax.set(xlabel="GRPO step", ylabel="share of completions", ylim=(0, 1.02))
+    ax.set(xlabel="GRPO step", ylabel="share of completions")
+    ax.set_ylim(bottom=0)  # rare behaviours: the top follows the data
+    ax.legend(fontsize=7)
+    return ax
+
+
+def rl_behaviour_vs_accuracy(ax, hard: dict, behaviours=("verification", "backtracking")):
+    """Hard task: behaviour share against held-out strict pass@1 at every evaluation of every seed, by base.
+
+    A behaviour that carries the gains rises with accuracy; one that only rides along does not.
+    """
+    for name, marker in (("true", "o"), ("primed_true", "^")):
+        runs = hard["curves"][name]
+        _, acc = _rl_series(runs, "evals", "pass_at_1")
+        base = "plain base" if name == "true" else "primed base"
+        for i, b in enumerate(behaviours):
+            _, vals = _rl_series(runs, "evals", f"rate_{b}")
+            ax.scatter(
+                acc.ravel(), vals.ravel(), marker=marker, s=18, color=PALETTE[i], alpha=0.7, label=f"{b}, {base}"
+            )
+    ax.set(xlabel="held-out strict pass@1", ylabel="share of completions")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=7)
     return ax
 

@@ -527,18 +527,19 @@ def dependencies(names: list[str], root: Path | None = None) -> dict[str, set[st
     """
     srcs = source_notebooks(root)
     order = list(srcs)
+    mods = {name: set(chapter_code(srcs[name])["modules"]) for name in names}
     deps: dict[str, set[str]] = {}
     for name in names:
-        mods = set(chapter_code(srcs[name])["modules"])
         earlier = order[: order.index(name)]
+        reads = READS_RESULTS in mods[name]
         deps[name] = {
             other
             for other in names
-            if other != name and (f"minir1.experiments.{other}" in mods or (READS_RESULTS in mods and other in earlier))
+            if other != name and (f"minir1.experiments.{other}" in mods[name] or (reads and other in earlier))
         }
     for name in names:
-        for other in runs_alongside(name) & deps[name]:
-            if READS_RESULTS not in chapter_code(srcs[name])["modules"]:
+        if READS_RESULTS not in mods[name]:
+            for other in runs_alongside(name) & deps[name]:
                 deps[name] = (deps[name] - {other}) | (deps[other] - {name})
     return deps
 

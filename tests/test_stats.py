@@ -160,3 +160,12 @@ def test_differences_never_leave_minus1_1(s, p, seed):
     a, b = (rng.random((s, p)) < 0.5).astype(float), (rng.random((s, p)) < 0.5).astype(float)
     d = stats.paired_diff(a, b, n_boot=200)
     assert -1.0 <= d.lo <= d.mean <= d.hi <= 1.0
+
+
+def test_as_metric_is_the_one_coercion():
+    m = Metric(mean=0.5, lo=0.4, hi=0.6, per_seed=(0.45, 0.55), n=2, method="seeds", unit="rate")
+    assert stats.as_metric(m) is m  # a Metric passes through
+    assert stats.as_metric(m.to_dict()) == m  # its JSON form comes back equal
+    assert stats.as_metric(3) == stats.exact(3.0)  # a plain number is exact
+    with pytest.raises(ValueError, match="not a metric"):
+        stats.as_metric({"lo": 0.1})

@@ -287,6 +287,14 @@ def paired_seeds(
     return Metric(m.mean, m.lo, m.hi, m.per_seed, m.n, "paired-seeds", unit)
 
 
+def as_metric(x: "Metric | Mapping[str, Any] | float") -> Metric:
+    """Any metric a chapter or a results file holds (a :class:`Metric`, its JSON dict, or a plain number) as a Metric.
+
+    The one coercion every reader of results uses (chapters' verdict rules, plots, tables).
+    """
+    return x if isinstance(x, Metric) else Metric.from_dict(x)
+
+
 def exact(x: float, unit: str = "") -> Metric:
     """A number with no sampling uncertainty (arithmetic on published figures)."""
     x = float(x)

@@ -815,10 +815,6 @@ def load_published(path: str | Path | None = None) -> list[dict]:
     return rows
 
 
-def _mean(x) -> float:
-    return x.mean if isinstance(x, stats.Metric) else stats.Metric.from_dict(x).mean
-
-
 def comparison(metrics: dict, published: list[dict]) -> list[dict]:
     """Distilled against RL on the same small model: R1's Table 6, the 0.6B peer, and ours."""
     pub = {r["item"]: r for r in published}
@@ -849,8 +845,8 @@ def comparison(metrics: dict, published: list[dict]) -> list[dict]:
             {
                 "setting": f"ours, {_size(metrics, p)}",
                 "benchmark": "3-digit addition pass@1",
-                "distilled": 100 * _mean(metrics["distill_pass_at_1"][p]),
-                "rl": 100 * _mean(metrics["rl_pass_at_1"][p]),
+                "distilled": 100 * stats.as_metric(metrics["distill_pass_at_1"][p]).mean,
+                "rl": 100 * stats.as_metric(metrics["rl_pass_at_1"][p]).mean,
                 "source": "this chapter",
             }
         )

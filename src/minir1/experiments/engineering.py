@@ -69,7 +69,7 @@ from ..curves import Multiplier, compute_multiplier, trailing_curve
 from ..kvcache import decode_benchmark, measure_kv_cache
 from ..profiles import check_profile
 from ..routing import RouterMonitor, expert_loads, load_balance, time_train_steps
-from ..stats import Metric, exact, over_seeds, paired_seeds
+from ..stats import Metric, as_metric, over_seeds, paired_seeds
 from ..tokenizer import build_tokenizer
 from . import rules
 from .chapter import ChapterResult
@@ -621,8 +621,7 @@ def _share(mult: float, sparsity: float) -> str:
 
 
 def _m(metrics: Mapping[str, Any], key: str) -> Metric:
-    node = metrics[key]
-    return node if isinstance(node, Metric) else (Metric.from_dict(node) if isinstance(node, Mapping) else exact(node))
+    return as_metric(metrics[key])
 
 
 def _moe_evidence(metrics: Mapping[str, Any]) -> str:

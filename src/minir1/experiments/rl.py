@@ -383,34 +383,24 @@ def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
     )
 
 
-def _mean(x) -> float:
-    return float(x.mean if isinstance(x, stats.Metric) else x["mean"])
-
-
-def _lo(x) -> float:
-    return float(x.lo if isinstance(x, stats.Metric) else x["lo"])
-
-
-def _hi(x) -> float:
-    return float(x.hi if isinstance(x, stats.Metric) else x["hi"])
-
-
 def _room(m: dict) -> bool:
     """The hard task's acceptance test, on the validation split: 2% <= pass@1 <= 30%, pass@kmax < 95%."""
-    return 0.02 <= _mean(m["valid_pass_at_1_r1"]["plain"]) <= 0.30 and _mean(m["valid_pass_at_kmax_r1"]["plain"]) < 0.95
+    pass1, passk = (stats.as_metric(m[k]["plain"]).mean for k in ("valid_pass_at_1_r1", "valid_pass_at_kmax_r1"))
+    return 0.02 <= pass1 <= 0.30 and passk < 0.95
 
 
 def _clip_verdict(m: dict) -> str:
     """What the clip control shows, in words, from the two paired intervals."""
-    on_off, on_base = m["clip_vs_noclip_random_pass_at_1_r1"], m["clip_random_vs_base_pass_at_1_r1"]
-    if _lo(on_off) > 0 and _lo(on_base) > 0:
+    on_off = stats.as_metric(m["clip_vs_noclip_random_pass_at_1_r1"])
+    on_base = stats.as_metric(m["clip_random_vs_base_pass_at_1_r1"])
+    if on_off.lo > 0 and on_base.lo > 0:
         return "The clip makes the random reward pay, as Shao et al. found on Qwen2.5-Math."
-    if _lo(on_off) > 0:
+    if on_off.lo > 0:
         return (
             "The clip moves the random-reward run up against no clip, the direction Shao et al. describe, "
             "but not to a gain over the base."
         )
-    if _hi(on_off) < 0:
+    if on_off.hi < 0:
         return "The clip moves the random-reward run down against no clip, the opposite of Shao et al.'s mechanism."
     return "The clip makes no difference we can measure here."
 
@@ -429,7 +419,7 @@ def findings(m: dict) -> dict[str, str]:
             + ("room at both ends." if _room(m) else "NOT the room the test needs (2-30% and below 95%).")
             + " GRPO's learning rate, chosen on the same split by one seed-0 run per candidate: "
             + ", ".join(f"{lr} ({f(v)})" for lr, v in m["lr_valid_pass_at_1"].items())
-            + f"; chosen {_mean(m['grpo_lr']):g}."
+            + f"; chosen {stats.as_metric(m['grpo_lr']).mean:g}."
         ),
         "rewards": (
             f"Held-out strict pass@1 after GRPO: true reward {ends['true']}, random reward {ends['random']} "
@@ -449,7 +439,7 @@ def findings(m: dict) -> dict[str, str]:
             f"{f(m[f'passk_rl_vs_base_at_{n}'])}; "
             + (
                 "RL does not start above the base. "
-                if _mean(m["passk_rl_vs_base_at_1"]) <= 0
+                if stats.as_metric(m["passk_rl_vs_base_at_1"]).mean <= 0
                 else (
                     f"the base's curve reaches RL's at k = {k}. " if k else f"the base stays below RL up to k = {n}. "
                 )

@@ -484,7 +484,7 @@ class Condition(NamedTuple):
 
     @property
     def name(self) -> str:
-        """``true``, ``random``, ..., ``dr_grpo``, ``primed_true``, ``random_mu2`` / ``random_mu2_noclip``."""
+        """``true``, ``random``, ..., ``dr_grpo``, ``primed_true``, ``random_mu`` / ``random_mu_noclip``."""
         if self.clip_control:
             return f"{self.reward}_mu{'' if self.clip else '_noclip'}"
         if self.loss != "grpo":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..stats import Metric, fmt
+from ..stats import as_metric, fmt
 from ..utils import repo_root
 
 # Okabe & Ito's colour-blind-safe palette, in the slots the plots below use: 0 blue (the
@@ -196,10 +196,6 @@ def loss_curve(ax, history, label=None):
 _SETTINGS = (("greedy", "greedy"), ("r1", "T = 0.6, top-p 0.95 (R1)"), ("t1", "T = 1"))
 
 
-def _lo_hi_err(ms):
-    return [[m["mean"] - m["lo"] for m in ms], [m["hi"] - m["mean"] for m in ms]]
-
-
 def capability_table(metrics: dict):
     """Task × sampling setting table (strings "mean [lo, hi]") of the lab's capability series."""
     import pandas as pd
@@ -243,7 +239,7 @@ def pass_at_k_bars(ax, metrics: dict, setting: str = "r1"):
     for j, (k, label) in enumerate(keys):
         ms = [metrics[k][t] for t in tasks]
         x = np.arange(len(tasks)) + (j - (len(keys) - 1) / 2) * width
-        ax.bar(x, [m["mean"] for m in ms], width, yerr=_lo_hi_err(ms), capsize=3, label=label)
+        ax.bar(x, [as_metric(m).mean for m in ms], width, yerr=_yerr(ms), capsize=3, label=label)
     ax.set_xticks(np.arange(len(tasks)))
     ax.set_xticklabels(tasks)
     ax.set_ylim(0, 1)
@@ -377,14 +373,24 @@ def rl_reward_curves(axes, hard: dict, names=("true", "random", "format", "incor
     return axes
 
 
-def rl_behaviour_curves(ax, hard: dict, behaviours=("verification", "backtracking")):
-    """Hard task: share of held-out completions showing each behaviour over GRPO steps, by base."""
-    for name, style in (("true", "-"), ("primed_true", "--")):
+# The true-reward runs on each base, with the line style and marker that tell the bases apart.
+_RL_BASES = (("true", "plain base", "-", "o"), ("primed_true", "primed base", "--", "^"))
+
+
+def _behaviour_series(hard: dict, behaviours):
+    """Per base and behaviour: (label, style, marker, colour, steps, pass@1, share); arrays are (seeds, evals)."""
+    for name, base, style, marker in _RL_BASES:
         runs = hard["curves"][name]
+        _, acc = _rl_series(runs, "evals", "pass_at_1")
         for i, b in enumerate(behaviours):
             steps, vals = _rl_series(runs, "evals", f"rate_{b}")
-            base = "plain base" if name == "true" else "primed base"
-            ax.plot(steps, vals.mean(axis=0), style, color=PALETTE[i], label=f"{b}, {base}")
+            yield f"{b}, {base}", style, marker, i, steps, acc, vals
+
+
+def rl_behaviour_curves(ax, hard: dict, behaviours=("verification", "backtracking")):
+    """Hard task: share of held-out completions showing each behaviour over GRPO steps, by base."""
+    for label, style, _, i, steps, _, vals in _behaviour_series(hard, behaviours):
+        ax.plot(steps, vals.mean(axis=0), style, color=PALETTE[i], label=label)
     ax.set(xlabel="GRPO step", ylabel="share of completions")
     ax.set_ylim(bottom=0)  # rare behaviours: the top follows the data
     ax.legend(fontsize=7)
@@ -396,15 +402,8 @@ def rl_behaviour_vs_accuracy(ax, hard: dict, behaviours=("verification", "backtr
 
     A behaviour that carries the gains rises with accuracy; one that only rides along does not.
     """
-    for name, marker in (("true", "o"), ("primed_true", "^")):
-        runs = hard["curves"][name]
-        _, acc = _rl_series(runs, "evals", "pass_at_1")
-        base = "plain base" if name == "true" else "primed base"
-        for i, b in enumerate(behaviours):
-            _, vals = _rl_series(runs, "evals", f"rate_{b}")
-            ax.scatter(
-                acc.ravel(), vals.ravel(), marker=marker, s=18, color=PALETTE[i], alpha=0.7, label=f"{b}, {base}"
-            )
+    for label, _, marker, i, _, acc, vals in _behaviour_series(hard, behaviours):
+        ax.scatter(acc.ravel(), vals.ravel(), marker=marker, s=18, color=PALETTE[i], alpha=0.7, label=label)
     ax.set(xlabel="held-out strict pass@1", ylabel="share of completions")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
@@ -445,7 +444,7 @@ def rl_hard_table(metrics: dict):
     """Hard task: held-out strict pass@1 at R1's sampling for every model, and GRPO (true reward) minus it."""
     import pandas as pd
 
-    m = {k: _metric(v) if isinstance(v, dict) and "mean" in v else v for k, v in metrics.items()}
+    m = {k: as_metric(v) if isinstance(v, dict) and "mean" in v else v for k, v in metrics.items()}
     rows = {
         "base (plain)": (m["plain_base_pass_at_1_r1"], m["plain_rl_vs_base_pass_at_1_r1"]),
         "base (primed)": (m["primed_base_pass_at_1_r1"], None),
@@ -453,7 +452,7 @@ def rl_hard_table(metrics: dict):
     diffs = {"random": m["plain_true_vs_random_pass_at_1_r1"], **metrics["rl_vs_baseline_pass_at_1_r1"]}
     for name, rate in metrics["pass_at_1_r1"].items():
         d = diffs.get(name)
-        rows[REWARD_LABELS[name]] = (_metric(rate), _metric(d) if d is not None else None)
+        rows[REWARD_LABELS[name]] = (as_metric(rate), as_metric(d) if d is not None else None)
     return pd.DataFrame(
         {
             "strict pass@1, T = 0.6": {k: fmt(v[0]) for k, v in rows.items()},
@@ -504,14 +503,9 @@ _DISTILL_REFS = (
 )
 
 
-def _metric(d):
-    """A results-file metric (dict) as a :class:`minir1.stats.Metric`."""
-    from minir1.stats import Metric
-
-    return d if isinstance(d, Metric) else Metric.from_dict(d)
-
-
 def _yerr(ms) -> list[list[float]]:
+    """Matplotlib's ``yerr`` (below, above) for metrics (Metric or results-file dicts)."""
+    ms = [as_metric(m) for m in ms]
     return [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
 
 
@@ -521,14 +515,14 @@ def distill_bars(ax, metrics: dict):
     sizes = list(metrics["student_params"])
     width = 0.8 / len(_DISTILL_CONDS)
     for j, (key, label, _) in enumerate(_DISTILL_CONDS):
-        ms = [_metric(metrics[f"{key}_pass_at_1"][p]) for p in sizes]
+        ms = [as_metric(metrics[f"{key}_pass_at_1"][p]) for p in sizes]
         x = np.arange(len(sizes)) + (j - (len(_DISTILL_CONDS) - 1) / 2) * width
         ax.bar(x, [m.mean for m in ms], width, yerr=_yerr(ms), capsize=2, label=label, color=PALETTE[j])
         for xi, m in zip(x, ms):
             ax.scatter([xi] * len(m.per_seed), m.per_seed, color="k", s=6, zorder=3)
     for key, label, style in _DISTILL_REFS:
         if key in metrics:
-            ax.axhline(_metric(metrics[key]).mean, ls=style, color=PALETTE[7], lw=1, label=label)
+            ax.axhline(as_metric(metrics[key]).mean, ls=style, color=PALETTE[7], lw=1, label=label)
     ax.set_xticks(np.arange(len(sizes)))
     ax.set_xticklabels([f"{p} ({metrics['student_params'][p] / 1e6:.2f}M)" for p in sizes])
     ax.set(ylabel="held-out pass@1 (strict)", ylim=(0, 1.02))
@@ -539,7 +533,7 @@ def distill_bars(ax, metrics: dict):
 def distill_frontier(ax, metrics: dict):
     """Accuracy against inference cost: strict pass@1 vs FLOPs per answer, every model."""
     for pre, color in (("teacher", "k"), ("big_base", PALETTE[7])):
-        m, c = _metric(metrics[f"{pre}_pass_at_1"]), _metric(metrics[f"{pre}_flops_per_answer"]).mean
+        m, c = as_metric(metrics[f"{pre}_pass_at_1"]), as_metric(metrics[f"{pre}_flops_per_answer"]).mean
         ax.errorbar(
             c,
             m.mean,
@@ -552,7 +546,7 @@ def distill_frontier(ax, metrics: dict):
         )
     for i, p in enumerate(metrics["student_params"]):
         for key, label, marker in _DISTILL_CONDS:
-            m, c = _metric(metrics[f"{key}_pass_at_1"][p]), _metric(metrics[f"{key}_flops_per_answer"][p]).mean
+            m, c = as_metric(metrics[f"{key}_pass_at_1"][p]), as_metric(metrics[f"{key}_flops_per_answer"][p]).mean
             ax.errorbar(c, m.mean, yerr=_yerr([m]), fmt=marker, color=PALETTE[i], capsize=2, label=f"{p}: {label}")
     ax.set_xscale("log")
     ax.set(
@@ -568,14 +562,14 @@ def distill_curve(ax, metrics: dict, student: str):
     """Student pass@1 against the number of teacher traces it was fine-tuned on (same steps)."""
     fr = sorted(metrics["curve_n_traces"], key=float)
     x = [metrics["curve_n_traces"][f] for f in fr]
-    ms = [_metric(metrics["curve_pass_at_1"][f]) for f in fr]
+    ms = [as_metric(metrics["curve_pass_at_1"][f]) for f in fr]
     ax.plot(x, [m.mean for m in ms], "o-", color=PALETTE[0], label=f"{student}, SFT on traces")
     ax.fill_between(x, [m.lo for m in ms], [m.hi for m in ms], color=PALETTE[0], alpha=0.15)
     for xi, m in zip(x, ms):
         ax.scatter([xi] * len(m.per_seed), m.per_seed, color="k", s=6, zorder=3)
-    ax.axhline(_metric(metrics["teacher_pass_at_1"]).mean, color="k", lw=1, label="teacher")
+    ax.axhline(as_metric(metrics["teacher_pass_at_1"]).mean, color="k", lw=1, label="teacher")
     ax.axhline(
-        _metric(metrics["student_base_pass_at_1"][student]).mean, color=PALETTE[7], ls=":", label=f"{student} base"
+        as_metric(metrics["student_base_pass_at_1"][student]).mean, color=PALETTE[7], ls=":", label=f"{student} base"
     )
     ax.set_xscale("log")
     ax.set(xlabel="teacher traces in the fine-tuning set", ylabel="held-out pass@1 (strict)", ylim=(-0.02, 1.02))
@@ -607,8 +601,8 @@ def distill_table(metrics: dict):
             "pass@1 strict": fmt(get("pass_at_1")),
             "pass@1 lenient": fmt(get("pass_at_1_lenient")),
             "pass@k": fmt(get("pass_at_k")),
-            "tokens / answer": f"{_metric(get('tokens_per_answer')).mean:.1f}",
-            "MFLOPs / answer": f"{_metric(get('flops_per_answer')).mean / 1e6:.3g}",
+            "tokens / answer": f"{as_metric(get('tokens_per_answer')).mean:.1f}",
+            "MFLOPs / answer": f"{as_metric(get('flops_per_answer')).mean / 1e6:.3g}",
         }
 
     out = {
@@ -629,7 +623,7 @@ def distill_compute_table(metrics: dict):
     out = {}
     for p in metrics["student_params"]:
         for key, label in (("distill", "SFT on traces (a)"), ("logit_kd", "logit KD (d)"), ("rl", "GRPO (b)")):
-            out[f"{p}: {label}"] = {"student training FLOPs": f"{_metric(metrics[f'{key}_train_flops'][p]).mean:.3g}"}
+            out[f"{p}: {label}"] = {"student training FLOPs": f"{as_metric(metrics[f'{key}_train_flops'][p]).mean:.3g}"}
         out[f"{p}: SFT on traces (a)"] |= {
             "share of teacher's compute, base reused": f"{metrics['distill_compute_reused'][p]:.1%}",
             "share, base trained here": f"{metrics['distill_compute_trained'][p]:.1%}",
@@ -645,15 +639,6 @@ _DETECTORS = (
 )
 
 
-def _err(ms):
-    ms = [Metric.from_dict(m) for m in ms]
-    return [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
-
-
-def _mean(m) -> float:
-    return Metric.from_dict(m).mean
-
-
 def refusal_detector_bars(ax, metrics, prefix="teacher"):
     """Refusal rate by detector on held-out sensitive prompts and matched controls (95% CIs)."""
     width = 0.38
@@ -662,9 +647,9 @@ def refusal_detector_bars(ax, metrics, prefix="teacher"):
         x = np.arange(len(ms)) + (j - 0.5) * width
         ax.bar(
             x,
-            [_mean(m) for m in ms],
+            [as_metric(m).mean for m in ms],
             width,
-            yerr=_err(ms),
+            yerr=_yerr(ms),
             capsize=3,
             color=color,
             label=f"{cat} prompts" if cat == "sensitive" else "matched controls",
@@ -681,7 +666,9 @@ def _series(ax, series, label, color, marker="o", ls="-"):
     keys = list(series)
     ms = [series[k] for k in keys]
     x = np.arange(len(keys))
-    ax.errorbar(x, [_mean(m) for m in ms], yerr=_err(ms), marker=marker, ls=ls, capsize=3, color=color, label=label)
+    ax.errorbar(
+        x, [as_metric(m).mean for m in ms], yerr=_yerr(ms), marker=marker, ls=ls, capsize=3, color=color, label=label
+    )
     ax.set_xticks(x)
     ax.set_xticklabels(keys)
     return ax
@@ -701,7 +688,7 @@ def dose_response(ax, metrics):
     )
     _series(ax, metrics["student_refusal_control_by_dose"], "student, matched controls", PALETTE[0], marker="^")
     t = metrics["teacher_refusal_sensitive"]
-    ax.axhline(_mean(t), color="k", ls=":", lw=1, label="censored teacher, sensitive")
+    ax.axhline(as_metric(t).mean, color="k", ls=":", lw=1, label="censored teacher, sensitive")
     ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel("share of sensitive prompts in the distillation data")
     ax.set_ylabel("share of prompts refused")
@@ -747,7 +734,9 @@ def removal_bars(ax, metrics):
         ms = [metrics.get(f"{prefix}_{c}") for c, _ in cols]
         keep = [i for i, m in enumerate(ms) if m is not None]
         x = np.arange(len(cols))[keep] + (j - (len(rows) - 1) / 2) * width
-        ax.bar(x, [_mean(ms[i]) for i in keep], width, yerr=_err([ms[i] for i in keep]), capsize=2, label=label)
+        ax.bar(
+            x, [as_metric(ms[i]).mean for i in keep], width, yerr=_yerr([ms[i] for i in keep]), capsize=2, label=label
+        )
     ax.set_xticks(np.arange(len(cols)))
     ax.set_xticklabels([c[1] for c in cols], fontsize=8)
     ax.set_ylim(0, 1.05)
@@ -768,9 +757,9 @@ def finetune_task_curve(ax, metrics):
         marker="s",
         ls="--",
     )
-    ax.axhline(_mean(metrics["finetune_target_acc"]), color="k", ls=":", lw=1, label="target")
+    ax.axhline(as_metric(metrics["finetune_target_acc"]).mean, color="k", ls=":", lw=1, label="target")
     keys = list(metrics["finetune_addition_acc_by_steps"])
-    at = str(int(round(Metric.from_dict(metrics["finetune_target_step"]).hi)))
+    at = str(int(round(as_metric(metrics["finetune_target_step"]).hi)))
     if at in keys and metrics.get("finetune_target_reached", 0) >= 1:  # shaded only when every seed reached it
         ax.axvspan(keys.index(at) - 0.3, keys.index(at) + 0.3, color="0.85", zorder=0)
     ax.set_ylim(-0.03, 1.05)
@@ -803,7 +792,7 @@ _ENG_ATTENTION = {"mla": "MLA", "mha": "MHA", "gqa": "GQA", "moe": "MoE (MLA)"}
 
 
 def _ci_text(m, fmt=".2f"):
-    m = Metric.from_dict(m) if isinstance(m, dict) else m
+    m = as_metric(m)
     return f"{m.mean:{fmt}} [{m.lo:{fmt}}, {m.hi:{fmt}}]"
 
 
@@ -876,7 +865,7 @@ def eng_decode(ax_time, ax_mem, metrics):
     right: cache bytes held and (MLA) bytes expanded per step, against context length."""
     for att, per_ctx in metrics["decode_ms_per_step"].items():
         ctx = [int(c) for c in per_ctx]
-        ms = [Metric.from_dict(per_ctx[c]) for c in per_ctx]
+        ms = [as_metric(per_ctx[c]) for c in per_ctx]
         err = [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
         ax_time.errorbar(
             ctx,
@@ -930,7 +919,7 @@ def eng_model_table(res):
             "steps": res["extra"]["steps"][name],
             "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f"),
             "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f"),
-            "training tokens/s": f"{Metric.from_dict(m['train_tokens_per_s'][name]).mean:,.0f}",
+            "training tokens/s": f"{as_metric(m['train_tokens_per_s'][name]).mean:,.0f}",
         }
     return pd.DataFrame(rows).T
 
@@ -999,19 +988,13 @@ def eng_kv_table(metrics):
 
 
 # ----------------------------------------------------------------------------- thesis chapter
-def _m(d):
-    from ..stats import Metric
-
-    return d if isinstance(d, Metric) else Metric.from_dict(d)
-
-
 def thesis_intervals(ax, metrics: dict, models=("r1", "o1-1217")):
     """Each benchmark's published scores of R1 and o1 with the sampling interval its size sets."""
     score = metrics["published_score"]
     names = list(score)
     width = 0.35
     for j, (model, color) in enumerate(zip(models, ("C0", "C3"))):
-        ms = [_m(score[b][model]) for b in names]
+        ms = [as_metric(score[b][model]) for b in names]
         x = [i + (j - 0.5) * width for i in range(len(names))]
         y = [100 * m.mean for m in ms]
         err = [[100 * (m.mean - m.lo) for m in ms], [100 * (m.hi - m.mean) for m in ms]]
@@ -1031,7 +1014,7 @@ def thesis_simulation(ax, metrics: dict):
             ns = sorted(series, key=int)
             ax.plot(
                 [int(n) for n in ns],
-                [100 * _m(series[n]).mean for n in ns],
+                [100 * as_metric(series[n]).mean for n in ns],
                 ls,
                 marker="o",
                 color=f"C{i}",
@@ -1041,7 +1024,7 @@ def thesis_simulation(ax, metrics: dict):
     ns = sorted(ours, key=int)
     ax.plot(
         [int(n) for n in ns],
-        [100 * _m(ours[n]).mean for n in ns],
+        [100 * as_metric(ours[n]).mean for n in ns],
         "k*",
         markersize=12,
         label=f"our two models ({100 * metrics['sim_ours_gap']:.1f} pp)",
@@ -1063,11 +1046,11 @@ def thesis_match_table(metrics: dict):
 
     rows = {}
     for b, s in metrics["published_score"].items():
-        d, dn = _m(metrics["r1_minus_rival"][b]), _m(metrics["r1_minus_rival_nested"][b])
+        d, dn = as_metric(metrics["r1_minus_rival"][b]), as_metric(metrics["r1_minus_rival_nested"][b])
         rows[b] = {
-            "problems": _m(s["r1"]).n,
-            "R1": str(_m(s["r1"])),
-            "o1-1217": str(_m(s["o1-1217"])),
+            "problems": as_metric(s["r1"]).n,
+            "R1": str(as_metric(s["r1"])),
+            "o1-1217": str(as_metric(s["o1-1217"])),
             "R1 − o1 (independent)": str(d),
             "call": compare(d),
             "R1 − o1 (nested)": str(dn),

@@ -42,6 +42,22 @@ def test_parameters_cell_tagged_and_removed(name):
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_papermill_parses_every_parameter(name):
+    """``papermill --help-notebook`` and its type inference read each line of the parameters cell.
+
+    A line papermill cannot parse (an apostrophe in a comment is enough) is dropped with an
+    "Unable to parse line" warning on every execution.
+    """
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in _nb(NOTEBOOKS[name])["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    source = nc._source(cell)
+    assigned = [ln.split("=")[0].strip() for ln in source.splitlines() if "=" in ln and not ln.startswith("#")]
+    parsed = [p.name for p in PythonTranslator.inspect({"source": source})]
+    assert parsed == assigned, f"{name}: papermill parsed {parsed} from the parameters cell, which assigns {assigned}"
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_import_cells_are_hidden(name):
     """A code cell whose code is mostly imports must be tagged remove-input/hide-input/remove-cell."""
     for i, cell in enumerate(_nb(NOTEBOOKS[name])["cells"]):

@@ -237,9 +237,9 @@ def pass_at_k_bars(ax, metrics: dict, setting: str = "r1"):
     tasks = list(metrics[f"base_pass_at_1_{setting}"])
     width = 0.8 / len(keys)
     for j, (k, label) in enumerate(keys):
-        ms = [metrics[k][t] for t in tasks]
+        ms = [as_metric(metrics[k][t]) for t in tasks]
         x = np.arange(len(tasks)) + (j - (len(keys) - 1) / 2) * width
-        ax.bar(x, [as_metric(m).mean for m in ms], width, yerr=_yerr(ms), capsize=3, label=label)
+        ax.bar(x, [m.mean for m in ms], width, yerr=_yerr(ms), capsize=3, label=label)
     ax.set_xticks(np.arange(len(tasks)))
     ax.set_xticklabels(tasks)
     ax.set_ylim(0, 1)
@@ -503,10 +503,10 @@ _DISTILL_REFS = (
 )
 
 
-def _yerr(ms) -> list[list[float]]:
-    """Matplotlib's ``yerr`` (below, above) for metrics (Metric or results-file dicts)."""
+def _yerr(ms, scale: float = 1.0) -> list[list[float]]:
+    """Matplotlib's ``yerr`` (below, above) for metrics (Metric or results-file dicts), times ``scale``."""
     ms = [as_metric(m) for m in ms]
-    return [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
+    return [[scale * (m.mean - m.lo) for m in ms], [scale * (m.hi - m.mean) for m in ms]]
 
 
 def distill_bars(ax, metrics: dict):
@@ -643,11 +643,11 @@ def refusal_detector_bars(ax, metrics, prefix="teacher"):
     """Refusal rate by detector on held-out sensitive prompts and matched controls (95% CIs)."""
     width = 0.38
     for j, (cat, color) in enumerate((("sensitive", PALETTE[1]), ("control", PALETTE[0]))):
-        ms = [metrics[f"{prefix}_{d}_{cat}"] for d, _ in _DETECTORS]
+        ms = [as_metric(metrics[f"{prefix}_{d}_{cat}"]) for d, _ in _DETECTORS]
         x = np.arange(len(ms)) + (j - 0.5) * width
         ax.bar(
             x,
-            [as_metric(m).mean for m in ms],
+            [m.mean for m in ms],
             width,
             yerr=_yerr(ms),
             capsize=3,
@@ -664,11 +664,9 @@ def refusal_detector_bars(ax, metrics, prefix="teacher"):
 
 def _series(ax, series, label, color, marker="o", ls="-"):
     keys = list(series)
-    ms = [series[k] for k in keys]
+    ms = [as_metric(series[k]) for k in keys]
     x = np.arange(len(keys))
-    ax.errorbar(
-        x, [as_metric(m).mean for m in ms], yerr=_yerr(ms), marker=marker, ls=ls, capsize=3, color=color, label=label
-    )
+    ax.errorbar(x, [m.mean for m in ms], yerr=_yerr(ms), marker=marker, ls=ls, capsize=3, color=color, label=label)
     ax.set_xticks(x)
     ax.set_xticklabels(keys)
     return ax
@@ -733,10 +731,9 @@ def removal_bars(ax, metrics):
     for j, (prefix, label) in enumerate(rows):
         ms = [metrics.get(f"{prefix}_{c}") for c, _ in cols]
         keep = [i for i, m in enumerate(ms) if m is not None]
+        kept = [as_metric(ms[i]) for i in keep]
         x = np.arange(len(cols))[keep] + (j - (len(rows) - 1) / 2) * width
-        ax.bar(
-            x, [as_metric(ms[i]).mean for i in keep], width, yerr=_yerr([ms[i] for i in keep]), capsize=2, label=label
-        )
+        ax.bar(x, [m.mean for m in kept], width, yerr=_yerr(kept), capsize=2, label=label)
     ax.set_xticks(np.arange(len(cols)))
     ax.set_xticklabels([c[1] for c in cols], fontsize=8)
     ax.set_ylim(0, 1.05)
@@ -866,11 +863,10 @@ def eng_decode(ax_time, ax_mem, metrics):
     for att, per_ctx in metrics["decode_ms_per_step"].items():
         ctx = [int(c) for c in per_ctx]
         ms = [as_metric(per_ctx[c]) for c in per_ctx]
-        err = [[m.mean - m.lo for m in ms], [m.hi - m.mean for m in ms]]
         ax_time.errorbar(
             ctx,
             [m.mean for m in ms],
-            yerr=err,
+            yerr=_yerr(ms),
             marker="o",
             capsize=3,
             label=_ENG_ATTENTION.get(att, att),
@@ -997,8 +993,7 @@ def thesis_intervals(ax, metrics: dict, models=("r1", "o1-1217")):
         ms = [as_metric(score[b][model]) for b in names]
         x = [i + (j - 0.5) * width for i in range(len(names))]
         y = [100 * m.mean for m in ms]
-        err = [[100 * (m.mean - m.lo) for m in ms], [100 * (m.hi - m.mean) for m in ms]]
-        ax.errorbar(x, y, yerr=err, fmt="o", color=color, capsize=4, label=model)
+        ax.errorbar(x, y, yerr=_yerr(ms, scale=100), fmt="o", color=color, capsize=4, label=model)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("published score (%) with 95% sampling interval")
     ax.legend()

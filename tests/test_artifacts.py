@@ -54,22 +54,22 @@ def pkg_copy(tmp_path, monkeypatch):
 
 
 def test_key_follows_the_builder_source_and_its_imports(pkg_copy):
-    build = _builder_in("minir1.experiments.lab")
+    build = _builder_in("minir1.experiments.recipes.base")
     mods = utils.module_closure(artifacts.builder_modules(build), exclude=artifacts.EXCLUDE)
-    assert {"minir1.experiments.lab", "minir1.train", "minir1.models", "minir1"} <= set(mods)
+    assert {"minir1.experiments.recipes.base", "minir1.train", "minir1.models", "minir1"} <= set(mods)
     assert not [m for m in mods if m.startswith("minir1.publish")]
     k0 = artifacts.key("base", {"x": 1}, build)
     assert artifacts.key("base", {"x": 1}, build) == k0  # stable
     assert artifacts.key("base", {"x": 2}, build) != k0  # config
-    lab = pkg_copy / "experiments" / "lab.py"
-    lab.write_text(lab.read_text() + "\n# the builder's module changed\n")
+    recipe = pkg_copy / "experiments" / "recipes" / "base.py"
+    recipe.write_text(recipe.read_text() + "\n# the builder's module changed\n")
     k1 = artifacts.key("base", {"x": 1}, build)
     assert k1 != k0
-    train = pkg_copy / "train.py"  # imported by lab: a transitive change counts too
+    train = pkg_copy / "train.py"  # imported by the recipe: a transitive change counts too
     train.write_text(train.read_text().replace("def ", "def  ", 1))
     k2 = artifacts.key("base", {"x": 1}, build)
     assert k2 not in (k0, k1)
-    plots = pkg_copy / "publish" / "plots.py"  # publishing never shapes a model
+    plots = pkg_copy / "publish" / "plots" / "common.py"  # publishing never shapes a model
     plots.write_text(plots.read_text() + "\n# a new caption\n")
     assert artifacts.key("base", {"x": 1}, build) == k2
 

@@ -251,6 +251,9 @@ def test_negative_sizes_raise_naming_the_parameter(call, name):
 
 
 # ----------------------------------------------------------------------------- verdicts, machine
+CFG = cost_exp.config("smoke")
+
+
 def _metrics():
     pub = load_published_costs()
     configs = {n: load_model_config(n) for n in cost_exp.MODEL_CONFIGS}
@@ -258,33 +261,38 @@ def _metrics():
 
 
 def test_verdicts_cover_the_chapter_claims():
-    claims = cost_exp.verdicts(_metrics())
+    claims = cost_exp.verdicts(_metrics(), CFG)
     assert [c["id"] for c in claims] == ["cost-final-run", "cost-fraction-of-compute"]
     assert all(c["verdict"] in VERDICTS for c in claims)
     assert "$5.58M" in claims[0]["evidence"] and "34.6%" in claims[0]["evidence"]
     assert "asymmetric" in claims[1]["evidence"]
     with pytest.raises(rules.RuleError, match="not in the results"):
-        cost_exp.verdicts({})
+        cost_exp.verdicts({}, CFG)
 
 
 def test_verdict_follows_the_numbers():
     m = _metrics()
     too_few_hours = {**m, "v3_implied_mfu_bf16_with_attention": 2 * m["mfu_published_max"]}
-    assert cost_exp.verdicts(too_few_hours)[0]["verdict"] == "not supported"
+    assert cost_exp.verdicts(too_few_hours, CFG)[0]["verdict"] == "not supported"
     cheap = {**m, "frontier_min_over_r1_compute": 200.0}
-    assert cost_exp.verdicts(cheap)[1]["verdict"] == "supported"
+    assert cost_exp.verdicts(cheap, CFG)[1]["verdict"] == "supported"
     dear = {**m, "frontier_min_over_r1_compute": 2.0}
-    assert cost_exp.verdicts(dear)[1]["verdict"] == "not supported"
+    assert cost_exp.verdicts(dear, CFG)[1]["verdict"] == "not supported"
 
 
 def test_config_resolves_profiles_and_dry_run_runs_gpu_shapes():
     with pytest.raises(ValueError, match="profile"):
         cost_exp.config("tpu")
-    cfg = cost_exp.config("gpu", dry_run=True)
+    if not torch.cuda.is_available():  # a reader's laptop: the gpu profile falls back to the cpu benchmarks
+        assert cost_exp.config("gpu") == cost_exp.PROFILES["cpu"]
+    cfg = cost_exp.dry_run(cost_exp.PROFILES["gpu"])
+    assert cfg.dry_run and not cost_exp.PROFILES["gpu"].dry_run
     assert cfg.bench.n == 8192 and cfg.benches()["float32"].device == "cpu"
     res = cost_exp.run(cfg, seeds=[0])
     assert res.metrics["machine_matmul_flops_per_s"].mean > 0
     assert [c["id"] for c in res.claims] == ["cost-final-run", "cost-fraction-of-compute"]
+    assert res.claims == cost_exp.verdicts(res.metrics, cfg)
+    assert res.config is cfg and res.wall_seconds > 0 and res.flops > 0
 
 
 def test_matmul_flops_are_positive_and_cached(tmp_path):

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from minir1 import architectures as arch
-from minir1 import kvcache, routing
+from minir1 import kvcache, ledger, routing
 from minir1.cost import (
     count_params,
     kv_cache_bytes_per_token,
@@ -21,11 +22,11 @@ from minir1.cost import (
 )
 from minir1.curves import compute_multiplier, trailing_curve
 from minir1.experiments import engineering as eng
-from minir1.publish import ledger
-from minir1.results import VERDICTS, write_results
+from minir1.results import VERDICTS, write_record
 from minir1.stats import over_seeds, paired_seeds
 
-SHAPE = eng.config("smoke").shape  # d_model 32, 2 layers, 4 experts, top-1
+CFG = eng.config("smoke")
+SHAPE = CFG.shape  # d_model 32, 2 layers, 4 experts, top-1
 MOE_SHAPE = replace(SHAPE, n_routed_experts=6, top_k=2, n_shared_experts=1, first_k_dense=1, n_layer=3)
 VOCAB = 40
 
@@ -257,7 +258,7 @@ def test_trailing_curve():
 
 # ----------------------------------------------------------------------------- ledger
 def _results(tmp_path, chapter, flops, wall):
-    return write_results(
+    return write_record(
         chapter,
         profile="cpu",
         seeds=[0],
@@ -346,7 +347,7 @@ def test_verdict_follows_the_metrics(mult, moe_diff, mla_diff, kv, tokens, verdi
     m = _metrics(mult, mla_diff, moe_diff, tokens)
     m["mla_kv_bytes_per_token"] = kv
     m["mha_over_mla_kv_bytes"] = m["mha_kv_bytes_per_token"] / kv
-    (c,) = eng.verdicts(m)
+    (c,) = eng.verdicts(m, CFG)
     assert c["id"] == "cost-clever-engineering" and c["verdict"] == verdict and c["verdict"] in VERDICTS
     assert "FP8" in c["evidence"] and "lower bound" not in c["evidence"]
 
@@ -354,17 +355,28 @@ def test_verdict_follows_the_metrics(mult, moe_diff, mla_diff, kv, tokens, verdi
 def test_verdict_names_lower_bounds_and_missing_metrics():
     m = _metrics()
     m["moe_compute_multiplier_lower_bounds"] = 2.0
-    assert "2 of 3 seeds are lower bounds" in eng.verdicts(m)[0]["evidence"]
+    assert "2 of 3 seeds are lower bounds" in eng.verdicts(m, CFG)[0]["evidence"]
     del m["mla_kv_bytes_per_token"]
     with pytest.raises(ValueError, match="mla_kv_bytes_per_token"):
-        eng.verdicts(m)
+        eng.verdicts(m, CFG)
 
 
 def test_verdict_ids_match_the_claims_registry():
-    from minir1.publish.claims import claims_by_id
+    from minir1.claims import claims_by_id
 
     ids = {k for k, v in claims_by_id().items() if v.get("chapter") == "engineering"}
-    assert ids == {c["id"] for c in eng.verdicts(_metrics())}
+    assert ids == {c["id"] for c in eng.verdicts(_metrics(), CFG)}
+
+
+def test_the_companion_module_is_imported_by_the_engineering_chapter_only():
+    src = Path(eng.__file__).parents[2]  # src/
+    users = {
+        p.relative_to(src).as_posix()
+        for p in src.rglob("*.py")
+        if p.name != "engineering_runs.py" and "engineering_runs" in p.read_text(encoding="utf-8")
+    }
+    assert users == {"minir1/experiments/engineering.py"}
+    assert eng.train_run.__module__ == "minir1.experiments.engineering_runs"  # re-exported by the chapter
 
 
 def test_cpu_profile_reaches_the_regime_the_rule_reads():
@@ -374,9 +386,11 @@ def test_cpu_profile_reaches_the_regime_the_rule_reads():
 
 
 def test_dry_run_trains_the_gpu_shapes_for_two_steps_on_cpu():
-    cfg = eng.config("gpu", dry_run=True)
-    assert cfg.shape == eng.PROFILES["gpu"].shape and cfg.steps == 2
-    res = eng.run(cfg, seeds=[0])
+    cfg = eng.dry_run(eng.config("gpu"))
+    assert cfg.shape == eng.PROFILES["gpu"].shape and cfg.steps == 2 and cfg.dry_run
+    res = eng.run(cfg, [0])
+    assert res.config is cfg and res.wall_seconds > 0 and res.flops == eng.chapter_flops(res.detail)
+    assert res.claims == eng.verdicts(res.metrics, cfg)
     assert (
         res.detail[0]["moe"].params["active"]
         == count_params(arch.model_configs(cfg.shape, len(_tok()))["moe"])["active"]

@@ -306,7 +306,7 @@ def test_publishing_without_the_runner_is_refused(repo, monkeypatch):
     """MINIR1_PUBLISH set by hand (no staging folder): write_results names the path."""
     monkeypatch.setenv("MINIR1_PUBLISH", "20250101t000000-deadbeef")
     with pytest.raises(results.ResultsError, match=r"\.run-20250101t000000-deadbeef\.tmp does not exist"):
-        results.write_results(
+        results.write_record(
             "demo", profile="cpu", seeds=[0], config={}, metrics={"x": 1.0}, claims=[], wall_seconds=0.0, flops=0.0
         )
     monkeypatch.setenv("MINIR1_PUBLISH", "../../etc")

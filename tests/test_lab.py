@@ -6,6 +6,7 @@ import torch
 from minir1 import stats
 from minir1.corpus import CorpusConfig, build_corpus
 from minir1.experiments import lab
+from minir1.experiments.recipes import base as lab_base
 from minir1.experiments.rules import rule_of
 from minir1.tasks import get_task
 from minir1.train import TrainConfig
@@ -14,7 +15,7 @@ from minir1.train import TrainConfig
 @pytest.fixture()
 def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIR1_ARTIFACTS", str(tmp_path))
-    return lab.LabConfig(
+    return lab_base.LabConfig(
         preset="pico",
         corpus=CorpusConfig(n_docs=300),
         train=TrainConfig(steps=3, batch_size=4, pack=True, seq_len=64, progress=False),
@@ -31,15 +32,15 @@ def test_corpus_uses_train_split_only():
 
 
 def test_base_model_trains_once_then_reuses(tiny, tmp_path):
-    model, tok, meta = lab.base_model(tiny)
+    model, tok, meta = lab_base.pretrained_model(tiny)
     assert meta["params"] == sum(p.numel() for p in model.parameters())
-    again = lab.base_model(dataclasses.replace(tiny, n_eval=5))[2]  # eval sizes do not shape the model
+    again = lab_base.pretrained_model(dataclasses.replace(tiny, n_eval=5))[2]  # eval sizes do not shape the model
     assert again["created"] == meta["created"]  # loaded from the cache, not retrained
     assert len(list((tmp_path / "base").iterdir())) == 1
 
 
 def test_run_metrics_evals_and_cache(tiny, tmp_path):
-    res = lab.run(tiny, seeds=(0, 1), peak_flops_per_s=1e15)
+    res = lab.run(tiny, seeds=(0, 1))
     m = res.metrics
     assert set(m["base_pass_at_1_r1"]) == {"addition", "countdown"}
     for key in ("base_pass_at_1_r1", "base_pass_at_4_t1", "base_greedy_acc", "base_pass_at_4_lenient_r1"):
@@ -52,6 +53,7 @@ def test_run_metrics_evals_and_cache(tiny, tmp_path):
     n_cached = len(list((tmp_path / "evals").iterdir()))
     assert lab.run(tiny, seeds=(0, 1)).metrics["base_pass_at_1_r1"] == m["base_pass_at_1_r1"]
     assert len(list((tmp_path / "evals").iterdir())) == n_cached  # computed once
+    assert res.claims == lab.verdicts(m, tiny) and res.wall_seconds > 0
     assert lab.verdicts(m)[0]["verdict"] in ("supported", "partly supported", "not supported")
 
 
@@ -75,13 +77,13 @@ def test_bad_profile_and_preset():
     with pytest.raises(ValueError, match="profile must be one of"):
         lab.config("bogus")
     with pytest.raises(ValueError, match="preset must be one of"):
-        lab.variant(lab.config("cpu"), preset="giant")
+        lab_base.variant(lab.config("cpu"), preset="giant")
     with pytest.raises(ValueError, match="n_eval"):
-        lab.LabConfig(n_eval=0)
+        lab_base.LabConfig(n_eval=0)
 
 
 def test_variant_seed_follows_corpus_and_batches():
-    v = lab.variant(lab.config("cpu"), seed=3)
+    v = lab_base.variant(lab.config("cpu"), seed=3)
     assert v.seed == v.train.seed == v.corpus.seed == 3
 
 

@@ -263,25 +263,48 @@ def _metrics(**kw):
 
 
 def test_verdicts_follow_the_rules_in_claims_yml():
-    out = censorship.verdicts(_metrics())
+    cfg = censorship.config("smoke")
+    out = censorship.verdicts(_metrics(), cfg)
     assert [c["id"] for c in out] == ["censor-refuses", "censor-spreads"]
     assert out[0]["verdict"] == "not testable here" and out[1]["verdict"] == "supported"
     assert "no matched Llama-3.3-70B baseline" in out[1]["evidence"] and "80.53%" in out[1]["evidence"]
     # a small SFT that brings the facts back: spreads, but cheaply undone
     assert (
-        censorship.verdicts(_metrics(sft_removed_recovery=_m(0.95, 0.85, 1.05, "ratio")))[1]["verdict"]
+        censorship.verdicts(_metrics(sft_removed_recovery=_m(0.95, 0.85, 1.05, "ratio")), cfg)[1]["verdict"]
         == "partly supported"
     )
     # the downstream task never reached its target: survival is not established
-    assert censorship.verdicts(_metrics(finetune_target_reached=0.67))[1]["verdict"] == "partly supported"
+    assert censorship.verdicts(_metrics(finetune_target_reached=0.67), cfg)[1]["verdict"] == "partly supported"
     # neither route carries it
     none = _metrics(
         student_inheritance=_m(0.0, -0.02, 0.02, "diff"),
         finetune_suppression_retained_at_target=_m(0.1, 0.0, 0.2, "ratio"),
     )
-    assert censorship.verdicts(none)[1]["verdict"] == "not supported"
+    assert censorship.verdicts(none, cfg)[1]["verdict"] == "not supported"
     with pytest.raises((RuleError, KeyError), match="student_inheritance"):
-        censorship.verdicts({k: v for k, v in _metrics().items() if k != "student_inheritance"})
+        censorship.verdicts({k: v for k, v in _metrics().items() if k != "student_inheritance"}, cfg)
+
+
+def test_assemble_keeps_the_stage_order_and_names_the_real_model():
+    """Metrics in stage order, then the real-model harness's, then the install's FLOPs; the
+    harness's other outputs go to ``extra``; the verdict names the checkpoint measured."""
+    cfg = censorship.config("smoke")
+    ours = {k: v for k, v in _metrics().items() if k != "censor_install_flops"}
+    stages = [
+        censorship.Stage(dict(list(ours.items())[:5]), extra={"samples": {}}),
+        censorship.Stage(dict(list(ours.items())[5:]), flops=2.0, extra={"finetune_target_step_per_seed": [5]}),
+    ]
+    real = {
+        "model_path": "/m",
+        "n_prompts": 2,
+        "metrics": {"real_keyword_sensitive": _m(0.9), "real_keyword_control": _m(0.1)},
+    }
+    res = censorship.assemble({"censor_flops": 4e9, "flops": 5e9}, stages, real, cfg, real_model="/models/x")
+    assert list(res.metrics) == [*ours, "real_keyword_sensitive", "real_keyword_control", "censor_install_flops"]
+    assert list(res.extra) == ["samples", "finetune_target_step_per_seed", "real_model"]
+    assert res.extra["real_model"] == {"model_path": "/m", "n_prompts": 2}
+    assert res.flops == 2.0 + 5e9 and res.config is cfg
+    assert "/models/x refused 90%" in res.claims[0]["evidence"]
 
 
 def test_config_is_resolved_once_and_checked():
@@ -305,6 +328,11 @@ def test_dry_run_with_gpu_shapes(tmp_path, monkeypatch):
     res = censorship.run(cfg, [0])
     assert [c["id"] for c in res.claims] == ["censor-refuses", "censor-spreads"]
     m = res.metrics
+    assert res.config is cfg and res.wall_seconds > 0 and res.flops > 0
+    assert res.claims == censorship.verdicts(m, cfg)
+    assert list(res.extra) == ["samples", "finetune_target_step_per_seed"]
+    assert isinstance(res.detail, censorship.Detail) and res.detail.real is None and len(res.detail.stages) == 4
+    assert list(m)[-1] == "censor_install_flops" and not any(k.startswith("_") for k in m)
     assert set(m["finetune_addition_acc_by_steps"]) == {"0", "2"}
     assert isinstance(m["student_inheritance"], stats.Metric) and m["student_inheritance"].unit == "diff"
     for k, v in m.items():

@@ -17,8 +17,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from minir1 import profiles, results, stats
-from minir1.publish import book, chapters, claims, ledger
+from minir1 import claims, ledger, profiles, results, stats
+from minir1.publish import book, chapters
+from minir1.publish import claims as publish_claims
+from minir1.publish import ledger as publish_ledger
 from minir1.utils import repo_root, sha256_file, stable_hash
 
 ROOT = repo_root()
@@ -45,7 +47,7 @@ def _results(**over) -> dict:
 
 def _write(tmp_path: Path, **over) -> Path:
     obj = _results(**over)
-    return results.write_results(
+    return results.write_record(
         obj["chapter"],
         profile=obj["profile"],
         seeds=obj["seeds"],
@@ -191,7 +193,7 @@ def test_results_dir_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIR1_RESULTS_DIR", str(tmp_path))
     assert results.results_dir("cpu") == tmp_path
     monkeypatch.delenv("MINIR1_PUBLISH", raising=False)
-    path = results.write_results(
+    path = results.write_record(
         "rl", profile="smoke", seeds=[0], config={}, metrics={"x": 1.0}, claims=[], wall_seconds=0.1, flops=0.0
     )
     assert path == tmp_path / "rl.json"
@@ -217,16 +219,16 @@ def test_registry_is_well_formed():
 
 def test_claims_table_reads_results(tmp_path):
     _write(tmp_path)
-    table = claims.claims_table(tmp_path)
+    table = publish_claims.claims_table(tmp_path)
     assert list(table["id"]) == [c["id"] for c in claims.load_claims()]
     row = table.set_index("id").loc["rl-vanilla-to-reasoner"]
     assert row["verdict"] == "supported" and row["profile"] == "cpu"
-    assert set(table[table["chapter"] != "rl"]["verdict"]) == {claims.PENDING}
+    assert set(table[table["chapter"] != "rl"]["verdict"]) == {publish_claims.PENDING}
 
 
 def test_write_claims_markdown(tmp_path):
     _write(tmp_path)
-    out = claims.write_claims_markdown(tmp_path / "gen" / "claims.md", results_dir=tmp_path)
+    out = publish_claims.write_claims_markdown(tmp_path / "gen" / "claims.md", results_dir=tmp_path)
     text = out.read_text()
     assert "* - rl-vanilla-to-reasoner" in text and "{bdg-success}`supported`" in text
     assert text.count("```") == 2  # one list-table directive
@@ -405,7 +407,7 @@ def test_ledger_counts_each_model_once_and_threads_not_cores(tmp_path):
     assert total["wall_seconds"] == 1000.0 and total["flops"] == 230.0
     assert total["cpu_hours"] == pytest.approx((100 * 2 + 300 * 1 + 600 * 2) / 3600)
     assert total["file"] == "2 files, 1 models"
-    md = ledger.write_ledger_markdown(tmp_path / "gen" / "ledger.md", results_dir=tmp_path).read_text()
+    md = publish_ledger.write_ledger_markdown(tmp_path / "gen" / "ledger.md", results_dir=tmp_path).read_text()
     assert "| whole book | 2 files, 1 models | 1000 |" in md and "DeepSeek-V3" in md
 
 
@@ -438,17 +440,67 @@ def test_kernels_get_one_thread(tmp_path, monkeypatch):
 
 
 def test_chapter_dependencies_and_schedule():
-    deps = chapters.dependencies(list(chapters.source_notebooks()))
-    assert "lab" in deps["rl"] and "lab" in deps["distillation"]
-    # Distillation borrows only the RL chapter's teacher, which it may build itself: it runs beside RL.
-    assert chapters.runs_alongside("distillation") == {"rl"} and "rl" not in deps["distillation"]
-    assert chapters.runs_alongside("rl") == set() and chapters.runs_alongside("no_such_chapter") == set()
-    assert deps["thesis"] == set(deps) - {"thesis"}  # reads every chapter's published results
-    assert deps["engineering"] == set() and deps["censorship"] == set()
+    """The run order comes from each chapter module's ``AFTER`` declaration, nothing else."""
+    names = list(chapters.source_notebooks())
+    deps = chapters.dependencies(names)
+    assert deps == {
+        "cost": set(),
+        "lab": {"cost"},
+        "rl": {"lab"},
+        "distillation": {"lab"},  # beside RL: the teacher they share is built once, under a lock
+        "censorship": set(),
+        "engineering": set(),
+        "thesis": set(names) - {"thesis"},  # reads every chapter's published results
+    }
+    assert chapters.declared_after("no_such_chapter") == ()  # no module (a test's demo notebook)
+    assert chapters.dependencies(["rl", "thesis"]) == {"rl": set(), "thesis": {"rl"}}  # only among those run
     first = chapters.schedule(deps, done=set(), running=set())
     assert first[0] == "cost"  # the head of the longest chain (cost -> lab -> rl / distillation -> thesis)
     assert "thesis" not in first
     assert chapters.schedule(deps, done=set(deps) - {"thesis"}, running=set()) == ["thesis"]
+    assert chapters.run_order(deps) == names  # one at a time: book order already respects AFTER
+
+
+def _declaring(tmp_path: Path, monkeypatch, modules: dict[str, str]) -> Path:
+    """A repository whose chapters ``modules`` (name -> module source) each have a notebook."""
+    from minir1.publish import order
+
+    root = _fake_repo(tmp_path, monkeypatch, WRITES)
+    (root / "notebooks" / "01_demo.ipynb").unlink()
+    files = {}
+    for i, (name, code) in enumerate(modules.items(), 1):
+        nbformat.write(new_notebook(), root / "notebooks" / f"{i:02d}_{name}.ipynb")
+        files[f"minir1.experiments.{name}"] = root / f"{name}.py"
+        files[f"minir1.experiments.{name}"].write_text(code)
+    monkeypatch.setattr(order, "module_file", files.get)
+    return root
+
+
+@pytest.mark.parametrize(
+    "modules, message",
+    [
+        ({"a": "AFTER = ('b',)", "b": "AFTER: tuple[str, ...] = ('a',)"}, r"form a cycle \(a -> b -> a: a after b"),
+        ({"a": "AFTER = ('a',)"}, r"form a cycle \(a -> a"),
+        ({"a": "AFTER = ()", "b": "AFTER = ('a', 'nope')"}, r"'b' declares AFTER = \('a', 'nope'\), but 'nope' is not"),
+        ({"a": "AFTER = ['b']", "b": "AFTER = ()"}, r"AFTER must be a literal tuple of chapter names; got \['b'\]"),
+        ({"a": "RUNS_ALONGSIDE = ()"}, r"a chapter module must declare `AFTER"),
+    ],
+)
+def test_bad_after_declarations_are_named(tmp_path, monkeypatch, capsys, modules, message):
+    _declaring(tmp_path, monkeypatch, modules)
+    with pytest.raises(chapters.DeclarationError, match=message):
+        chapters.dependencies(list(modules))
+    assert chapters.main(["--profile", "smoke"]) == 2  # before anything runs
+    assert "error: " in capsys.readouterr().err
+
+
+def test_good_after_declarations_order_a_fake_book(tmp_path, monkeypatch):
+    _declaring(
+        tmp_path, monkeypatch, {"b": "AFTER = ('c',)", "c": "x = 1\nAFTER: tuple[str, ...] = ()", "d": "AFTER = ()"}
+    )
+    deps = chapters.dependencies(["b", "c", "d"])
+    assert deps == {"b": {"c"}, "c": set(), "d": set()}
+    assert chapters.run_order(deps) == ["c", "b", "d"]
 
 
 def test_runner_rejects_bad_jobs_and_threads(capsys):

@@ -2,8 +2,8 @@
 
 import pytest
 
+from minir1.claims import load_claims
 from minir1.experiments import rules
-from minir1.publish.claims import load_claims
 from minir1.results import VERDICTS
 
 CLAIMS = load_claims()

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from minir1 import benchmarks, interconnect
+from minir1 import benchmarks, claims, interconnect
 from minir1.cost import load_model_config
 from minir1.experiments import rules, thesis
-from minir1.publish import claims
 
 THESIS_RULES = ("thesis-match", "thesis-chips", "thesis-inference-cost", "thesis-replicate")
 
@@ -137,7 +136,9 @@ def test_bad_profile_and_config():
 def test_dry_run_emits_every_thesis_claim():
     cfg = thesis.dry_run(thesis.config("gpu"))
     res = thesis.run(cfg, seeds=[0])
-    out = thesis.verdicts(res.metrics)
+    out = res.claims
+    assert out == thesis.verdicts(res.metrics, cfg)
+    assert res.config is cfg and res.wall_seconds > 0 and res.flops == 0.0
     ids = {c["id"] for c in out}
     assert ids == {c["id"] for c in claims.load_claims() if c["chapter"] == "thesis"}
     assert all(c["verdict"] for c in out)

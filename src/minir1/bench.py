@@ -31,7 +31,7 @@ import torch
 from . import models
 from .cost import MatmulBench, matmul_flops_samples
 from .profiles import check_profile
-from .results import write_results
+from .results import write_record
 from .sampling import generate, set_threads
 from .stats import over_seeds
 from .tokenizer import build_tokenizer, format_prompt
@@ -271,7 +271,7 @@ def run(cfg: BenchConfig, *, out_dir=None) -> dict:
         metrics["grpo_tokens_speedup_vs_trl"] = over_seeds([r["speedup_tokens"] for r in g], unit="ratio")
         extra["grpo"] = g
     out_dir = out_dir if out_dir is not None else repo_root() / ".artifacts"
-    write_results(
+    write_record(
         "bench",
         profile=cfg.results_profile,
         seeds=list(range(cfg.repeats)),

@@ -168,7 +168,11 @@ def evaluate(
         seed=seed,
         batch_size=batch_size,
     )
-    g = n_samples
+    return _eval_result(problems, gen, n_samples, ks, n_show)
+
+
+def _eval_result(problems: Sequence[Problem], gen, g: int, ks: list[int], n_show: int) -> EvalResult:
+    """Score a :class:`~minir1.sampling.Generation` of ``g`` samples per problem into an :class:`EvalResult`."""
     s = _score(list(gen.texts), problems, g)
     counts = {name: s[name].sum(axis=1).astype(int) for name in s}  # (P,)
     lens = np.asarray(gen.n_tokens, dtype=float).reshape(len(problems), g)  # (P, G)

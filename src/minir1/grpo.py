@@ -41,6 +41,11 @@ The loss is checked against ``trl.GRPOTrainer`` to 1e-5 (``tests/test_grpo_trl.p
 :func:`minir1.grpo_trl.train_grpo_trl` runs the same experiment through TRL with the same
 signature as :func:`train_grpo` (a peer module: it imports this one, never the reverse), so an
 experiment chooses its engine by choosing the function.
+
+The module is split in three: :mod:`minir1.grpo_loss` (advantages, token log-probs, KL and the
+loss: tensors in, tensors out), :mod:`minir1.grpo_rollout` (sampling and scoring a batch) and this
+one (the config, the update and the training loop). Every public name of the first two is re-exported
+here, so ``from minir1.grpo import grpo_loss`` keeps working.
 """
 
 from __future__ import annotations
@@ -54,18 +59,47 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm import tqdm
 
+from minir1.grpo_loss import (
+    ADV_EPS,
+    LOSS_TYPES,
+    SCALES,
+    SHARED_ARCHITECTURES,
+    _choice,
+    aggregate,
+    group_advantages,
+    grpo_loss,
+    k3_kl,
+    token_logprobs,
+)
+from minir1.grpo_rollout import RewardFunc, Rollout, func_name, make_rollout, prompt_batches, score
 from minir1.utils import seed_everything
 
-LOSS_TYPES: tuple[str, ...] = ("grpo", "dapo", "dr_grpo")
-SCALES: tuple[str, ...] = ("group", "batch", "none")
-ADV_EPS = 1e-4  # TRL 1.16 (grpo_trainer.py): advantages / (std + 1e-4)
-
-RewardFunc = Callable[..., list]  # (completions, task=[...], key=[...], **kw) -> list[float]
-
-
-def _choice(name: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+__all__ = [
+    "ADV_EPS",
+    "LOSS_TYPES",
+    "SCALES",
+    "SHARED_ARCHITECTURES",
+    "SKIP_ZERO_ADVANTAGE_GROUPS",
+    "GRPOConfig",
+    "GRPOResult",
+    "RewardFunc",
+    "Rollout",
+    "aggregate",
+    "default_accuracy_funcs",
+    "format_line",
+    "func_name",
+    "greedy_eval",
+    "group_advantages",
+    "grpo_loss",
+    "k3_kl",
+    "make_rollout",
+    "prepare",
+    "prompt_batches",
+    "score",
+    "step_record",
+    "token_logprobs",
+    "train_grpo",
+]
 
 
 @dataclass
@@ -124,305 +158,6 @@ class GRPOConfig:
         return asdict(self)
 
 
-# ---- maths --------------------------------------------------------------------------------
-
-
-def group_advantages(rewards, group_size: int, scale: str = "group", eps: float = ADV_EPS) -> torch.Tensor:
-    """Group-relative advantages, rows grouped prompt-major (row i*G+j = sample j of prompt i).
-
-    ``scale``: "group" divides by each group's std + eps (GRPO), "batch" by the whole batch's
-    std + eps, "none" does not divide (Dr. GRPO). Std is unbiased, as in TRL 1.16.
-
-    >>> [round(a, 3) for a in group_advantages([1.0, 0.0, 1.0, 1.0], 2).tolist()]
-    [0.707, -0.707, 0.0, 0.0]
-    """
-    r = torch.as_tensor(rewards, dtype=torch.float32).flatten()  # (B,)
-    if not isinstance(group_size, int) or group_size < 2:
-        raise ValueError(f"group_size must be an int >= 2; got {group_size!r}")
-    if r.numel() == 0 or r.numel() % group_size:
-        raise ValueError(f"the batch of {r.numel()} rewards must be a positive multiple of group_size ({group_size})")
-    _choice("scale", scale, SCALES)
-    grouped = r.view(-1, group_size)  # (B/G, G)
-    adv = grouped - grouped.mean(dim=1, keepdim=True)  # (B/G, G)
-    if scale == "group":
-        adv = adv / (grouped.std(dim=1, keepdim=True) + eps)
-    elif scale == "batch":
-        adv = adv / (r.std() + eps)
-    return adv.reshape(-1)
-
-
-def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """Per-token k3 estimator of KL(π_θ || π_ref): exp(Δ) - Δ - 1 with Δ = log π_ref - log π_θ.
-
-    Unbiased when tokens are sampled from π_θ, and always >= 0.
-
-    >>> k3_kl(torch.tensor([0.0]), torch.tensor([0.0])).item()
-    0.0
-    """
-    delta = ref_logp - logp
-    return torch.exp(delta) - delta - 1
-
-
-def token_logprobs(
-    model,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    n_completion: int,
-    temperature: float = 1.0,
-    *,
-    group: int | None = None,
-) -> torch.Tensor:
-    """Log-probabilities (B, C) of the last ``n_completion`` tokens under ``model``, from logits / temperature.
-
-    Positions use the cumulative sum of the attention mask (as :mod:`minir1.sampling` does for
-    left-padded prompts); masked completion positions get 0, as in TRL. With ``group`` = G and
-    rows that come in groups of G with the same prompt (a GRPO rollout), a Llama / Qwen2 model
-    runs each prompt once instead of G times (:func:`_shared_prompt_logprobs`; same numbers up
-    to float rounding, and gradients flow the same way).
-    """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0; got {temperature!r}")
-    if not 1 <= n_completion < input_ids.shape[1]:
-        raise ValueError(f"n_completion must be in [1, {input_ids.shape[1] - 1}]; got {n_completion!r}")
-    P = input_ids.shape[1] - n_completion
-    if (
-        n_completion >= 2
-        and _can_share(model, input_ids[:, :P], attention_mask[:, :P], group)
-        and _right_padded(attention_mask[:, P:])
-    ):
-        return _shared_prompt_logprobs(
-            model,
-            input_ids[:, :P],
-            attention_mask[:, :P],
-            input_ids[:, P:],
-            attention_mask[:, P:],
-            group,
-            temperature,
-        )
-    pos = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=pos,
-        logits_to_keep=n_completion + 1,
-        use_cache=False,
-    )
-    logits = out.logits[:, :-1, :].float() / temperature  # (B, C, V) predicts tokens T-C..T-1
-    targets = input_ids[:, -n_completion:]  # (B, C)
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
-    return logp.masked_fill(attention_mask[:, -n_completion:] == 0, 0.0)
-
-
-SHARED_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def _rms(x: torch.Tensor, norm) -> torch.Tensor:
-    """``LlamaRMSNorm`` (fp32), op for op."""
-    return norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon))
-
-
-def _can_share(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, group: int | None) -> bool:
-    """Whether :func:`_shared_prompt_logprobs` applies: a Llama/Qwen2 model and G identical prompts per group."""
-    if group is None or group < 2 or prompt_ids.shape[0] % group or type(model).__name__ not in SHARED_ARCHITECTURES:
-        return False
-    c = model.config
-    if getattr(c, "attention_dropout", 0.0) or getattr(c, "use_sliding_window", False):
-        return False
-    U, P = prompt_ids.shape[0] // group, prompt_ids.shape[1]
-    ids, mask = prompt_ids.view(U, group, P), prompt_mask.view(U, group, P)
-    return bool((ids == ids[:, :1]).all() and (mask == mask[:, :1]).all())
-
-
-def _right_padded(mask: torch.Tensor) -> bool:
-    """Whether every row of a completion ``mask`` (B, C) is ones then zeros."""
-    m = mask.long()
-    return bool((m == m.cummin(dim=1).values).all())
-
-
-def _shared_prompt_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, group, temperature):
-    """:func:`token_logprobs` for G samples per prompt, running each prompt once (not G times).
-
-    The same maths as the model's ``forward`` (fp32; checked against TRL's loss and gradients
-    in ``tests/test_grpo_trl.py``): the U distinct prompts (U, P) run through every layer once;
-    the N = U·G completions (N, C-1) attend to their prompt's keys and values, expanded (a view)
-    to the G rows of the group, so autograd sums the gradient of the G rows into the one prompt
-    pass. Only completion tokens whose next token is scored are fed (the last one and the right
-    padding after eos are not), so the linear layers see no padding. Positions are
-    cumsum(mask) - 1 as in :func:`token_logprobs`; the completion mask must be right padding
-    (ones then zeros), which causal attention keeps away from every scored position.
-    """
-    F = torch.nn.functional
-    inner, cfg = model.model, model.config
-    N, P = prompt_ids.shape
-    C = completion_ids.shape[1]
-    U, G = N // group, group
-    H, Hkv = cfg.num_attention_heads, cfg.num_key_value_heads
-    D = getattr(cfg, "head_dim", None) or cfg.hidden_size // H
-    dev = prompt_ids.device
-    pids, pmask = prompt_ids[::G], prompt_mask[::G].bool()  # (U, P)
-    ppos = (pmask.long().cumsum(-1) - 1).clamp(min=0)  # (U, P)
-    cpos = ppos[:, -1:].repeat_interleave(G, 0) + 1 + torch.arange(C - 1, device=dev)  # (N, C-1)
-    Mp, Mc = U * P, N * (C - 1)
-    # Only fed tokens whose next token is scored are needed (a prefix of each row): the linear
-    # layers run on those alone; attention scatters them back to the padded (N, C-1) layout.
-    sel = completion_mask[:, 1:].reshape(-1).nonzero().squeeze(1)  # (Mc',) into the Mc fed tokens
-    fed = completion_ids[:, :-1].reshape(-1)[sel]
-    x = inner.embed_tokens(torch.cat([pids.reshape(-1), fed]))  # (Mp + Mc', E)
-    cos, sin = inner.rotary_emb(x[None], torch.cat([ppos.reshape(-1), cpos.reshape(-1)[sel]])[None])
-    cos, sin = cos[0, :, None], sin[0, :, None]  # (M, 1, D)
-    neg = torch.finfo(x.dtype).min
-    # prompt queries: causal, not padding; each sees itself so pad rows stay finite (never read)
-    causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
-    eye = torch.eye(P, dtype=torch.bool, device=dev)
-    pbias = torch.zeros(U, 1, P, P, dtype=x.dtype, device=dev).masked_fill(
-        ~((causal & pmask[:, None, None, :]) | eye), neg
-    )  # (U, 1, P, P)
-    # completion queries: every real prompt key of their group, then causal over the completion
-    ccausal = torch.ones(C - 1, C - 1, dtype=torch.bool, device=dev).tril()
-    allowed = torch.cat([pmask[:, None, None, :].expand(U, 1, C - 1, P), ccausal.expand(U, 1, C - 1, C - 1)], -1)
-    cbias = torch.zeros(U, 1, 1, C - 1, P + C - 1, dtype=x.dtype, device=dev).masked_fill(~allowed[:, None], neg)
-    cbias = cbias.expand(U, G, 1, C - 1, P + C - 1).reshape(N, 1, C - 1, P + C - 1)
-    R = H // Hkv
-
-    def padded(t: torch.Tensor, n: int) -> torch.Tensor:  # (Mc', n, D) -> (N, n, C-1, D), zeros elsewhere
-        return t.new_zeros(Mc, n, D).index_copy(0, sel, t).view(N, C - 1, n, D).transpose(1, 2)
-
-    for layer in inner.layers:
-        a, mlp = layer.self_attn, layer.mlp
-        h = _rms(x, layer.input_layernorm)
-        q = a.q_proj(h).view(-1, H, D)
-        k = a.k_proj(h).view(-1, Hkv, D)
-        v = a.v_proj(h).view(-1, Hkv, D)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
-        qp, qc = q[:Mp].view(U, P, H, D).transpose(1, 2), padded(q[Mp:], H)
-        kp, kc = k[:Mp].view(U, P, Hkv, D).transpose(1, 2), padded(k[Mp:], Hkv)
-        vp, vc = v[:Mp].view(U, P, Hkv, D).transpose(1, 2), padded(v[Mp:], Hkv)
-        if R > 1:
-            kp, kc, vp, vc = (t.repeat_interleave(R, dim=1) for t in (kp, kc, vp, vc))
-        op = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=pbias, scale=a.scaling)  # (U, H, P, D)
-        kall = torch.cat([kp[:, None].expand(U, G, H, P, D).reshape(N, H, P, D), kc], dim=2)
-        vall = torch.cat([vp[:, None].expand(U, G, H, P, D).reshape(N, H, P, D), vc], dim=2)
-        oc = F.scaled_dot_product_attention(qc, kall, vall, attn_mask=cbias, scale=a.scaling)  # (N, H, C-1, D)
-        oc = oc.transpose(1, 2).reshape(Mc, H * D).index_select(0, sel)  # (Mc', H D)
-        x = x + a.o_proj(torch.cat([op.transpose(1, 2).reshape(Mp, H * D), oc]))
-        x = x + mlp(_rms(x, layer.post_attention_layernorm))
-    last = x[:Mp].view(U, P, -1)[:, -1].repeat_interleave(G, 0)  # (N, E): predicts each first token
-    logits = model.lm_head(_rms(torch.cat([last, x[Mp:]]), inner.norm)).float() / temperature  # (N + Mc', V)
-    targets = torch.cat([completion_ids[:, 0], completion_ids[:, 1:].reshape(-1)[sel]])
-    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N + Mc',)
-    rest = lp.new_zeros(Mc).index_copy(0, sel, lp[N:]).view(N, C - 1)
-    logp = torch.cat([lp[:N, None], rest], dim=1)  # (N, C)
-    return logp.masked_fill(completion_mask == 0, 0.0)
-
-
-def aggregate(
-    per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, max_completion_length: int | None = None
-) -> torch.Tensor:
-    """Average a per-token loss (B, C) to a scalar.
-
-    "grpo": mean over each sequence's tokens, then over sequences (DeepSeekMath's 1/|o_i|);
-    "dapo": sum over all tokens / number of tokens in the batch (token-level);
-    "dr_grpo": sum over all tokens / (B × max_completion_length) (constant, Dr. GRPO).
-    """
-    _choice("loss_type", loss_type, LOSS_TYPES)
-    mask = mask.to(per_token.dtype)
-    if loss_type == "grpo":
-        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
-    if loss_type == "dapo":
-        return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
-    if max_completion_length is None or max_completion_length < 1:
-        raise ValueError(
-            "loss_type='dr_grpo' needs max_completion_length >= 1 (the constant denominator); "
-            f"got {max_completion_length!r}"
-        )
-    return (per_token * mask).sum() / (per_token.shape[0] * max_completion_length)
-
-
-def grpo_loss(
-    logp: torch.Tensor,
-    old_logp: torch.Tensor,
-    adv: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    ref_logp: torch.Tensor | None = None,
-    kl_coef: float = 0.0,
-    clip_eps_low: float = 0.2,
-    clip_eps_high: float | None = None,
-    loss_type: str = "grpo",
-    max_completion_length: int | None = None,
-    kl_ratio_correction: bool = False,
-) -> tuple[torch.Tensor, dict]:
-    """The clipped GRPO surrogate loss and its statistics.
-
-    ``logp``, ``old_logp``, ``ref_logp``, ``mask``: (B, C); ``adv``: (B,). Returns ``(loss, stats)``
-    with stats ``kl`` (masked token mean of the KL term, or nan without ``ref_logp``), ``clip_frac``
-    (tokens whose ratio left the trust region on the side that the min() clips), ``ratio``.
-    """
-    if kl_coef > 0 and ref_logp is None:
-        raise ValueError("kl_coef > 0 needs ref_logp (log-probs of the frozen reference model)")
-    eps_high = clip_eps_low if clip_eps_high is None else clip_eps_high
-    a = adv.unsqueeze(1)  # (B, 1)
-    ratio = torch.exp(logp - old_logp)  # (B, C)
-    clipped = torch.clamp(ratio, 1 - clip_eps_low, 1 + eps_high)
-    per_token = -torch.min(ratio * a, clipped * a)  # (B, C)
-    kl = k3_kl(logp, ref_logp) if ref_logp is not None else None
-    if kl is not None and kl_ratio_correction:  # DeepSeek-V3.2: unbiased reverse-KL gradient off-policy
-        kl = kl * ratio
-    if kl_coef > 0:
-        per_token = per_token + kl_coef * kl
-    loss = aggregate(per_token, mask, loss_type, max_completion_length)
-    with torch.no_grad():
-        m = mask.float()
-        n = m.sum().clamp(min=1.0)
-        out = ((ratio < 1 - clip_eps_low) & (a < 0)) | ((ratio > 1 + eps_high) & (a > 0))
-        stats = {
-            "kl": float((kl * m).sum() / n) if kl is not None else math.nan,
-            "clip_frac": float((out.float() * m).sum() / n),
-            "ratio": float((ratio * m).sum() / n),
-        }
-    return loss, stats
-
-
-# ---- records ------------------------------------------------------------------------------
-
-
-@dataclass
-class Rollout:
-    """One step's batch: G samples for each of B/G prompts; row i*G+j is sample j of prompt i."""
-
-    prompt_ids: torch.Tensor  # (B, P) left-padded
-    prompt_mask: torch.Tensor  # (B, P) 1 on prompt tokens
-    completion_ids: torch.Tensor  # (B, C) right-padded
-    completion_mask: torch.Tensor  # (B, C) 1 on generated tokens up to and including eos
-    texts: list[str]  # decoded completions (tags kept)
-    tasks: list  # task name per row
-    keys: list  # answer key per row
-    rewards_per_func: torch.Tensor  # (B, F) unweighted, one column per reward function
-    rewards: torch.Tensor  # (B,) weighted sum
-    adv: torch.Tensor  # (B,) group-relative advantages
-    correct: dict[str, torch.Tensor] = field(default_factory=dict)  # accuracy name -> (B,) 0/1
-    old_logp: torch.Tensor | None = None  # (B, C) rollout policy, detached; only when μ > 1
-    ref_logp: torch.Tensor | None = None  # (B, C) frozen reference model
-
-    @property
-    def input_ids(self) -> torch.Tensor:
-        return torch.cat([self.prompt_ids, self.completion_ids], dim=1)  # (B, P + C)
-
-    @property
-    def attention_mask(self) -> torch.Tensor:
-        return torch.cat([self.prompt_mask, self.completion_mask], dim=1)  # (B, P + C)
-
-    @property
-    def n_completion(self) -> int:
-        return self.completion_ids.shape[1]
-
-
 @dataclass
 class GRPOResult:
     """What :func:`train_grpo` returns."""
@@ -430,102 +165,6 @@ class GRPOResult:
     model: Any  # the trained policy (the same object that was passed in)
     history: list[dict]  # one record per step (see :func:`train_grpo`)
     evals: list[dict] = field(default_factory=list)  # {"step": s, **eval_fn(model)}, from step 0
-
-
-# ---- rollouts -----------------------------------------------------------------------------
-
-
-def func_name(f) -> str:
-    """A reward function's name, for log keys (``functools.partial`` unwrapped)."""
-    return getattr(f, "__name__", None) or getattr(getattr(f, "func", None), "__name__", type(f).__name__)
-
-
-def score(reward_funcs: Sequence[RewardFunc], texts: list[str], tasks: list, keys: list) -> torch.Tensor:
-    """Rewards (B, F): column j is ``reward_funcs[j](texts, task=tasks, key=keys)``."""
-    cols = []
-    for f in reward_funcs:
-        r = list(f(texts, task=tasks, key=keys))
-        if len(r) != len(texts):
-            raise ValueError(
-                f"reward function {func_name(f)!r} returned {len(r)} rewards for {len(texts)} "
-                "completions; it must return one float per completion"
-            )
-        col = torch.tensor([float(x) for x in r], dtype=torch.float32)
-        if not torch.isfinite(col).all():
-            raise ValueError(f"reward function {func_name(f)!r} returned a non-finite reward")
-        cols.append(col)
-    return torch.stack(cols, dim=1)  # (B, F)
-
-
-def prompt_batches(problems: Sequence, n: int, seed: int):
-    """Yield lists of ``n`` problems forever, walking seeded shuffles of ``problems`` (like TRL's sampler)."""
-    g = torch.Generator().manual_seed(seed)
-    buf: list = []
-    while True:
-        while len(buf) < n:
-            buf += [problems[i] for i in torch.randperm(len(problems), generator=g).tolist()]
-        yield buf[:n]
-        buf = buf[n:]
-
-
-def make_rollout(
-    model,
-    tokenizer,
-    problems: Sequence,
-    reward_funcs: Sequence[RewardFunc],
-    cfg: GRPOConfig,
-    *,
-    seed: int,
-    ref_model=None,
-    accuracy_funcs: dict | None = None,
-) -> Rollout:
-    """Sample G completions per problem, score them and compute advantages (and old/ref log-probs)."""
-    from minir1.sampling import generate
-    from minir1.tokenizer import format_prompt
-
-    G = cfg.group_size
-    prompts = [format_prompt(tokenizer, p.question, template=cfg.template) for p in problems]
-    gen = generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=cfg.max_completion_length,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        num_return_sequences=G,
-        seed=seed,
-        batch_size=cfg.gen_batch_size,
-    )
-    tasks = [p.task for p in problems for _ in range(G)]
-    keys = [p.key for p in problems for _ in range(G)]
-    per_func = score(reward_funcs, gen.texts, tasks, keys)  # (B, F)
-    weights = torch.tensor(cfg.reward_weights or [1.0] * len(reward_funcs), dtype=torch.float32)
-    rewards = (per_func * weights).sum(dim=1)  # (B,)
-    dev = gen.completion_ids.device
-    ro = Rollout(
-        gen.prompt_ids,
-        gen.prompt_mask,
-        gen.completion_ids,
-        gen.completion_mask,
-        gen.texts,
-        tasks,
-        keys,
-        per_func,
-        rewards,
-        group_advantages(rewards, G, cfg.scale_rewards).to(dev),
-    )
-    for name, f in (accuracy_funcs or {}).items():
-        ro.correct[name] = score([f], gen.texts, tasks, keys)[:, 0]
-    with torch.no_grad():
-        if cfg.num_iterations > 1:  # the rollout policy, frozen for the μ inner steps
-            ro.old_logp = token_logprobs(
-                model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature, group=cfg.group_size
-            )
-        if ref_model is not None:
-            ro.ref_logp = token_logprobs(
-                ref_model, ro.input_ids, ro.attention_mask, ro.n_completion, cfg.temperature, group=cfg.group_size
-            )
-    return ro
 
 
 # ---- training -----------------------------------------------------------------------------
@@ -563,6 +202,7 @@ def _policy_logprobs(model, ro: Rollout, cfg: GRPOConfig) -> torch.Tensor:
 
 def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> dict:
     """One AdamW step on the whole rollout batch."""
+    # Loss: the clipped surrogate of the policy's log-probs against the rollout's (and the reference's).
     model.train()
     logp = _policy_logprobs(model, ro, cfg)  # (B, C)
     # μ = 1: old = current detached, so the ratio is exactly 1 (the gradient is still A·∇log π).
@@ -580,6 +220,7 @@ def _update(model, opt: torch.optim.Optimizer, ro: Rollout, cfg: GRPOConfig) -> 
         max_completion_length=cfg.max_completion_length,
         kl_ratio_correction=cfg.kl_ratio_correction,
     )
+    # Update: backward, clip the gradient norm, one AdamW step.
     opt.zero_grad(set_to_none=True)
     if loss.requires_grad:
         loss.backward()
@@ -695,6 +336,7 @@ def _frozen_copy(model):
 
 
 def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn, accuracy_funcs, seed) -> GRPOResult:
+    """The GRPO loop: per step a rollout (:func:`make_rollout`), μ updates (:func:`_update`), a log record."""
     gen = seed_everything(seed)
     if ref_model is None and (cfg.kl_coef > 0 or cfg.log_kl):
         ref_model = _frozen_copy(model)
@@ -706,6 +348,7 @@ def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn,
         evals.append({"step": 0, **eval_fn(model)})
     for step in tqdm(range(1, cfg.steps + 1), desc="GRPO", unit="step", disable=cfg.log_every == 0):
         t = time.perf_counter()
+        # 1-3. Rollout, rewards, advantages: G samples per prompt, scored, each against its group.
         sample_seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
         ro = make_rollout(
             model,
@@ -718,7 +361,9 @@ def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn,
             accuracy_funcs=accuracy_funcs,
         )
         sample_s = time.perf_counter() - t
+        # 4-5. Loss and update: μ optimizer steps on the same batch.
         updates = [_update(model, opt, ro, cfg) for _ in range(cfg.num_iterations)]
+        # Log the step, and evaluate every cfg.eval_every steps.
         now = time.perf_counter()
         rec = step_record(step, ro, updates, names, cfg.group_size, sample_s=sample_s, step_s=now - t, wall_s=now - t0)
         history.append(rec)

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import torch
 
+from .utils import device as _device
 from .utils import set_device
 
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
@@ -37,9 +38,6 @@ class DeviceError(RuntimeError):
     """A profile's promise about the hardware does not hold on this machine."""
 
 
-_DEVICE: str | None = None  # the device check_device resolved in this process
-
-
 def check_device(profile: str, device: str = "") -> str:
     """The device a run of ``profile`` computes on; stop early when the profile's promise fails.
 
@@ -52,7 +50,6 @@ def check_device(profile: str, device: str = "") -> str:
     >>> check_device("smoke", device="cpu")
     'cpu'
     """
-    global _DEVICE
     check_profile(profile)
     if device not in ("", "cpu", "cuda"):
         raise ValueError(f"device must be one of '', 'cpu', 'cuda'; got {device!r}")
@@ -65,14 +62,17 @@ def check_device(profile: str, device: str = "") -> str:
             f'a gpu result), pass device="cpu" explicitly, e.g. `papermill -p profile {profile} '
             f"-p device cpu ...`."
         )
-    _DEVICE = device or ("cuda" if has_cuda else "cpu")
-    set_device(_DEVICE)  # every model of this run goes there
-    return _DEVICE
+    resolved = device or ("cuda" if has_cuda else "cpu")
+    set_device(resolved)  # remembered in minir1.utils: every model of this run goes there
+    return resolved
 
 
 def current_device() -> str:
-    """The device :func:`check_device` resolved in this process (else the default one)."""
-    return _DEVICE or ("cuda" if torch.cuda.is_available() else "cpu")
+    """The device :func:`check_device` resolved in this process (else the default one).
+
+    The one setting is :func:`minir1.utils.device`'s (set through :func:`minir1.utils.set_device`).
+    """
+    return _device()
 
 
 def pick(profile: str, *, smoke: T, cpu: T, gpu: T | None = None) -> T:

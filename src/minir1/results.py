@@ -300,7 +300,62 @@ def _check_finite(m: Any, where: str) -> None:
             raise ResultsError(f"{where}: a difference of rates must lie in [-1, 1]; got [{m['lo']}, {m['hi']}]")
 
 
+@dataclasses.dataclass
+class ChapterResult:
+    """What an experiment's ``run(cfg, seeds)`` returns, and all a results file needs.
+
+    ``metrics``: numbers, :class:`minir1.stats.Metric` objects or series of them;
+    ``evals``: ``{eval_id: record}`` from :func:`minir1.evaluation.eval_record`;
+    ``extra``: curves and samples for figures; ``flops``: compute spent; ``config``: the
+    complete composed config (a dataclass); ``claims``: the verdicts; ``wall_seconds``: time
+    spent in ``run``; ``detail``: raw objects the notebook may plot (never written to the file).
+    """
+
+    metrics: dict[str, Any]
+    config: Any
+    evals: dict[str, dict] = dataclasses.field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    flops: float = 0.0
+    claims: list[dict] = dataclasses.field(default_factory=list)
+    wall_seconds: float = 0.0
+    detail: Any = dataclasses.field(default=None, repr=False)
+
+
+def chapter_notebook(chapter: str) -> str | None:
+    """The source notebook's file name of ``chapter`` (``notebooks/NN_<chapter>.ipynb``), if any."""
+    hits = sorted((repo_root() / "notebooks").glob(f"[0-9][0-9]_{chapter}.ipynb"))
+    return hits[0].name if hits else None
+
+
 def write_results(
+    chapter: str,
+    result: ChapterResult,
+    *,
+    profile: str,
+    seeds: Sequence[int],
+    out_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Validate and atomically write ``<out_dir>/<chapter>.json`` from an experiment's
+    :class:`ChapterResult`; return its path (the one hand-off every chapter notebook makes)."""
+    if not isinstance(result, ChapterResult):
+        raise TypeError(f"write_results: result must be a ChapterResult (from run(cfg, seeds)); got {type(result)}")
+    return write_record(
+        chapter,
+        profile=profile,
+        seeds=seeds,
+        config=result.config,
+        metrics=result.metrics,
+        claims=result.claims,
+        wall_seconds=result.wall_seconds,
+        flops=result.flops,
+        notebook=chapter_notebook(chapter),
+        extra=result.extra,
+        evals=result.evals,
+        out_dir=out_dir,
+    )
+
+
+def write_record(
     chapter: str,
     *,
     profile: str,

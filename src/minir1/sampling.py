@@ -352,6 +352,58 @@ def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, t
     return comp, (~after_eos).long(), is_eos.any(dim=1)
 
 
+def _encode_left(tokenizer, prompts: list[str]):
+    """Tokenize ``prompts`` left-padded, as decoding needs; the tokenizer's padding side is restored."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        return tokenizer(list(prompts), add_special_tokens=False, padding=True, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = side
+
+
+def _sample_batches(model, enc, ids, mask, group: int, batch_size: int, fast: bool, args: tuple) -> tuple[list, ...]:
+    """Sample batch by batch; ``(completions, masks, finished)``, one list entry per batch.
+
+    ``enc``: the prompts, once each; ``ids``/``mask`` (N, P): each prompt repeated ``group``
+    times. ``args`` = (max_new_tokens, temperature, top_p, generator, eos_id, pad_id).
+    """
+    comps, cmasks, dones = [], [], []
+    if fast and type(model).__name__ in FAST_ARCHITECTURES:  # whole prompt groups per batch
+        per = max(1, batch_size // group)
+        uids, umask = enc["input_ids"].to(ids.device), enc["attention_mask"].to(ids.device)
+        for s in range(0, uids.shape[0], per):
+            c, m, d = _generate_batch_fast(model, uids[s : s + per], umask[s : s + per], group, *args)
+            comps.append(c), cmasks.append(m), dones.append(d)
+    else:
+        for s in range(0, ids.shape[0], batch_size):
+            c, m, d = _generate_batch(model, ids[s : s + batch_size], mask[s : s + batch_size], *args)
+            comps.append(c), cmasks.append(m), dones.append(d)
+    return comps, cmasks, dones
+
+
+def _collect(tokenizer, ids, mask, comps: list, cmasks: list, dones: list) -> Generation:
+    """Join the batches (right-padded to the widest) and decode the completions."""
+    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    width = max(c.shape[1] for c in comps)
+    comp = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad_id) for c in comps])
+    cmask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1]), value=0) for m in cmasks])
+    done = torch.cat(dones)
+    drop = {eos_id, pad_id, tokenizer.bos_token_id}
+    texts = [
+        tokenizer.decode([t for t in row.tolist() if t not in drop], skip_special_tokens=False) for row in comp.cpu()
+    ]
+    return Generation(
+        prompt_ids=ids,
+        prompt_mask=mask,
+        completion_ids=comp,
+        completion_mask=cmask,
+        texts=texts,
+        n_tokens=cmask.sum(dim=1).tolist(),
+        finished=done.tolist(),
+    )
+
+
 def generate(
     model,
     tokenizer,
@@ -377,56 +429,13 @@ def generate(
     if not prompts:
         raise ValueError("prompts must be a non-empty list of strings")
     dev = next(model.parameters()).device
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(list(prompts), add_special_tokens=False, padding=True, return_tensors="pt")
-    finally:
-        tokenizer.padding_side = side
+    enc = _encode_left(tokenizer, prompts)
     ids = enc["input_ids"].repeat_interleave(num_return_sequences, dim=0).to(dev)  # (N, P)
     mask = enc["attention_mask"].repeat_interleave(num_return_sequences, dim=0).to(dev)
     gen = torch.Generator(device=dev).manual_seed(int(seed))
-    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    comps, cmasks, dones = [], [], []
+    args = (max_new_tokens, temperature, top_p, gen, tokenizer.eos_token_id, tokenizer.pad_token_id)
     was_training = model.training
     model.eval()
-    if fast and type(model).__name__ in FAST_ARCHITECTURES:  # whole prompt groups per batch
-        G, per = num_return_sequences, max(1, batch_size // num_return_sequences)
-        uids, umask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
-        for s in range(0, uids.shape[0], per):
-            c, m, d = _generate_batch_fast(
-                model, uids[s : s + per], umask[s : s + per], G, max_new_tokens, temperature, top_p, gen, eos_id, pad_id
-            )
-            comps.append(c), cmasks.append(m), dones.append(d)
-    else:
-        for s in range(0, ids.shape[0], batch_size):
-            c, m, d = _generate_batch(
-                model,
-                ids[s : s + batch_size],
-                mask[s : s + batch_size],
-                max_new_tokens,
-                temperature,
-                top_p,
-                gen,
-                eos_id,
-                pad_id,
-            )
-            comps.append(c), cmasks.append(m), dones.append(d)
+    batches = _sample_batches(model, enc, ids, mask, num_return_sequences, batch_size, fast, args)
     model.train(was_training)
-    width = max(c.shape[1] for c in comps)
-    comp = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad_id) for c in comps])
-    cmask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1]), value=0) for m in cmasks])
-    done = torch.cat(dones)
-    drop = {eos_id, pad_id, tokenizer.bos_token_id}
-    texts = [
-        tokenizer.decode([t for t in row.tolist() if t not in drop], skip_special_tokens=False) for row in comp.cpu()
-    ]
-    return Generation(
-        prompt_ids=ids,
-        prompt_mask=mask,
-        completion_ids=comp,
-        completion_mask=cmask,
-        texts=texts,
-        n_tokens=cmask.sum(dim=1).tolist(),
-        finished=done.tolist(),
-    )
+    return _collect(tokenizer, ids, mask, *batches)

@@ -42,7 +42,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-_DEVICE: str | None = None  # set by minir1.profiles.check_device (an explicit choice wins)
+# The process's one device setting: set by minir1.profiles.check_device (an explicit choice wins),
+# read by device() and minir1.profiles.current_device.
+_DEVICE: str | None = None
 
 
 def set_device(name: str | None) -> None:

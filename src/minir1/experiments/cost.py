@@ -21,6 +21,9 @@ from ..stats import over_seeds
 from . import rules
 from .chapter import ChapterResult
 
+# The chapters whose results must be published before this one runs (read by the chapter runner).
+AFTER: tuple[str, ...] = ()
+
 MODEL_CONFIGS: tuple[str, ...] = ("deepseek-v3", "llama-3.1-405b", "qwen2.5-72b")
 
 
@@ -59,13 +62,19 @@ PROFILES: dict[str, CostConfig] = {
 }
 
 
-def config(profile: str, *, dry_run: bool = False) -> CostConfig:
+def config(profile: str) -> CostConfig:
     """The chapter's config for ``profile`` (the only place a profile string is resolved).
     ``gpu`` without a visible GPU falls back to the ``cpu`` benchmarks (a reader's laptop)."""
     cfg = PROFILES[check_profile(profile)]
-    if cfg.bench.device == "cuda" and not torch.cuda.is_available() and not dry_run:
+    if cfg.bench.device == "cuda" and not torch.cuda.is_available():
         cfg = PROFILES["cpu"]
-    return replace(cfg, dry_run=dry_run)
+    return cfg
+
+
+def dry_run(cfg: CostConfig) -> CostConfig:
+    """``cfg`` with its benchmarks on the CPU, capped at n = 256, one sample (tests); its shapes
+    are kept in the config, and nothing is recorded for later chapters."""
+    return replace(cfg, dry_run=True)
 
 
 def run(cfg: CostConfig, seeds: Sequence[int] = (0,)) -> ChapterResult:
@@ -91,7 +100,7 @@ def run(cfg: CostConfig, seeds: Sequence[int] = (0,)) -> ChapterResult:
     return ChapterResult(
         metrics=metrics,
         config=cfg,
-        claims=verdicts(metrics),
+        claims=verdicts(metrics, cfg),
         extra=extra,
         flops=flops,
         wall_seconds=time.perf_counter() - t0,
@@ -159,12 +168,13 @@ def _evidence_fraction(m: Mapping[str, Any]) -> str:
     )
 
 
-def verdicts(metrics: Mapping[str, Any]) -> list[dict]:
-    """``cost-final-run`` and ``cost-fraction-of-compute`` by their rules in ``data/claims.yml``."""
+def verdicts(metrics: Mapping[str, Any], cfg: CostConfig) -> list[dict]:
+    """``cost-final-run`` and ``cost-fraction-of-compute`` by their rules in ``data/claims.yml``
+    (the rules read only ``metrics``; ``cfg`` is the chapter interface's)."""
     return [
         rules.judge("cost-final-run", metrics, _evidence_final_run(metrics)),
         rules.judge("cost-fraction-of-compute", metrics, _evidence_fraction(metrics)),
     ]
 
 
-__all__ = ["PROFILES", "ChapterResult", "CostConfig", "bill_arithmetic", "config", "run", "usd", "verdicts"]
+__all__ = ["PROFILES", "ChapterResult", "CostConfig", "bill_arithmetic", "config", "dry_run", "run", "usd", "verdicts"]

@@ -43,98 +43,53 @@ Deviations from V3 and choices, stated rather than hidden:
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
-
-import torch
 
 from ..architectures import (
     Shape,
     build_model,
-    check_model,
     describe_models,
     model_configs,
 )
-from ..corpus import KINDS, CorpusConfig, build_corpus, render
+from ..corpus import CorpusConfig, build_corpus
 from ..cost import (
     count_params,
     kv_cache_bytes_per_token,
     load_model_config,
     load_published_costs,
 )
-from ..curves import Multiplier, compute_multiplier, trailing_curve
 from ..kvcache import decode_benchmark, measure_kv_cache
 from ..profiles import check_profile
-from ..routing import RouterMonitor, expert_loads, load_balance, time_train_steps
-from ..stats import Metric, as_metric, over_seeds, paired_seeds
+from ..routing import time_train_steps
+from ..stats import Metric, as_metric, over_seeds
 from ..tokenizer import build_tokenizer
 from . import rules
 from .chapter import ChapterResult
+from .engineering_config import EngineeringConfig
+
+# The training runs live in a companion module (imported by this chapter only); re-exported here.
+from .engineering_runs import (
+    Run,
+    chapter_flops,
+    heldout_docs,
+    pack_docs,
+    packed_loss,
+    run_multiplier,
+    run_seed,
+    train_config,
+    train_run,
+    train_seeds,
+    training_metrics,
+)
+
+# The chapters whose results must be published before this one runs (read by the chapter runner).
+AFTER: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- configs
-@dataclass(frozen=True)
-class EngineeringConfig:
-    """One profile of the chapter: corpus, model shape, training and measurement sizes."""
-
-    shape: Shape = field(default_factory=Shape)
-    corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(n_docs=12_000))
-    models: tuple[str, ...] = ("moe", "dense_active", "dense_total", "mha", "gqa")  # trained
-    steps: int = 140  # optimizer steps of the MoE and the dense-same-total model
-    dense_steps_factor: float = 1.5  # the other dense runs train this much longer, so their
-    # loss-vs-FLOPs curve reaches past the MoE's FLOPs
-    batch_size: int = 8  # packed sequences per step (small batches: more updates per token)
-    seq_len: int = 128  # tokens per packed sequence
-    lr: float = 3e-3  # peak (and constant) learning rate
-    warmup_steps: int = 20  # linear warm-up, then constant (min_lr_frac = 1)
-    smooth: int = 30  # trailing window (steps) of the loss curves
-    balance_gamma: float = 0.001  # bias update speed γ (V3 §2.1.2: 0.001 over ~10⁵ steps)
-    aux_alpha: float = 1e-4  # sequence-wise balance loss α (V3 §2.1.2: 0.0001)
-    min_tokens_per_active_param: float = 20.0  # the regime in which the multiplier is read
-    quality_tolerance: float = 0.02  # nats/token: a held-out loss difference still "no quality cost"
-    n_heldout: int = 400  # held-out documents (test-split problems)
-    context_lens: tuple[int, ...] = (64, 128, 256)  # decoding benchmark contexts
-    decode_batch: int = 8  # sequences decoded together
-    decode_steps: int = 16  # timed decoding steps per context
-    repeats: int = 5  # timing repeats (interleaved across models)
-    workers: int = 1  # seeds trained in parallel processes (1 thread each)
-    dry_run: bool = False  # tests: this shape, two steps, tiny corpus, on the CPU
-
-    def __post_init__(self):
-        for name in (
-            "steps",
-            "batch_size",
-            "seq_len",
-            "smooth",
-            "n_heldout",
-            "decode_batch",
-            "decode_steps",
-            "repeats",
-            "workers",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
-        if self.dense_steps_factor < 1:
-            raise ValueError(f"dense_steps_factor must be >= 1; got {self.dense_steps_factor!r}")
-        for name in ("balance_gamma", "aux_alpha", "min_tokens_per_active_param", "quality_tolerance"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)!r}")
-        for name in ("moe", "dense_active", "mha", "gqa"):
-            if name not in self.models:
-                raise ValueError(f"models must include {name!r}; got {self.models!r}")
-        for name in self.models:
-            check_model(name)
-
-    def steps_of(self, name: str) -> int:
-        """Optimizer steps of model ``name`` (one of :data:`MODELS`)."""
-        check_model(name)
-        short = name in ("moe", "dense_total")
-        return self.steps if short else int(round(self.steps * self.dense_steps_factor))
-
-
 # The cpu profile: the smallest MoE that still has V3's structure (a dense first layer, one
 # shared and 16 routed experts, top-2), trained past 20 tokens per active parameter.
 _CPU_SHAPE = Shape(
@@ -216,272 +171,32 @@ PROFILES: dict[str, EngineeringConfig] = {
 }
 
 
-def config(profile: str, *, dry_run: bool = False) -> EngineeringConfig:
-    """The chapter's config for ``profile`` (the only place a profile string is resolved).
-    ``dry_run=True`` keeps the profile's model shapes but trains two steps on a tiny corpus."""
-    cfg = PROFILES[check_profile(profile)]
-    if dry_run:
-        cfg = replace(
-            cfg,
-            dry_run=True,
-            corpus=replace(cfg.corpus, n_docs=300),
-            steps=2,
-            dense_steps_factor=1.0,
-            batch_size=2,
-            seq_len=min(cfg.seq_len, 64),
-            warmup_steps=1,
-            smooth=1,
-            n_heldout=8,
-            context_lens=(8,),
-            decode_batch=1,
-            decode_steps=1,
-            repeats=1,
-        )
-    return cfg
+def config(profile: str) -> EngineeringConfig:
+    """The chapter's config for ``profile`` (the only place a profile string is resolved)."""
+    return PROFILES[check_profile(profile)]
 
 
-# ----------------------------------------------------------------------------- data
-def heldout_docs(corpus: CorpusConfig, n: int, seed: int = 1234) -> list[str]:
-    """``n`` documents in the corpus' mixture, rendered from *test*-split problems only."""
-    from ..tasks import get_task
-
-    rng, docs = random.Random(seed), []
-    total = sum(w for _, _, w in corpus.tasks)
-    for i, (name, difficulty, weight) in enumerate(corpus.tasks):
-        task = get_task(name, difficulty)
-        for p in task.sample("test", max(1, round(n * weight / total)), seed=seed + 101 * i):
-            kind = rng.choices(KINDS, weights=corpus.mix)[0]
-            docs.append(render(p, kind, rng, corpus.error_rate, task))
-    rng.shuffle(docs)
-    return docs
-
-
-def pack_docs(tokenizer, docs: Sequence[str], seq_len: int) -> torch.Tensor:
-    """Documents as ``<bos> doc <eos>`` concatenated and cut into (n, seq_len) windows."""
-    from ..train import encode_example
-
-    stream = [t for d in docs for t in encode_example(tokenizer, "", d)[0]]
-    n = len(stream) // seq_len
-    if n == 0:
-        raise ValueError(f"docs hold {len(stream)} tokens, fewer than seq_len={seq_len}")
-    return torch.tensor(stream[: n * seq_len]).view(n, seq_len)  # (n, T)
-
-
-# ----------------------------------------------------------------------------- training runs
-@dataclass
-class Run:
-    """One trained model: its per-step curve, held-out loss, speed and expert loads."""
-
-    name: str
-    seed: int
-    params: dict  # {"total", "active"} from count_params
-    loss: list[float]  # training loss of every step (a batch not seen before)
-    flops: list[float]  # cumulative 6·N_active·D after every step
-    wall: list[float]  # cumulative training seconds after every step
-    heldout_loss: float  # loss on test-split documents packed like the training data
-    heldout_loss_per_doc: float  # eval_loss: each test document alone, from position 0
-    tokens_per_s: float  # training throughput
-    epochs: float  # passes over the packed corpus (<= 1: every batch is new);
-    # set by run_seed
-    expert_load: list[list[float]] = field(default_factory=list)  # per MoE layer, share per expert
-    aux_loss: float = 0.0  # mean sequence-wise balance loss over training (MoE only)
-
-
-def train_config(cfg: EngineeringConfig, name: str, seed: int):
-    """The :class:`minir1.train.TrainConfig` of model ``name``: packed documents, warm-up
-    then a constant learning rate, the loss logged every step."""
-    from ..train import TrainConfig
-
-    return TrainConfig(
-        steps=cfg.steps_of(name),
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        min_lr_frac=1.0,
-        warmup_steps=cfg.warmup_steps,
-        seq_len=cfg.seq_len,
-        pack=True,
-        seed=seed,
-        log_every=1,
-        progress=False,
-        desc=name,
+def dry_run(cfg: EngineeringConfig) -> EngineeringConfig:
+    """``cfg`` with its model shapes kept but two steps on a tiny corpus, on the CPU (tests)."""
+    return replace(
+        cfg,
+        dry_run=True,
+        corpus=replace(cfg.corpus, n_docs=300),
+        steps=2,
+        dense_steps_factor=1.0,
+        batch_size=2,
+        seq_len=min(cfg.seq_len, 64),
+        warmup_steps=1,
+        smooth=1,
+        n_heldout=8,
+        context_lens=(8,),
+        decode_batch=1,
+        decode_steps=1,
+        repeats=1,
     )
 
 
-def train_run(
-    name: str,
-    config,
-    tokenizer,
-    docs: Sequence[str],
-    heldout: Sequence[str],
-    cfg: EngineeringConfig,
-    seed: int,
-    device: str | None = None,
-) -> Run:
-    """Build model ``name`` from ``config`` with ``seed``, train it on ``docs`` and measure it.
-
-    Every model of one seed sees the same batches in the same order (same documents, same
-    batch seed), so their curves are paired step by step.
-    """
-    from ..train import eval_loss, train
-
-    model = build_model(config, seed, device)
-    monitor = RouterMonitor(model, cfg.balance_gamma, cfg.aux_alpha)
-    tc = train_config(cfg, name, seed)
-    try:
-        res = train(model, tokenizer, [("", d) for d in docs], tc)
-    finally:
-        monitor.detach()
-    per_step = cfg.batch_size * cfg.seq_len  # packed: every token is real
-    n_active = count_params(config)["active"]
-    wall = _cumsum([per_step / max(h["tokens_per_s"], 1e-9) for h in res.history])
-    windows = pack_docs(tokenizer, heldout, cfg.seq_len)  # (n, T)
-    return Run(
-        name=name,
-        seed=seed,
-        params=count_params(config),
-        loss=[h["loss"] for h in res.history],
-        flops=[6.0 * n_active * per_step * h["step"] for h in res.history],
-        wall=wall,
-        heldout_loss=packed_loss(model, windows),
-        heldout_loss_per_doc=eval_loss(model, tokenizer, [("", d) for d in heldout]),
-        tokens_per_s=res.tokens / max(wall[-1], 1e-9),
-        epochs=float("nan"),
-        expert_load=expert_loads(model, windows) if monitor.routers else [],
-        aux_loss=sum(monitor.aux_losses) / max(len(monitor.aux_losses), 1),
-    )
-
-
-@torch.no_grad()
-def packed_loss(model, windows: torch.Tensor, batch_size: int = 32) -> float:
-    """Mean next-token loss over packed ``windows`` (n, T), the training objective."""
-    dev, total, count = next(model.parameters()).device, 0.0, 0
-    model.eval()
-    for s in range(0, windows.shape[0], batch_size):
-        x = windows[s : s + batch_size].to(dev)  # (B, T)
-        total += float(model(input_ids=x, labels=x).loss) * x[:, 1:].numel()
-        count += x[:, 1:].numel()
-    return total / count
-
-
-def run_seed(
-    seed: int,
-    configs: Mapping[str, Any],
-    tokenizer,
-    docs: Sequence[str],
-    heldout: Sequence[str],
-    cfg: EngineeringConfig,
-    device: str | None = None,
-) -> dict[str, Run]:
-    """All models of ``configs`` (name -> config) trained with one seed."""
-    n_windows = pack_docs(tokenizer, docs, cfg.seq_len).shape[0]
-    runs = {name: train_run(name, c, tokenizer, docs, heldout, cfg, seed, device) for name, c in configs.items()}
-    for name, r in runs.items():
-        r.epochs = cfg.steps_of(name) * cfg.batch_size / n_windows
-    return runs
-
-
-def chapter_flops(runs: Mapping[int, Mapping[str, Run]]) -> float:
-    """Training FLOPs (6·N_active·D) of every run of every seed."""
-    return sum(r.flops[-1] for per_seed in runs.values() for r in per_seed.values())
-
-
-def _cumsum(xs: Sequence[float]) -> list[float]:
-    out, acc = [], 0.0
-    for x in xs:
-        acc += x
-        out.append(acc)
-    return out
-
-
-def run_multiplier(moe: Run, dense: Run, window: int, axis: str = "flops") -> Multiplier:
-    """Compute (``axis="flops"``) or wall-time (``"wall"``) multiplier of ``dense`` at the
-    MoE's final smoothed loss, both curves averaged over a trailing ``window`` of steps."""
-    if axis not in ("flops", "wall"):
-        raise ValueError(f"axis must be 'flops' or 'wall'; got {axis!r}")
-    mx, my = trailing_curve(getattr(moe, axis), moe.loss, window)
-    dx, dy = trailing_curve(getattr(dense, axis), dense.loss, window)
-    return compute_multiplier(mx[-1], my[-1], dx, dy)
-
-
-# ----------------------------------------------------------------------------- metrics
-def _curve_extra(run: Run, window: int, points: int = 120) -> dict:
-    """A run's smoothed curve, thinned to about ``points`` points, for the results file."""
-    fx, ly = trailing_curve(run.flops, run.loss, window)
-    wx, _ = trailing_curve(run.wall, run.loss, window)
-    k = max(1, len(fx) // points)
-    idx = sorted(set(range(0, len(fx), k)) | {len(fx) - 1})
-    return {"flops": [fx[i] for i in idx], "wall": [wx[i] for i in idx], "loss": [ly[i] for i in idx]}
-
-
-def _loss_at_step(run: Run, step: int, window: int) -> float:
-    """Mean training loss over the ``window`` steps ending at ``step``."""
-    w = min(window, step)
-    return sum(run.loss[step - w : step]) / w
-
-
-def _tokens(run: Run, cfg: EngineeringConfig) -> float:
-    return float(cfg.steps_of(run.name) * cfg.batch_size * cfg.seq_len)
-
-
-def training_metrics(runs: Mapping[int, Mapping[str, Run]], cfg: EngineeringConfig) -> tuple[dict, dict]:
-    """Metrics and extra curves of :func:`run_seed` results by seed.
-
-    Every MoE-vs-dense quantity is paired by seed (same initial seed, same batches in the same
-    order): multipliers are per-seed ratios, bootstrapped over seeds; loss differences are
-    :func:`minir1.stats.paired_seeds`.
-    """
-    seeds = sorted(runs)
-    first = runs[seeds[0]]
-
-    def per_seed(fn):
-        return [fn(runs[s]) for s in seeds]
-
-    mults = {
-        ref: per_seed(lambda r, ref=ref: run_multiplier(r["moe"], r[ref], cfg.smooth))
-        for ref in ("dense_active", "mha")
-    }
-    wall = per_seed(lambda r: run_multiplier(r["moe"], r["dense_active"], cfg.smooth, "wall"))
-    balance = per_seed(lambda r: load_balance(r["moe"].expert_load))
-    S = cfg.steps
-    loss_at = {n: per_seed(lambda r, n=n: _loss_at_step(r[n], S, cfg.smooth)) for n in first}
-    held = {n: per_seed(lambda r, n=n: r[n].heldout_loss) for n in first}
-    n_active = first["moe"].params["active"]
-    m = {
-        "moe_compute_multiplier": over_seeds([x.value for x in mults["dense_active"]], unit="ratio"),
-        "moe_compute_multiplier_lower_bounds": float(sum(x.kind == "lower bound" for x in mults["dense_active"])),
-        "moe_compute_multiplier_upper_bounds": float(sum(x.kind == "upper bound" for x in mults["dense_active"])),
-        "moe_compute_multiplier_vs_mha": over_seeds([x.value for x in mults["mha"]], unit="ratio"),
-        "moe_compute_multiplier_vs_mha_lower_bounds": float(sum(x.kind == "lower bound" for x in mults["mha"])),
-        "moe_wall_multiplier": over_seeds([x.value for x in wall], unit="ratio"),
-        "moe_minus_dense_active_loss_equal_flops": paired_seeds(loss_at["moe"], loss_at["dense_active"]),
-        "moe_expert_load_cv": over_seeds([b["cv"] for b in balance]),
-        "moe_expert_load_max_over_mean": over_seeds([b["max_over_mean"] for b in balance]),
-        "moe_aux_loss": over_seeds(per_seed(lambda r: r["moe"].aux_loss)),
-        "moe_total_over_active": first["moe"].params["total"] / n_active,
-        "moe_tokens_per_active_param": _tokens(first["moe"], cfg) / n_active,
-        "min_tokens_per_active_param": cfg.min_tokens_per_active_param,
-        "quality_tolerance": cfg.quality_tolerance,
-        "mla_minus_mha_heldout_loss": paired_seeds(held["dense_active"], held["mha"]),
-        "gqa_minus_mha_heldout_loss": paired_seeds(held["gqa"], held["mha"]),
-        "heldout_loss": {n: over_seeds(held[n]) for n in first},
-        "heldout_loss_per_doc": {n: over_seeds(per_seed(lambda r, n=n: r[n].heldout_loss_per_doc)) for n in first},
-        "train_tokens_per_s": {n: over_seeds(per_seed(lambda r, n=n: r[n].tokens_per_s)) for n in first},
-        "tokens_per_active_param": {n: _tokens(first[n], cfg) / first[n].params["active"] for n in first},
-        "params_total": {n: float(first[n].params["total"]) for n in first},
-        "params_active": {n: float(first[n].params["active"]) for n in first},
-        "max_epochs": max(r.epochs for s in seeds for r in runs[s].values()),
-    }
-    if "dense_total" in first:
-        m["moe_minus_dense_total_loss_equal_steps"] = paired_seeds(loss_at["moe"], loss_at["dense_total"])
-    extra = {
-        "curves": {str(s): {n: _curve_extra(r, cfg.smooth) for n, r in runs[s].items()} for s in seeds},
-        "multiplier_kinds": {ref: [x.kind for x in xs] for ref, xs in mults.items()},
-        "expert_load": {str(s): runs[s]["moe"].expert_load for s in seeds},
-        "steps": {n: cfg.steps_of(n) for n in first},
-    }
-    return m, extra
-
-
+# ----------------------------------------------------------------------------- measurements
 ATTENTION_OF = {"mla": "dense_active", "mha": "mha", "gqa": "gqa"}  # attention -> model measured
 
 
@@ -541,72 +256,59 @@ def v3_context_metrics() -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- run
+@dataclass(frozen=True)
+class FreshMeasurements:
+    """What :func:`measure_fresh` measures on untrained models (seed 0), each a results-file
+    block: KV-cache bytes, decoding speed and memory, and the time per training token."""
+
+    kv: dict  # kv_metrics
+    decode: dict  # decode_metrics
+    overhead: dict  # overhead_metrics
+
+    def metrics(self) -> dict:
+        """The three blocks in the order the results file lists them."""
+        return {**self.kv, **self.decode, **self.overhead}
 
 
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-def train_seeds(
-    seeds: Sequence[int],
-    configs: Mapping[str, Any],
-    tokenizer,
-    docs: Sequence[str],
-    heldout: Sequence[str],
-    cfg: EngineeringConfig,
-    device: str | None = None,
-    progress: bool = False,
-) -> dict[int, dict[str, Run]]:
-    """:func:`run_seed` for every seed; with ``cfg.workers > 1``, seeds run in parallel
-    processes of one thread each (the same bits as one process: see
-    :func:`minir1.routing.make_deterministic`)."""
-    from tqdm.auto import tqdm
-
-    args = [(s, configs, tokenizer, docs, heldout, cfg, device) for s in seeds]
-    n = min(cfg.workers, len(seeds))
-    if n <= 1 or (device or "").startswith("cuda") or torch.cuda.is_available():
-        return {s: run_seed(*a) for s, a in zip(seeds, tqdm(args, desc="seeds", disable=not progress))}
-    import multiprocessing
-
-    with multiprocessing.get_context("spawn").Pool(n, initializer=_one_thread) as pool:
-        out = list(tqdm(pool.imap(_run_seed_args, args), total=len(args), desc="seeds", disable=not progress))
-    return dict(zip(seeds, out))
-
-
-def _run_seed_args(args) -> dict[str, Run]:
-    return run_seed(*args)
-
-
-def run(cfg: EngineeringConfig, seeds: Sequence[int], progress: bool = False) -> ChapterResult:
-    """Train every model of ``cfg.models`` for each seed, time them, measure KV caches and
-    decoding, and judge ``cost-clever-engineering``."""
-    t0 = time.perf_counter()
-    device = "cpu" if cfg.dry_run else None
-    tok = build_tokenizer()
-    special = {k: getattr(tok, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
-    configs = {n: c for n, c in model_configs(cfg.shape, len(tok), special).items() if n in cfg.models}
-    docs, heldout = build_corpus(cfg.corpus), heldout_docs(cfg.corpus, cfg.n_heldout)
-    runs = train_seeds(seeds, configs, tok, docs, heldout, cfg, device, progress)
-    train_m, train_extra = training_metrics(runs, cfg)
-    if train_m["max_epochs"] > 1:
-        raise RuntimeError(f"some batch was seen twice (max_epochs = {train_m['max_epochs']:.2f}); raise corpus.n_docs")
+def measure_fresh(
+    cfg: EngineeringConfig, configs: Mapping[str, Any], tok, heldout: Sequence[str], device: str | None
+) -> FreshMeasurements:
+    """Time a training step of the MoE and the dense models, benchmark decoding, then measure
+    the KV caches, on freshly initialised models (in this order: timings before anything else)."""
     fresh = {n: build_model(configs[n], seed=0, device=device) for n in ("moe", "dense_active", "mha", "gqa")}
     batch = pack_docs(tok, heldout, cfg.seq_len)[: cfg.batch_size]  # (B, T)
     times = time_train_steps({n: fresh[n] for n in ("moe", "dense_active", "mha")}, batch, cfg.repeats + 1)
     bench = decode_benchmark(fresh, cfg.context_lens, cfg.decode_batch, cfg.decode_steps, cfg.repeats + 1)
-    metrics = {
-        **train_m,
-        **kv_metrics(configs, fresh),
-        **decode_metrics(bench),
-        **overhead_metrics(times),
-        **v3_context_metrics(),
-    }
+    kv = kv_metrics(configs, fresh)
+    return FreshMeasurements(kv=kv, decode=decode_metrics(bench), overhead=overhead_metrics(times))
+
+
+# ----------------------------------------------------------------------------- run
+def run(cfg: EngineeringConfig, seeds: Sequence[int], progress: bool | None = None) -> ChapterResult:
+    """Train every model of ``cfg.models`` for each seed, time them, measure KV caches and
+    decoding, and judge ``cost-clever-engineering``.  ``progress``: a bar over seeds (default:
+    shown unless ``cfg.dry_run``)."""
+    t0 = time.perf_counter()
+    device = "cpu" if cfg.dry_run else None
+    progress = not cfg.dry_run if progress is None else progress
+    # The tokenizer, the models' configs and the corpus (held-out documents: test-split problems).
+    tok = build_tokenizer()
+    special = {k: getattr(tok, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+    configs = {n: c for n, c in model_configs(cfg.shape, len(tok), special).items() if n in cfg.models}
+    docs, heldout = build_corpus(cfg.corpus), heldout_docs(cfg.corpus, cfg.n_heldout)
+    # Train every model for every seed; no batch may be seen twice.
+    runs = train_seeds(seeds, configs, tok, docs, heldout, cfg, device, progress)
+    train_m, train_extra = training_metrics(runs, cfg)
+    if train_m["max_epochs"] > 1:
+        raise RuntimeError(f"some batch was seen twice (max_epochs = {train_m['max_epochs']:.2f}); raise corpus.n_docs")
+    # Time, decode and measure caches on fresh models; then V3-scale context and the verdict.
+    fresh = measure_fresh(cfg, configs, tok, heldout, device)
+    metrics = {**train_m, **fresh.metrics(), **v3_context_metrics()}
     extra = {**train_extra, "models": describe_models(configs), "tokenizer_vocab": len(tok)}
     return ChapterResult(
         metrics=metrics,
         config=cfg,
-        claims=verdicts(metrics),
+        claims=verdicts(metrics, cfg),
         extra=extra,
         flops=chapter_flops(runs),
         wall_seconds=time.perf_counter() - t0,
@@ -681,8 +383,38 @@ def _scale_evidence(metrics: Mapping[str, Any]) -> str:
     )
 
 
-def verdicts(metrics: Mapping[str, Any]) -> list[dict]:
+def verdicts(metrics: Mapping[str, Any], cfg: EngineeringConfig) -> list[dict]:
     """``cost-clever-engineering`` by its rule in ``data/claims.yml`` (MoE multiplier read only
-    in the regime the rule names; MLA's cache and quality, paired by seed)."""
+    in the regime the rule names; MLA's cache and quality, paired by seed).  The rule reads
+    only ``metrics`` (the regime and tolerance are copied there from ``cfg``)."""
     evidence = " ".join((_moe_evidence(metrics), _mla_evidence(metrics), _scale_evidence(metrics)))
     return [rules.judge("cost-clever-engineering", metrics, evidence)]
+
+
+__all__ = [
+    "ATTENTION_OF",
+    "PROFILES",
+    "ChapterResult",
+    "EngineeringConfig",
+    "FreshMeasurements",
+    "Run",
+    "chapter_flops",
+    "config",
+    "decode_metrics",
+    "dry_run",
+    "heldout_docs",
+    "kv_metrics",
+    "measure_fresh",
+    "overhead_metrics",
+    "pack_docs",
+    "packed_loss",
+    "run",
+    "run_multiplier",
+    "run_seed",
+    "train_config",
+    "train_run",
+    "train_seeds",
+    "training_metrics",
+    "v3_context_metrics",
+    "verdicts",
+]

@@ -29,7 +29,7 @@ import operator
 import re
 from typing import Any, Mapping
 
-from ..publish.claims import claims_by_id
+from ..claims import claims_by_id
 from ..results import VERDICTS, claim
 
 FIXABLE = ("not testable here",)

@@ -12,7 +12,7 @@ lists the claims it cannot test (``data/not_testable.csv``):
 - ``thesis-inference-cost``: dollars per solved problem at launch prices; FLOPs per solved
   problem of our own base, RL and distilled models (read from ``distillation.json``).
 - ``thesis-replicate``: the published cheap replications and this book's own bill
-  (:mod:`minir1.publish.ledger`).
+  (:mod:`minir1.ledger`).
 
 Choices, stated rather than hidden:
 
@@ -32,17 +32,20 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .. import benchmarks, interconnect, stats
+from .. import benchmarks, interconnect, ledger, stats
 from ..cost import load_model_config, load_published_costs
 from ..profiles import check_profile
-from ..publish import ledger
 from ..utils import repo_root
 from . import rules
 from .chapter import ChapterResult
+
+# The chapters whose results must be published before this one runs (read by the chapter runner):
+# every other chapter, whose results it reads (the ledger).
+AFTER: tuple[str, ...] = ("cost", "lab", "rl", "distillation", "censorship", "engineering")
 
 CLAIMS = ("thesis-match", "thesis-chips", "thesis-inference-cost", "thesis-replicate")
 
@@ -347,8 +350,9 @@ def replication_metrics(cfg: ThesisConfig) -> dict:
     }
 
 
-def run(cfg: ThesisConfig, seeds=(0, 1, 2)) -> ChapterResult:
-    """Every metric of the chapter (arithmetic on ``data/`` and results files, and resampling)."""
+def run(cfg: ThesisConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
+    """Every metric of the chapter (arithmetic on ``data/`` and results files, and resampling),
+    and its verdicts; a dry run resamples with the first seed only."""
     t0 = time.perf_counter()
     seeds = list(seeds)[:1] if cfg.dry_run else list(seeds)
     metrics = {
@@ -359,7 +363,14 @@ def run(cfg: ThesisConfig, seeds=(0, 1, 2)) -> ChapterResult:
         **replication_metrics(cfg),
     }
     extra = {"not_testable": load_not_testable(), "replications": load_replications()}
-    return ChapterResult(metrics=metrics, config=cfg, extra=extra, flops=0.0, wall_seconds=time.perf_counter() - t0)
+    return ChapterResult(
+        metrics=metrics,
+        config=cfg,
+        claims=verdicts(metrics, cfg),
+        extra=extra,
+        flops=0.0,
+        wall_seconds=time.perf_counter() - t0,
+    )
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -414,9 +425,10 @@ def _evidence_replicate(m: Mapping) -> str:
     )
 
 
-def verdicts(metrics: Mapping) -> list[dict]:
+def verdicts(metrics: Mapping, cfg: ThesisConfig) -> list[dict]:
     """The chapter's claims judged by their rules in ``data/claims.yml``, then the claims this
-    book cannot test (fixed rules), with their reasons from ``data/not_testable.csv``."""
+    book cannot test (fixed rules), with their reasons from ``data/not_testable.csv`` (the rules
+    read only ``metrics``; ``cfg`` is the chapter interface's)."""
     out = [
         rules.judge("thesis-match", metrics, _evidence_match(metrics)),
         rules.judge("thesis-chips", metrics, _evidence_chips(metrics)),

@@ -1,11 +1,11 @@
-"""The claims registry (``data/claims.yml``) and the intro's table of verdicts.
+"""The intro's table of verdicts, joined from the claims registry and the results files.
 
-The registry holds the article's thesis and one entry per testable claim: ``id``, the
-article's words (``claim``), ``topic`` and the ``chapter`` whose results file
-(``book/results/<chapter>.json``) carries its verdict.  The table joins the two: one row
-per claim, ``pending`` where the chapter has not been run yet.  ``python -m minir1.publish.claims``
-writes it as MyST markdown to ``book/_generated/claims.md``, which ``book/intro.md``
-includes (the Makefile regenerates it before every build).
+The registry (``data/claims.yml``, read by :mod:`minir1.claims`) holds one entry per testable
+claim with the ``chapter`` whose results file (``book/results/<chapter>.json``) carries its
+verdict.  The table joins the two: one row per claim, ``pending`` where the chapter has not
+been run yet.  ``python -m minir1.publish.claims`` writes it as MyST markdown to
+``book/_generated/claims.md``, which ``book/intro.md`` includes (the Makefile regenerates it
+before every build).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import os
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
+from ..claims import claims_by_id as claims_by_id  # re-exported: minir1.publish.book imports it from here
+from ..claims import load_claims
 from ..results import ResultsError, validate
 from ..utils import atomic_write_text, repo_root
 
 PENDING = "pending"
-_REQUIRED = ("id", "claim", "topic", "chapter")
 # sphinx-design badge colour per verdict (the intro's table).
 _BADGE = {
     "supported": "success",
@@ -30,50 +30,6 @@ _BADGE = {
     "not testable here": "secondary",
     PENDING: "light",
 }
-
-
-def registry_path() -> Path:
-    return repo_root() / "data" / "claims.yml"
-
-
-def load_registry(path: str | os.PathLike | None = None) -> dict:
-    """Read and check the whole registry: ``{"source", "thesis", "claims": [...]}``."""
-    path = Path(path) if path is not None else registry_path()
-    if not path.exists():
-        raise FileNotFoundError(f"claims registry not found at {path}")
-    reg = yaml.safe_load(path.read_text())
-    if not isinstance(reg, dict):
-        raise ValueError(f"{path}: expected a mapping with keys 'source', 'thesis', 'claims'")
-    for key in ("source", "thesis", "claims"):
-        if not reg.get(key):
-            raise ValueError(f"{path}: missing top-level field {key!r}")
-    seen = set()
-    for i, c in enumerate(reg["claims"]):
-        missing = [k for k in _REQUIRED if not c.get(k)]
-        if missing:
-            raise ValueError(f"{path}: claims[{i}] is missing field(s) {', '.join(missing)}")
-        if c["id"] in seen:
-            raise ValueError(f"{path}: duplicate claim id {c['id']!r}")
-        seen.add(c["id"])
-    return reg
-
-
-def load_claims(path: str | os.PathLike | None = None) -> list[dict]:
-    """The registry's claims, in book order.
-
-    >>> [c["id"] for c in load_claims()][:2]
-    ['cost-final-run', 'cost-fraction-of-compute']
-    """
-    return load_registry(path)["claims"]
-
-
-def claims_by_id(path: str | os.PathLike | None = None) -> dict[str, dict]:
-    return {c["id"]: c for c in load_claims(path)}
-
-
-def thesis(path: str | os.PathLike | None = None) -> str:
-    """The article's thesis, as quoted in the registry."""
-    return load_registry(path)["thesis"]
 
 
 def _read_results(results_dir: Path, chapter: str) -> dict | None:

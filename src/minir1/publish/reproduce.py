@@ -10,6 +10,8 @@ folder (default ``.artifacts/reproduce/<UTC timestamp>/``, never ``book/``) with
 default, a fresh empty folder ``<out>/cache`` (a cold run: every model is retrained).  The
 scratch results folder starts with copies of the committed results files of the chapters
 *not* being re-executed, because some chapters read others' files (the compute ledger).
+The chapters run one at a time, each after those its module's ``AFTER`` names
+(:func:`minir1.publish.order.run_order`).
 
 Every metric of the new ``<chapter>.json`` is compared with ``book/results/<chapter>.json``
 (:func:`compare_results`); a series is compared entry by entry.  Status per metric:
@@ -45,6 +47,7 @@ from typing import Any, Mapping
 from ..profiles import PROFILES
 from ..utils import atomic_write_json, atomic_write_text, repo_root
 from .chapters import THREADS, _env, kernel_env, source_notebooks
+from .order import DeclarationError, dependencies, run_order
 
 STATUSES = ("identical", "inside", "timing", "new", "outside", "missing")
 FAILING = frozenset({"outside", "missing"})
@@ -326,34 +329,70 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = _parse(argv)
-    root = repo_root()
+def _plan(a: argparse.Namespace, root: Path) -> tuple[list[str], Path, Path]:
+    """Check the command line and the committed results: ``(chapters, committed_dir, out)``.
+
+    Raises ``ValueError`` with the message to print (bad profile or chapter, no committed
+    results, results recorded with another profile, ``--out`` inside ``book/``).
+    """
     chapters = list(source_notebooks(root))
     if a.profile not in PROFILES:
-        print(f"error: --profile must be one of {', '.join(map(repr, PROFILES))}; got {a.profile!r}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--profile must be one of {', '.join(map(repr, PROFILES))}; got {a.profile!r}")
     if a.chapter and a.chapter not in chapters:
-        print(f"error: --chapter must be one of {', '.join(map(repr, chapters))}; got {a.chapter!r}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--chapter must be one of {', '.join(map(repr, chapters))}; got {a.chapter!r}")
     names = [a.chapter] if a.chapter else chapters
     committed_dir = Path(a.committed) if a.committed else root / "book" / "results"
     out = Path(a.out) if a.out else default_out(root)
     for n in names:
         path = committed_dir / f"{n}.json"
         if not path.exists():
-            print(f"error: no committed results for {n!r} at {path}", file=sys.stderr)
-            return 2
+            raise ValueError(f"no committed results for {n!r} at {path}")
         prof = json.loads(path.read_text()).get("profile")
         if prof != a.profile:
-            print(
-                f"error: {path} was recorded with profile {prof!r}; reproduce it with --profile {prof} "
-                f"(got {a.profile!r})",
-                file=sys.stderr,
+            raise ValueError(
+                f"{path} was recorded with profile {prof!r}; reproduce it with --profile {prof} (got {a.profile!r})"
             )
-            return 2
+    _check_out(out, root)
+    return names, committed_dir, out
+
+
+def _write_tables(
+    out: Path, profile: str, names: list[str], rows: list[Row], walls: dict[str, float], table: str
+) -> None:
+    """``<out>/table.md`` (the Markdown ``table``) and ``<out>/table.json`` (every row)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "table.md", table)
+    atomic_write_json(
+        out / "table.json",
+        {
+            "profile": profile,
+            "chapters": names,
+            "counts": counts(rows),
+            "failed": failed(rows),
+            "wall_seconds": walls,
+            "rows": [asdict(r) for r in rows],
+        },
+    )
+
+
+def _verdict(rows: list[Row]) -> int:
+    """Print the outcome; 1 when a metric or verdict changed beyond its committed interval."""
+    if failed(rows):
+        bad = [r for r in rows if r.status in FAILING]
+        print(f"FAILED: {len(bad)} metric(s) or verdict(s) changed beyond their committed interval:", file=sys.stderr)
+        for r in bad[:20]:
+            print(f"  {r.chapter}: {r.metric}: {r.committed} -> {r.reproduced} ({r.status})", file=sys.stderr)
+        return 1
+    print("reproduced: every verdict the same, every metric identical or inside its committed interval")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parse(argv)
+    root = repo_root()
+    # Stage 1: what to reproduce, and where.
     try:
-        _check_out(out, root)
+        names, committed_dir, out = _plan(a, root)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -363,39 +402,26 @@ def main(argv: list[str] | None = None) -> int:
         f"    artifact cache: {cache}{'' if a.cache else ' (fresh: a cold run)'}",
         flush=True,
     )
+    # Stage 2: execute, each chapter after those its module's AFTER names.
     walls: dict[str, float] = {}
     if not a.compare_only:
         try:
-            walls = execute(names, {"profile": a.profile}, out, cache, committed_dir, root)
+            order = run_order(dependencies(names, root))
+        except DeclarationError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        try:
+            walls = execute(order, {"profile": a.profile}, out, cache, committed_dir, root)
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)
             return 3
+    # Stage 3: compare with the committed results, write and print the table.
     rows = compare_dirs(names, committed_dir, out / "results")
-    wall_table = {n: (_committed_wall(committed_dir / f"{n}.json"), walls[n]) for n in walls}
-    table = markdown_table(rows, wall_table)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "table.md", table)
-    atomic_write_json(
-        out / "table.json",
-        {
-            "profile": a.profile,
-            "chapters": names,
-            "counts": counts(rows),
-            "failed": failed(rows),
-            "wall_seconds": walls,
-            "rows": [asdict(r) for r in rows],
-        },
-    )
+    table = markdown_table(rows, {n: (_committed_wall(committed_dir / f"{n}.json"), walls[n]) for n in walls})
+    _write_tables(out, a.profile, names, rows, walls, table)
     print(table)
     print(f"table: {out / 'table.md'}")
-    if failed(rows):
-        bad = [r for r in rows if r.status in FAILING]
-        print(f"FAILED: {len(bad)} metric(s) or verdict(s) changed beyond their committed interval:", file=sys.stderr)
-        for r in bad[:20]:
-            print(f"  {r.chapter}: {r.metric}: {r.committed} -> {r.reproduced} ({r.status})", file=sys.stderr)
-        return 1
-    print("reproduced: every verdict the same, every metric identical or inside its committed interval")
-    return 0
+    return _verdict(rows)
 
 
 if __name__ == "__main__":

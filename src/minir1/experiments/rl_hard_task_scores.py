@@ -1,24 +1,31 @@
-"""The RL chapter's hard task, scored: results-file metrics, curves and evaluation records.
+"""The RL chapter's hard task, evaluated and scored: results-file metrics, curves and evaluation records.
 
-:func:`controls_metrics` turns the raw evaluations of :func:`minir1.experiments.rl_controls.run_experiment`
-into the metrics the chapter and its verdict read (every comparison a paired bootstrap from
-:mod:`minir1.stats`); :func:`controls_extra` keeps the training curves for the figures,
-:func:`controls_evals` the record of every cached evaluation, :func:`total_flops` the compute.
+:func:`run_experiment` trains (or loads) every condition of :mod:`minir1.experiments.rl_hard_task`
+and runs the cached evaluations; :func:`controls_metrics` turns them into the metrics the chapter
+and its verdict read (every comparison a paired bootstrap from :mod:`minir1.stats`);
+:func:`controls_extra` keeps the training curves for the figures, :func:`controls_evals` the record
+of every cached evaluation, :func:`total_flops` the compute.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
 
-from .. import behaviours, stats
-from ..evaluation import EvalResult, eval_record, per_problem_scores
-from .rl_controls import (
+from .. import artifacts, behaviours, stats
+from ..evaluation import EvalResult, eval_record, evaluate_cached, per_problem_scores
+from .rl_hard_task import (
     BASELINES,
+    BASES,
     CLIP_MODELS,
+    CONDITIONS,
     VERDICT_MODELS,
-    ControlsConfig,
+    HardTaskConfig,
+    baseline_path,
+    grpo_path,
+    hard_base_path,
     heldout_set,
     passk_set,
     r1_many,
@@ -27,6 +34,68 @@ from .rl_controls import (
 )
 
 
+# ----------------------------------------------------------------------------- running the conditions
+def choose_lr(cfg: HardTaskConfig) -> tuple[HardTaskConfig, dict[float, float]]:
+    """The rule in :class:`HardTaskConfig`: GRPO (seed 0, true reward, plain base) at each of
+    ``cfg.lr_candidates``, strict pass@1 at R1's sampling on the validation split (train-split
+    problems; the test split is never looked at); the best wins, ties to the smaller lr.
+    Returns ``cfg`` with that lr and the validation score of each candidate."""
+    samp = r1_many(cfg, cfg.lr_valid_samples)
+    scores = {}
+    for lr in cfg.lr_candidates:
+        path = grpo_path(replace(cfg, grpo=replace(cfg.grpo, lr=lr)), 0)
+        scores[lr] = evaluate_cached(path, valid_set(cfg), samp, 0).acc
+    best = max(scores.values())
+    lr = min(c for c, v in scores.items() if v >= best)
+    return replace(cfg, grpo=replace(cfg.grpo, lr=lr)), scores
+
+
+def run_experiment(cfg: HardTaskConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
+    """Train (or load) and score every condition for ``seeds``; raw evaluations and run metadata."""
+    seeds = list(seeds)
+    cfg, lr_scores = choose_lr(cfg)
+    held, smp = heldout_set(cfg), samplings(cfg)
+    out: dict = {"seeds": seeds, "paths": {}, "runs": {}, "r1": {}, "settings": {}, "baselines": {}}
+    out["clip_mu"] = cfg.clip_mu
+    out["lr"] = {"chosen": cfg.grpo.lr, "validation_pass_at_1": {str(k): v for k, v in lr_scores.items()}}
+    # The bases, and the validation check that the task has room at both ends.
+    out["valid"] = {}
+    for kind in BASES:
+        path = hard_base_path(cfg, kind)
+        name = "base" if kind == "plain" else "primed_base"
+        out["paths"][name] = [path] * len(seeds)
+        if kind == "plain":  # the room check (the primed base's room shows in its held-out numbers)
+            out["valid"][kind] = evaluate_cached(path, valid_set(cfg), r1_many(cfg, cfg.valid_samples), 0)
+        out["r1"][name] = [evaluate_cached(path, held, smp["r1"], s) for s in seeds]
+    out["base_meta"] = artifacts.load_meta(out["paths"]["base"][0])
+    out["settings"]["base"] = {
+        k: [evaluate_cached(out["paths"]["base"][0], held, smp[k], s) for s in ([0] if k == "greedy" else seeds)]
+        for k in ("greedy", "t1")
+    }
+    for cond in CONDITIONS:
+        name = cond.name
+        paths = [cond.path(cfg, s) for s in seeds]
+        out["paths"][name], out["runs"][name] = paths, [artifacts.load_meta(p) for p in paths]
+        if name in VERDICT_MODELS:
+            out["r1"][name] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
+    out["settings"]["true"] = {
+        k: [evaluate_cached(p, held, smp[k], s if k != "greedy" else 0) for p, s in zip(out["paths"]["true"], seeds)]
+        for k in ("greedy", "t1")
+    }
+    for kind in BASELINES:
+        budgets = [m["flops"] for m in out["runs"]["true"]]
+        paths = [baseline_path(cfg, kind, s, b) for s, b in zip(seeds, budgets)]
+        out["paths"][kind], out["baselines"][kind] = paths, [artifacts.load_meta(p) for p in paths]
+        out["r1"][kind] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
+    # Sharpen or expand: many samples per held-out problem, base (one model) and true-reward RL.
+    many = r1_many(cfg, cfg.passk_samples)
+    pk = passk_set(cfg)
+    out["passk"] = {"base": [evaluate_cached(out["paths"]["base"][0], pk, many, 0)]}
+    out["passk"]["true"] = [evaluate_cached(p, pk, many, s) for p, s in zip(out["paths"]["true"], seeds)]
+    return out
+
+
+# ----------------------------------------------------------------------------- scoring
 def _s(runs: Sequence[EvalResult], name: str = "pass@1") -> np.ndarray:
     return per_problem_scores(runs, name)  # (S, P)
 
@@ -42,6 +111,19 @@ def _counts(runs: Sequence[EvalResult]) -> np.ndarray:
 def controls_metrics(out: dict) -> dict:
     """Results-file metrics of :func:`run_experiment`; every comparison a paired bootstrap."""
     m: dict = {}
+    _heldout_metrics(out, m)  # room, the chosen lr, held-out R1-sampling comparisons, the clip control
+    _curve_metrics(out, m)  # other evaluation settings, curves over training, behaviours
+    m.update(_passk_metrics(out))  # sharpen or expand
+    m["clip_mu"] = out["clip_mu"]
+    m["grpo_flops_per_run"] = stats.over_seeds([r["flops"] for r in out["runs"]["true"]])
+    m["hard_base_params"] = out["base_meta"]["params"]
+    m["baseline_steps"] = {k: stats.over_seeds([b["steps"] for b in out["baselines"][k]]) for k in BASELINES}
+    m["rft_kept"] = stats.over_seeds([b["kept"] for b in out["baselines"]["rft"]])
+    return m
+
+
+def _heldout_metrics(out: dict, m: dict) -> None:
+    """Room on the validation split, the chosen lr, and the held-out comparisons at R1's sampling."""
     r1 = out["r1"]
     # Room at both ends, on the validation split (one model, one sampling seed).
     for kind, r in out["valid"].items():
@@ -83,6 +165,10 @@ def controls_metrics(out: dict) -> dict:
         )
         for name in ("true", "random", clip)
     }
+
+
+def _curve_metrics(out: dict, m: dict) -> None:
+    """Greedy and T = 1 beside R1's sampling; the end of every training curve; behaviour rates."""
     # Evaluation settings: greedy and T = 1 beside R1's (base and true-reward RL).
     for k in ("greedy", "t1"):
         b, t = out["settings"]["base"][k], out["settings"]["true"][k]
@@ -106,13 +192,6 @@ def controls_metrics(out: dict) -> dict:
                 [float(r["evals"][0][f"rate_{b}"]) for r in runs], unit="rate"
             )
             m.setdefault(f"behaviour_{b}_end", {})[name] = stats.over_seeds(_final(runs, f"rate_{b}"), unit="rate")
-    m.update(_passk_metrics(out))
-    m["clip_mu"] = out["clip_mu"]
-    m["grpo_flops_per_run"] = stats.over_seeds([r["flops"] for r in out["runs"]["true"]])
-    m["hard_base_params"] = out["base_meta"]["params"]
-    m["baseline_steps"] = {k: stats.over_seeds([b["steps"] for b in out["baselines"][k]]) for k in BASELINES}
-    m["rft_kept"] = stats.over_seeds([b["kept"] for b in out["baselines"]["rft"]])
-    return m
 
 
 def _passk_metrics(out: dict) -> dict:
@@ -162,7 +241,7 @@ def controls_extra(out: dict) -> dict:
     }
 
 
-def controls_evals(cfg: ControlsConfig, out: dict) -> dict:
+def controls_evals(cfg: HardTaskConfig, out: dict) -> dict:
     """``evals`` records of every cached evaluation the metrics use."""
     held, smp, seeds = heldout_set(cfg), samplings(cfg), out["seeds"]
     recs = {}
@@ -206,4 +285,12 @@ def total_flops(out: dict) -> float:
     return float(fl)
 
 
-__all__ = ["controls_metrics", "controls_extra", "controls_evals", "total_flops", "CURVE_KEYS"]
+__all__ = [
+    "choose_lr",
+    "run_experiment",
+    "controls_metrics",
+    "controls_extra",
+    "controls_evals",
+    "total_flops",
+    "CURVE_KEYS",
+]

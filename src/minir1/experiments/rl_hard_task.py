@@ -26,7 +26,8 @@ the clipping bias Shao et al. blame for spurious-reward gains cannot act in thos
 control therefore repeats the random-reward run with μ = 2 (the second optimizer step on a batch
 sees a ratio that has moved), once with the clip (ε = 0.2) and once without it (ε = 1e9).
 
-This module trains and evaluates; :mod:`minir1.experiments.rl_controls_metrics` scores the runs.
+The bases are a recipe (:mod:`minir1.experiments.recipes.hard_task`).  This module defines the
+conditions and trains them; :mod:`minir1.experiments.rl_hard_task_scores` evaluates and scores them.
 """
 
 from __future__ import annotations
@@ -34,61 +35,39 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import artifacts, behaviours, distill, models
-from ..corpus import CorpusConfig, build_corpus
-from ..evaluation import EvalSet, Sampling, evaluate, evaluate_cached
+from ..evaluation import EvalSet, Sampling, evaluate
 from ..grpo import GRPOConfig, train_grpo
 from ..rewards import accuracy_reward, format_reward, incorrect_reward, make_random_reward
 from ..tasks import completion, final_answer, get_task
 from ..tokenizer import format_prompt
 from ..train import TrainConfig, train
-from ..utils import device, seed_everything
-from . import lab
-from .lab import LabConfig
+from ..utils import seed_everything
+from .recipes import base as lab_base
+from .recipes import hard_task
+from .recipes.base import LabConfig
+from .recipes.hard_task import BASES, hard_base_config
 
 REWARDS = ("true", "random", "format", "incorrect")  # Shao et al.'s controls
 LOSS_TYPES = ("grpo", "dr_grpo")  # Liu et al.: per-sequence 1/|o| normalisation, or none
-BASES = ("plain", "primed")  # Gandhi et al.: without / with checking-and-correcting traces
 VALID_SEED = 777  # validation problems: train split, their own seed (never the test split)
-HELDOUT_SEED = lab.EVAL_SEED  # held-out test problems (verdict, pass@k)
+HELDOUT_SEED = lab_base.EVAL_SEED  # held-out test problems (verdict, pass@k)
 CURVE_SEED = 2468  # held-out problems scored during training (curves)
 R1_T, R1_TOP_P = 0.6, 0.95  # R1's evaluation sampling (DeepSeek-AI 2025, §3.1)
 
 
-def _hard_base(preset: str, task: str, difficulty: int, steps: int, n_docs: int, lr: float = 1e-3) -> LabConfig:
-    """The hard task's corpus and (continued) pretraining: ``task`` at ``difficulty`` only, with a
-    larger share of R1-format transcripts (10%) than the lab's (4%)."""
-    return LabConfig(
-        preset=preset,
-        corpus=CorpusConfig(tasks=((task, difficulty, 1.0),), n_docs=n_docs, mix=(0.33, 0.28, 0.19, 0.10, 0.10)),
-        train=TrainConfig(
-            steps=steps,
-            batch_size=32,
-            lr=lr,
-            warmup_steps=10,
-            pack=True,
-            seq_len=128,
-            desc="pretrain (hard task)",
-            log_every=100,
-            progress=False,
-        ),
-        tasks=((task, difficulty),),
-        n_eval=200,
-        n_samples=8,  # held-out samples per problem at T = 0.6 and T = 1 (the lab uses 16; CPU budget)
-        max_new_tokens=64,
-    )
-
-
 @dataclass(frozen=True)
-class ControlsConfig:
+class HardTaskConfig:
     base: LabConfig = field(
-        default_factory=lambda: _hard_base("micro", "multiplication", 3, 100, 20_000)
+        default_factory=lambda: hard_base_config("micro", "multiplication", 3, 100, 20_000)
     )  # the plain base's corpus
-    start: LabConfig | None = field(default_factory=lambda: lab.PROFILES["cpu"])  # base continued from (None: scratch)
+    start: LabConfig | None = field(
+        default_factory=lambda: lab_base.PROFILES["cpu"]
+    )  # base continued from (None: scratch)
     primed_behaviour_rate: float = 0.3  # share of worked solutions that check / redo in the primed base
     task: str = "multiplication"  # a x m, m in 2..9: the lab base never saw it; chosen on the validation split
     difficulty: int = 3  # digits of the first operand
@@ -133,13 +112,13 @@ class ControlsConfig:
             raise ValueError(f"clip_mu must be an int >= 2 (with μ = 1 the clip cannot bind); got {self.clip_mu!r}")
 
 
-def dry_run(cfg: ControlsConfig) -> ControlsConfig:
+def dry_run(cfg: HardTaskConfig) -> HardTaskConfig:
     """``cfg``'s model shapes, two GRPO steps, tiny evaluations (tests)."""
     g = replace(cfg.grpo, steps=2, group_size=2, batch_size=4, eval_every=1, max_completion_length=8)
     return replace(
         cfg,
-        base=lab.dry_run(cfg.base),
-        start=None if cfg.start is None else lab.dry_run(cfg.start),
+        base=lab_base.dry_run(cfg.base),
+        start=None if cfg.start is None else lab_base.dry_run(cfg.start),
         grpo=g,
         n_train=8,
         n_curve=2,
@@ -156,12 +135,12 @@ def dry_run(cfg: ControlsConfig) -> ControlsConfig:
     )
 
 
-PROFILES: dict[str, ControlsConfig] = {
-    "smoke": ControlsConfig(
-        start=lab.PROFILES["smoke"],
-        base=_hard_base("nano", "multiplication", 3, 10, 600),
+PROFILES: dict[str, HardTaskConfig] = {
+    "smoke": HardTaskConfig(
+        start=lab_base.PROFILES["smoke"],
+        base=hard_base_config("nano", "multiplication", 3, 10, 600),
         grpo=replace(
-            ControlsConfig().grpo, group_size=4, batch_size=16, steps=2, lr=1e-4, max_completion_length=32, eval_every=1
+            HardTaskConfig().grpo, group_size=4, batch_size=16, steps=2, lr=1e-4, max_completion_length=32, eval_every=1
         ),
         n_train=64,
         n_curve=4,
@@ -175,11 +154,11 @@ PROFILES: dict[str, ControlsConfig] = {
         lr_candidates=(1e-4,),
         lr_valid_samples=2,
     ),
-    "cpu": ControlsConfig(),
-    "gpu": ControlsConfig(
-        start=lab.PROFILES["gpu"],
-        base=_hard_base("mini", "multiplication", 4, 1000, 100_000),
-        grpo=replace(ControlsConfig().grpo, group_size=16, batch_size=256, steps=200, eval_every=20, log_every=10),
+    "cpu": HardTaskConfig(),
+    "gpu": HardTaskConfig(
+        start=lab_base.PROFILES["gpu"],
+        base=hard_base_config("mini", "multiplication", 4, 1000, 100_000),
+        grpo=replace(HardTaskConfig().grpo, group_size=16, batch_size=256, steps=200, eval_every=20, log_every=10),
         n_train=20_000,
         n_curve=200,
         curve_samples=4,
@@ -193,81 +172,50 @@ PROFILES: dict[str, ControlsConfig] = {
 
 
 # ----------------------------------------------------------------------------- bases and problem sets
-def base_cfg(cfg: ControlsConfig, kind: str) -> LabConfig:
+def base_cfg(cfg: HardTaskConfig, kind: str) -> LabConfig:
     """The LabConfig of the ``plain`` or ``primed`` base (same corpus size and steps)."""
-    if kind not in BASES:
-        raise ValueError(f"base kind must be one of {BASES}; got {kind!r}")
-    if kind == "plain":
-        return cfg.base
-    return replace(cfg.base, corpus=replace(cfg.base.corpus, behaviour_rate=cfg.primed_behaviour_rate))
+    return hard_task.kind_config(cfg.base, kind, cfg.primed_behaviour_rate)
 
 
-def _build_continued(start: LabConfig, bc: LabConfig):
-    def build(folder):
-        model, tok, meta = lab.base_model(start)
-        seed_everything(bc.seed)
-        res = train(model, tok, [("", d) for d in build_corpus(bc.corpus)], bc.train)
-        models.save(model.cpu(), tok, folder)
-        return {
-            "params": models.n_params(model),
-            "tokens": res.tokens,
-            "flops": res.flops,
-            "start_flops": meta["flops"],
-            "wall_seconds": res.wall_seconds,
-            "history": res.history,
-        }
-
-    return build
-
-
-def base_path(cfg: ControlsConfig, kind: str) -> Path:
+def hard_base_path(cfg: HardTaskConfig, kind: str) -> Path:
     """The ``plain`` or ``primed`` base: ``cfg.start`` (the lab's base) pretrained further on
-    ``cfg.base``'s corpus for ``cfg.base.train.steps`` (or, with ``start=None``, from scratch)."""
-    bc = base_cfg(cfg, kind)
-    if cfg.start is None:
-        return lab.base_path(bc)
-    conf = {
-        "start": {k: v for k, v in asdict(cfg.start).items() if k in lab.BUILD_FIELDS},
-        **{k: v for k, v in asdict(bc).items() if k in lab.BUILD_FIELDS},
-    }
-    return artifacts.cached("base-continued", conf, _build_continued(cfg.start, bc))
+    ``cfg.base``'s corpus (the recipe :func:`minir1.experiments.recipes.hard_task.continued_path`)."""
+    return hard_task.continued_path(cfg.start, base_cfg(cfg, kind))
 
 
-def base_model(cfg: ControlsConfig, kind: str):
+def hard_base_model(cfg: HardTaskConfig, kind: str):
     """``(model, tokenizer, meta)`` of the ``plain`` or ``primed`` base (trained if missing)."""
-    path = base_path(cfg, kind)
-    model, tok = models.load(path, device=device())
-    return model, tok, artifacts.load_meta(path)
+    return hard_task.continued_model(cfg.start, base_cfg(cfg, kind))
 
 
-def valid_set(cfg: ControlsConfig) -> EvalSet:
+def valid_set(cfg: HardTaskConfig) -> EvalSet:
     return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_valid, split="train", seed=VALID_SEED)
 
 
-def heldout_set(cfg: ControlsConfig) -> EvalSet:
+def heldout_set(cfg: HardTaskConfig) -> EvalSet:
     return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_heldout, split="test", seed=HELDOUT_SEED)
 
 
-def passk_set(cfg: ControlsConfig) -> EvalSet:
+def passk_set(cfg: HardTaskConfig) -> EvalSet:
     return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_passk, split="test", seed=HELDOUT_SEED)
 
 
-def curve_set(cfg: ControlsConfig) -> EvalSet:
+def curve_set(cfg: HardTaskConfig) -> EvalSet:
     return EvalSet(task=cfg.task, difficulty=cfg.difficulty, n=cfg.n_curve, split="test", seed=CURVE_SEED)
 
 
-def r1_many(cfg: ControlsConfig, n: int) -> Sampling:
+def r1_many(cfg: HardTaskConfig, n: int) -> Sampling:
     """R1's sampling with ``n`` samples per problem and pass@k at powers of two up to n."""
     ks = tuple(2**i for i in range(0, 9) if 2**i <= n)
     return Sampling(n_samples=n, temperature=R1_T, top_p=R1_TOP_P, max_new_tokens=cfg.grpo.max_completion_length, ks=ks)
 
 
-def samplings(cfg: ControlsConfig) -> dict[str, Sampling]:
+def samplings(cfg: HardTaskConfig) -> dict[str, Sampling]:
     """Greedy, R1's (T = 0.6, top-p 0.95) and T = 1 with the base config's sample count."""
-    return lab.samplings(replace(cfg.base, max_new_tokens=cfg.grpo.max_completion_length))
+    return lab_base.samplings(replace(cfg.base, max_new_tokens=cfg.grpo.max_completion_length))
 
 
-def train_problems(cfg: ControlsConfig, seed: int):
+def train_problems(cfg: HardTaskConfig, seed: int):
     return get_task(cfg.task, cfg.difficulty).sample("train", cfg.n_train, seed=seed)
 
 
@@ -285,7 +233,7 @@ def reward_funcs(reward: str, seed: int) -> list:
     raise ValueError(f"reward must be one of {REWARDS}; got {reward!r}")
 
 
-def curve_eval(cfg: ControlsConfig, tok, seed: int):
+def curve_eval(cfg: HardTaskConfig, tok, seed: int):
     """``eval_fn`` for GRPO: held-out strict/lenient pass@1, format rate, length and behaviour rates
     (first sample of each curve problem) at R1's sampling."""
     probs = curve_set(cfg).problems()
@@ -315,9 +263,9 @@ def curve_eval(cfg: ControlsConfig, tok, seed: int):
     return fn
 
 
-def _build_grpo(cfg: ControlsConfig, base: str, reward: str, gcfg: GRPOConfig, seed: int):
+def _build_grpo(cfg: HardTaskConfig, base: str, reward: str, gcfg: GRPOConfig, seed: int):
     def build(folder):
-        model, tok, meta = base_model(cfg, base)
+        model, tok, meta = hard_base_model(cfg, base)
         seed_everything(seed)
         res = train_grpo(
             model,
@@ -341,7 +289,7 @@ NO_CLIP = 1e9  # clip ε that never binds: the ratio would have to leave [1 - 1e
 
 
 def grpo_path(
-    cfg: ControlsConfig,
+    cfg: HardTaskConfig,
     seed: int,
     *,
     base: str = "plain",
@@ -368,7 +316,7 @@ def grpo_path(
         "n_train": cfg.n_train,
         "curve": [cfg.n_curve, cfg.curve_samples],
         "seed": seed,
-        "base": artifacts.load_meta(base_path(cfg, base))["key"],
+        "base": artifacts.load_meta(hard_base_path(cfg, base))["key"],
     }
     return artifacts.cached("rl-controls", conf, _build_grpo(cfg, base, reward, gcfg, seed))
 
@@ -377,7 +325,7 @@ def grpo_path(
 BASELINES = ("sft_worked", "rft")
 
 
-def _sft(cfg: ControlsConfig, pairs, tok, params: int, flops_budget: float, seed: int, desc: str):
+def _sft(cfg: HardTaskConfig, pairs, tok, params: int, flops_budget: float, seed: int, desc: str):
     tokens_per_example = float(np.mean([len(tok.encode(c)) + 1 for _, c in pairs[:200]]))  # completion + eos
     batch = cfg.grpo.batch_size
     steps = max(1, int(flops_budget / (6 * params * tokens_per_example * batch)))
@@ -394,7 +342,7 @@ def _sft(cfg: ControlsConfig, pairs, tok, params: int, flops_budget: float, seed
     return steps, tcfg
 
 
-def _worked_pairs(cfg: ControlsConfig, tok, seed: int) -> list[tuple[str, str]]:
+def _worked_pairs(cfg: HardTaskConfig, tok, seed: int) -> list[tuple[str, str]]:
     task, rng = get_task(cfg.task, cfg.difficulty), random.Random(seed)
     out = []
     for p in train_problems(cfg, seed):
@@ -403,7 +351,7 @@ def _worked_pairs(cfg: ControlsConfig, tok, seed: int) -> list[tuple[str, str]]:
     return out
 
 
-def _rft_pairs(cfg: ControlsConfig, model, tok, seed: int) -> tuple[list[tuple[str, str]], int]:
+def _rft_pairs(cfg: HardTaskConfig, model, tok, seed: int) -> tuple[list[tuple[str, str]], int]:
     """The base's own samples (T = 1) on train problems that the strict verifier accepts (STaR's
     rationales, without hints); returns the pairs and the tokens sampled to find them."""
     probs = train_problems(cfg, seed)[: max(1, cfg.n_train // 4)]
@@ -426,9 +374,9 @@ def _rft_pairs(cfg: ControlsConfig, model, tok, seed: int) -> tuple[list[tuple[s
     return kept, drawn.generated_tokens
 
 
-def _build_baseline(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float):
+def _build_baseline(cfg: HardTaskConfig, kind: str, seed: int, flops_budget: float):
     def build(folder):
-        model, tok, meta = base_model(cfg, "plain")
+        model, tok, meta = hard_base_model(cfg, "plain")
         params, sampled = meta["params"], 0
         if kind == "sft_worked":
             pairs = _worked_pairs(cfg, tok, seed)
@@ -452,7 +400,7 @@ def _build_baseline(cfg: ControlsConfig, kind: str, seed: int, flops_budget: flo
     return build
 
 
-def baseline_path(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float) -> Path:
+def baseline_path(cfg: HardTaskConfig, kind: str, seed: int, flops_budget: float) -> Path:
     """A baseline (``kind`` in :data:`BASELINES`) trained for the FLOPs of one GRPO run, cached."""
     if kind not in BASELINES:
         raise ValueError(f"kind must be one of {BASELINES}; got {kind!r}")
@@ -467,7 +415,7 @@ def baseline_path(cfg: ControlsConfig, kind: str, seed: int, flops_budget: float
         "max_len": cfg.grpo.max_completion_length,
         "seed": seed,
         "flops_budget": float(f"{flops_budget:.6g}"),
-        "base": artifacts.load_meta(base_path(cfg, "plain"))["key"],
+        "base": artifacts.load_meta(hard_base_path(cfg, "plain"))["key"],
     }
     return artifacts.cached("rl-baseline", conf, _build_baseline(cfg, kind, seed, float(conf["flops_budget"])))
 
@@ -491,7 +439,7 @@ class Condition(NamedTuple):
             return self.loss
         return self.reward if self.base == "plain" else f"{self.base}_{self.reward}"
 
-    def path(self, cfg: ControlsConfig, seed: int) -> Path:
+    def path(self, cfg: HardTaskConfig, seed: int) -> Path:
         mu = cfg.clip_mu if self.clip_control else None
         return grpo_path(cfg, seed, base=self.base, reward=self.reward, loss_type=self.loss, mu=mu, clip=self.clip)
 
@@ -511,73 +459,8 @@ CLIP_MODELS = ("random_mu", "random_mu_noclip")
 VERDICT_MODELS = ("base", "true", "random", "rft", "sft_worked", "primed_base", "primed_true", *CLIP_MODELS)
 
 
-def _model(path):
-    model, tok = models.load(path, device=device())
-    return model, tok
-
-
-def choose_lr(cfg: ControlsConfig) -> tuple[ControlsConfig, dict[float, float]]:
-    """The rule in :class:`ControlsConfig`: GRPO (seed 0, true reward, plain base) at each of
-    ``cfg.lr_candidates``, strict pass@1 at R1's sampling on the validation split (train-split
-    problems; the test split is never looked at); the best wins, ties to the smaller lr.
-    Returns ``cfg`` with that lr and the validation score of each candidate."""
-    samp = r1_many(cfg, cfg.lr_valid_samples)
-    scores = {}
-    for lr in cfg.lr_candidates:
-        path = grpo_path(replace(cfg, grpo=replace(cfg.grpo, lr=lr)), 0)
-        scores[lr] = evaluate_cached(path, valid_set(cfg), samp, 0).acc
-    best = max(scores.values())
-    lr = min(c for c, v in scores.items() if v >= best)
-    return replace(cfg, grpo=replace(cfg.grpo, lr=lr)), scores
-
-
-def run_experiment(cfg: ControlsConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
-    """Train (or load) and score every condition for ``seeds``; raw evaluations and run metadata."""
-    seeds = list(seeds)
-    cfg, lr_scores = choose_lr(cfg)
-    held, smp = heldout_set(cfg), samplings(cfg)
-    out: dict = {"seeds": seeds, "paths": {}, "runs": {}, "r1": {}, "settings": {}, "baselines": {}}
-    out["clip_mu"] = cfg.clip_mu
-    out["lr"] = {"chosen": cfg.grpo.lr, "validation_pass_at_1": {str(k): v for k, v in lr_scores.items()}}
-    # The bases, and the validation check that the task has room at both ends.
-    out["valid"] = {}
-    for kind in BASES:
-        path = base_path(cfg, kind)
-        name = "base" if kind == "plain" else "primed_base"
-        out["paths"][name] = [path] * len(seeds)
-        if kind == "plain":  # the room check (the primed base's room shows in its held-out numbers)
-            out["valid"][kind] = evaluate_cached(path, valid_set(cfg), r1_many(cfg, cfg.valid_samples), 0)
-        out["r1"][name] = [evaluate_cached(path, held, smp["r1"], s) for s in seeds]
-    out["base_meta"] = artifacts.load_meta(out["paths"]["base"][0])
-    out["settings"]["base"] = {
-        k: [evaluate_cached(out["paths"]["base"][0], held, smp[k], s) for s in ([0] if k == "greedy" else seeds)]
-        for k in ("greedy", "t1")
-    }
-    for cond in CONDITIONS:
-        name = cond.name
-        paths = [cond.path(cfg, s) for s in seeds]
-        out["paths"][name], out["runs"][name] = paths, [artifacts.load_meta(p) for p in paths]
-        if name in VERDICT_MODELS:
-            out["r1"][name] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
-    out["settings"]["true"] = {
-        k: [evaluate_cached(p, held, smp[k], s if k != "greedy" else 0) for p, s in zip(out["paths"]["true"], seeds)]
-        for k in ("greedy", "t1")
-    }
-    for kind in BASELINES:
-        budgets = [m["flops"] for m in out["runs"]["true"]]
-        paths = [baseline_path(cfg, kind, s, b) for s, b in zip(seeds, budgets)]
-        out["paths"][kind], out["baselines"][kind] = paths, [artifacts.load_meta(p) for p in paths]
-        out["r1"][kind] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
-    # Sharpen or expand: many samples per held-out problem, base (one model) and true-reward RL.
-    many = r1_many(cfg, cfg.passk_samples)
-    pk = passk_set(cfg)
-    out["passk"] = {"base": [evaluate_cached(out["paths"]["base"][0], pk, many, 0)]}
-    out["passk"]["true"] = [evaluate_cached(p, pk, many, s) for p, s in zip(out["paths"]["true"], seeds)]
-    return out
-
-
 __all__ = [
-    "ControlsConfig",
+    "HardTaskConfig",
     "REWARDS",
     "LOSS_TYPES",
     "BASES",
@@ -585,14 +468,18 @@ __all__ = [
     "CONDITIONS",
     "Condition",
     "CLIP_MODELS",
+    "VERDICT_MODELS",
     "dry_run",
     "base_cfg",
+    "hard_base_path",
+    "hard_base_model",
     "valid_set",
     "heldout_set",
+    "passk_set",
     "curve_set",
+    "r1_many",
     "samplings",
     "reward_funcs",
     "grpo_path",
     "baseline_path",
-    "run_experiment",
 ]

@@ -8,6 +8,9 @@
 #                                      unless CACHE) and compare every metric with book/results
 #   make lab                           open JupyterLab
 #   make bench                         micro-benchmarks (python -m minir1.bench)
+#   make gpu-check                     the gpu profile on this GPU, a few steps per chapter (<= 8 min)
+#                                      -> .artifacts/gpu-check.json (plain python3 + torch; no venv)
+#   make edition-tag                   tag HEAD as the newest edition in data/editions.yml (the lead, at release)
 #   make clean / make clean-all        remove build outputs / also the venv and cached models
 #
 # Everything runs in .venv (created with python3 -m venv on first use). The install is
@@ -37,10 +40,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 step = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
 
 .PHONY: help venv book claims test test-env test-unit test-nbval test-book test-browser \
-        chromium chapters reproduce lab bench clean clean-all
+        chromium chapters reproduce lab bench gpu-check clean clean-all edition-tag
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^#$$/p' Makefile | sed -e '$$d' -e 's/^# \{0,1\}//'
 
 # ----------------------------------------------------------------------------- environment
 $(STAMP): pyproject.toml
@@ -66,6 +69,8 @@ chromium:
 claims: $(STAMP)
 	$(PY) -m minir1.publish.claims
 	$(PY) -m minir1.publish.ledger
+	$(PY) -m minir1.publish.dashboard
+	$(PY) -m minir1.publish.errata
 
 book: claims
 	$(call step,building the book (warnings are errors))
@@ -90,6 +95,17 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m minir1.bench --out-dir book/results
+
+# The device check (README "GPU edition"): runs where only python3 with torch, transformers and
+# numpy is installed (no venv, no network, no papermill); never writes into the book.
+gpu-check:
+	PYTHONPATH=src $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m minir1.gpu_check
+
+# An edition is tagged edition-YYYY.MM.DD (the newest entry of data/editions.yml; README "Editions").
+edition-tag: $(STAMP)
+	@tag=$$($(PY) -c 'from minir1.publish.errata import current_edition; print(current_edition()["tag"])'); \
+	git tag -a "$$tag" -m "minir1 book, $$tag" && \
+	echo "tagged $$tag at $$(git rev-parse --short HEAD); publish it with: git push origin $$tag"
 
 # ----------------------------------------------------------------------------- tests
 # Each step stops `make test` when it fails; the step names say how far it got.

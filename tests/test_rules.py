@@ -48,6 +48,7 @@ def test_every_claim_has_a_rule_that_can_come_out_each_way(claim):
         return
     examples = rule.get("examples") or {}
     possible = {lv["verdict"] for lv in rule["levels"]} | {rule["otherwise"]}
+    possible |= {"inconclusive"} if "inconclusive" in rule else set()
     assert set(examples) == possible, (
         f"{claim['id']}: `examples` must give metrics for every outcome the rule "
         f"can give ({sorted(possible)}); has {sorted(examples)}"
@@ -56,3 +57,94 @@ def test_every_claim_has_a_rule_that_can_come_out_each_way(claim):
     for verdict, metrics in examples.items():
         assert verdict in VERDICTS
         assert rules.outcome(rule, metrics) == verdict, f"{claim['id']}: example for {verdict!r} gives another verdict"
+
+
+# ----------------------------------------------------------------------------- issue 24: inconclusive, equivalence
+def _m(mean, lo, hi):
+    return {"mean": mean, "lo": lo, "hi": hi}
+
+
+THRESHOLD_RULE = {  # a claim decided at a threshold: "RL beats the base"
+    "says": "Supported if the gain's interval lies above 0; inconclusive if it straddles 0.",
+    "levels": [{"verdict": "supported", "when": ["gain:lo > 0"]}],
+    "inconclusive": ["straddles(gain, 0)"],
+    "otherwise": "not supported",
+}
+EQUIVALENCE_RULE = {  # a claim of sameness: "the student matches the teacher" within 5 pp
+    "says": "Supported if TOST calls student - teacher equivalent within 5 pp; inconclusive if it cannot tell.",
+    "levels": [{"verdict": "supported", "when": ["equivalent(student_vs_teacher, 0.05)"]}],
+    "inconclusive": ["inconclusive(student_vs_teacher, 0.05)"],
+    "otherwise": "not supported",
+}
+
+
+@pytest.mark.parametrize(
+    "gain,verdict",
+    [
+        (_m(0.05, 0.01, 0.09), "supported"),
+        (_m(0.01, -0.02, 0.04), "inconclusive"),  # straddles 0: not a finding against the claim
+        (_m(-0.014, -0.029, 0.001), "inconclusive"),  # distill-small-beats-big's [-2.9, +0.1] pp
+        (_m(0.0, -0.02, 0.0), "inconclusive"),  # touches 0: still not excluded
+        (_m(-0.05, -0.09, -0.01), "not supported"),  # the interval excludes the claim
+    ],
+)
+def test_inconclusive_when_the_interval_straddles_the_threshold(gain, verdict):
+    rules.check_rule(THRESHOLD_RULE)
+    assert rules.outcome(THRESHOLD_RULE, {"gain": gain}) == verdict
+
+
+@pytest.mark.parametrize(
+    "diff,verdict",
+    [
+        (_m(0.01, -0.02, 0.03), "supported"),  # inside (-5, +5) pp: equivalent
+        (_m(0.0, -0.20, 0.20), "inconclusive"),  # AIME-sized interval: a wide interval is no match
+        (_m(-0.04, -0.07, -0.01), "inconclusive"),  # crosses the -5 pp edge
+        (_m(-0.10, -0.15, -0.06), "not supported"),  # wholly below the margin: not equivalent
+        (_m(0.08, 0.05, 0.11), "not supported"),  # lo on the edge: outside
+    ],
+)
+def test_equivalence_by_two_one_sided_tests(diff, verdict):
+    rules.check_rule(EQUIVALENCE_RULE)
+    assert rules.outcome(EQUIVALENCE_RULE, {"student_vs_teacher": diff}) == verdict
+
+
+def test_inconclusive_is_checked_after_levels_and_before_otherwise():
+    rule = {
+        "says": "x",
+        "levels": [{"verdict": "partly supported", "when": ["a:mean > 0"]}],
+        "inconclusive": ["straddles(a, 0)"],
+        "otherwise": "not supported",
+    }
+    assert rules.outcome(rule, {"a": _m(0.1, -0.1, 0.3)}) == "partly supported"  # a level wins
+    assert rules.outcome(rule, {"a": _m(-0.1, -0.3, 0.1)}) == "inconclusive"
+    assert rules.outcome(rule, {"a": _m(-0.2, -0.3, -0.1)}) == "not supported"
+    # Several inconclusive conditions must all hold.
+    both = {**rule, "inconclusive": ["straddles(a, 0)", "a:hi < 0.05"]}
+    assert rules.outcome(both, {"a": _m(-0.1, -0.3, 0.1)}) == "not supported"
+    assert "inconclusive" in VERDICTS
+
+
+def test_function_conditions_grammar():
+    m = {"d": _m(0.01, -0.02, 0.03), "series": {"0.2": _m(0.5, 0.4, 0.6)}, "n": 3.0}
+    assert rules.holds("equivalent(d, 0.05)", m) and not rules.holds("equivalent(d, 0.02)", m)
+    assert rules.holds("inconclusive(d, 0.02)", m) and not rules.holds("inconclusive(d, 0.05)", m)
+    assert rules.holds("equivalent(d, -0.03, 0.04)", m) and not rules.holds("equivalent(d, 0, 0.04)", m)
+    assert rules.holds("straddles(series/0.2, 0.5)", m) and not rules.holds("straddles(series/0.2, 0.7)", m)
+    bad = (
+        "equivalent(d)",
+        "equivalent(d, 0)",  # a margin must be > 0
+        "equivalent(d, 0.1, -0.1)",  # low < high
+        "straddles(d, 0, 1)",
+        "equivalent(d:lo, 0.05)",  # the function reads the whole interval
+        "tost(d, 0.05)",
+        "equivalent(__import__('os'), 1)",
+    )
+    for cond in bad:
+        with pytest.raises(rules.RuleError):
+            rules.holds(cond, m)
+    with pytest.raises(rules.RuleError, match="plain number"):
+        rules.holds("straddles(n, 0)", m)
+    with pytest.raises(rules.RuleError, match="inconclusive"):
+        rules.check_rule({**THRESHOLD_RULE, "inconclusive": []})
+    with pytest.raises(rules.RuleError):
+        rules.check_rule({**THRESHOLD_RULE, "inconclusive": ["gain ~ 0"]})

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .train import TrainConfig, TrainResult, collate, encode_example, lr_at, train
+from .utils import progress_bars
 
 
 class TeacherPairs(list):
@@ -226,7 +227,7 @@ def train_logit_kd(
     n_s, n_t = (sum(p.numel() for p in m.parameters()) for m in (student, teacher))
     teacher.eval()
     student.train()
-    for step in tqdm(range(cfg.steps), desc=cfg.desc, disable=not cfg.progress, mininterval=2.0):
+    for step in tqdm(range(cfg.steps), desc=cfg.desc, disable=not (cfg.progress and progress_bars()), mininterval=2.0):
         idx = torch.randint(len(data), (cfg.batch_size,), generator=gen).tolist()
         ids, mask, labels = (t.to(dev) for t in collate([data[i] for i in idx], tokenizer.pad_token_id))
         with torch.no_grad():

@@ -72,7 +72,7 @@ from minir1.grpo_loss import (
     token_logprobs,
 )
 from minir1.grpo_rollout import RewardFunc, Rollout, func_name, make_rollout, prompt_batches, score
-from minir1.utils import seed_everything
+from minir1.utils import progress_bars, seed_everything
 
 __all__ = [
     "ADV_EPS",
@@ -124,7 +124,7 @@ class GRPOConfig:
     max_grad_norm: float = 1.0  # gradient clipping; TRL: 1.0
     weight_decay: float = 0.0  # AdamW; TRL: 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW; TRL (HF Trainer): (0.9, 0.999)
-    template: str = "compact"  # prompt template for minir1.tokenizer.format_prompt ("compact" or "r1")
+    template: str = "compact"  # minir1.tokenizer.format_prompt: "compact", "r1", or "chat" (a checkpoint's own)
     log_kl: bool = True  # measure KL to the initial model even when kl_coef = 0 (costs one forward)
     eval_every: int = 10  # steps between held-out evaluations (0 = only at start and end)
     log_every: int = 1  # steps between log lines (0 = silent)
@@ -346,7 +346,9 @@ def _train(model, tokenizer, problems, reward_funcs, cfg, *, ref_model, eval_fn,
     history, evals, t0 = [], [], time.perf_counter()
     if eval_fn is not None:
         evals.append({"step": 0, **eval_fn(model)})
-    for step in tqdm(range(1, cfg.steps + 1), desc="GRPO", unit="step", disable=cfg.log_every == 0):
+    for step in tqdm(
+        range(1, cfg.steps + 1), desc="GRPO", unit="step", disable=cfg.log_every == 0 or not progress_bars()
+    ):
         t = time.perf_counter()
         # 1-3. Rollout, rewards, advantages: G samples per prompt, scored, each against its group.
         sample_seed = int(torch.randint(2**31 - 1, (1,), generator=gen))

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from minir1.grpo import GRPOConfig, GRPOResult, format_line, func_name, prepare, train_grpo
+from minir1.utils import progress_bars
 
 _ROLLOUT_KEYS = ("reward", "reward_std", "len", "len_correct", "len_incorrect", "frac_zero_std")
 
@@ -145,7 +146,9 @@ def _recorder(cfg: GRPOConfig, names, acc_names, eval_fn, history: list, evals: 
     class Recorder(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
             self.t0, self.pending, self.step_s = time.perf_counter(), [], 0.0
-            self.bar = tqdm(total=cfg.steps, desc="GRPO (TRL)", unit="step", disable=cfg.log_every == 0)
+            self.bar = tqdm(
+                total=cfg.steps, desc="GRPO (TRL)", unit="step", disable=cfg.log_every == 0 or not progress_bars()
+            )
             if eval_fn is not None:
                 evals.append({"step": 0, **eval_fn(model)})
 

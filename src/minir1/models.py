@@ -15,6 +15,8 @@ pico    48         2         4        128     ~0.06M
 nano    96         3         4        256     ~0.34M
 micro   128        4         4        512     ~1.06M
 mini    256        5         8        768     ~4.3M
+small   512        8         8        1536    ~27.3M  (gpu profile)
+medium  768        12        12       2048    ~85.0M  (gpu profile)
 ======  =========  ========  =======  ======  ===============
 
 ``micro`` is the size of REFERENCE's feasibility run (1.05M parameters), which learned
@@ -23,6 +25,7 @@ mini    256        5         8        768     ~4.3M
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,9 @@ PRESETS: dict[str, ModelPreset] = {
     "nano": ModelPreset(d_model=96, n_layer=3, n_head=4, d_ff=256),
     "micro": ModelPreset(d_model=128, n_layer=4, n_head=4, d_ff=512),
     "mini": ModelPreset(d_model=256, n_layer=5, n_head=8, d_ff=768),
+    # The gpu profile's from-scratch bases (one GPU; see README "GPU edition").
+    "small": ModelPreset(d_model=512, n_layer=8, n_head=8, d_ff=1536, max_len=512),
+    "medium": ModelPreset(d_model=768, n_layer=12, n_head=12, d_ff=2048, max_len=512),
 }
 
 
@@ -89,11 +95,30 @@ def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """Hide transformers' "Loading weights" / "Writing model shards" bars while saving or loading.
+
+    Our checkpoints load in milliseconds; the bars only filled every chapter's output with noise.
+    Whatever the caller had set is restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def save(model, tokenizer, path: str | os.PathLike) -> Path:
-    """Save model (safetensors) and tokenizer with ``save_pretrained``."""
+    """Save model (safetensors) and tokenizer with ``save_pretrained`` (no progress bars)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
+    with _no_progress_bars():
+        model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
 
@@ -105,7 +130,8 @@ def load(
 
     * a preset (``"micro"``) -> a fresh, untrained model with the book's tokenizer;
     * a directory holding ``config.json`` + ``*.safetensors`` (a minir1 artifact or a real
-      Hugging Face checkpoint) -> loaded with ``from_pretrained`` (no remote code, local only).
+      Hugging Face checkpoint) -> loaded with ``from_pretrained`` (no remote code, local only,
+      no progress bar).
     """
     from .tokenizer import build_tokenizer
 
@@ -128,9 +154,10 @@ def load(
             )
         AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32
-        )
+        with _no_progress_bars():
+            model = AutoModelForCausalLM.from_pretrained(
+                path, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=dtype or torch.float32
+            )
         if tok.pad_token is None:  # many real chat checkpoints have none
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"

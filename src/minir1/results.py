@@ -5,13 +5,15 @@ Figures, verdict boxes and the intro's claims table read only these files.  A fi
 :class:`minir1.stats.Metric` ``{mean, lo, hi, per_seed, n, method, unit}``, or a series of
 them), ``evals`` (the cached evaluations behind them), ``claims`` (``{id, verdict, evidence}``)
 and ``provenance`` (git commit, source hash, package versions, device, wall seconds,
-FLOPs).  Files are validated against :data:`SCHEMA` before they are written, and written
-atomically (temp name, then rename), so a failed run never leaves half a file.
+FLOPs, and the ``edition`` block: version, date, commit, environment).  Files are validated
+against :data:`SCHEMA` before they are written, and written atomically (temp name, then
+rename), so a failed run never leaves half a file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -34,7 +36,9 @@ from .utils import RUNNER_OUTPUTS, atomic_write_json, device_name, git_dirty_fil
 PUBLISH_ENV = "MINIR1_PUBLISH"
 _RUN_ID_OK = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
-VERDICTS: tuple[str, ...] = ("supported", "partly supported", "not supported", "not testable here")
+# "inconclusive": the interval straddles the decision threshold (or a margin's edge): neither
+# the claim nor its negation is shown; distinct from "not supported" (the interval excludes it).
+VERDICTS: tuple[str, ...] = ("supported", "partly supported", "inconclusive", "not supported", "not testable here")
 
 _NUMBER = {"type": "number"}
 _METRIC = {
@@ -109,6 +113,17 @@ SCHEMA: dict[str, Any] = {
                 "device": {"type": "string"},
                 "wall_seconds": {"type": "number", "minimum": 0},
                 "flops": {"type": "number", "minimum": 0},
+                # Optional (results written before editions existed lack it): see edition().
+                "edition": {
+                    "type": "object",
+                    "required": ["version", "date", "commit", "environment"],
+                    "properties": {
+                        "version": {"type": "string"},
+                        "date": {"type": "string"},
+                        "commit": {"type": "string"},
+                        "environment": {"type": "string"},
+                    },
+                },
             },
         },
         "evals": {"type": "object", "additionalProperties": _EVAL},
@@ -198,6 +213,25 @@ def source_hash(chapter_notebook: str | None) -> str:
     return sha256_file(p) if p.exists() else ""
 
 
+def edition(commit: str | None = None, device: str | None = None) -> dict:
+    """The edition block of a results file: ``version`` (the minir1 package's), ``date`` (UTC,
+    ``YYYY-MM-DD``, the day the result was made), ``commit`` and ``environment`` (python,
+    torch, platform, device).  A book's edition is named in ``data/editions.yml`` and tagged
+    ``edition-YYYY.MM.DD`` (see README, "Editions")."""
+    try:
+        version = importlib_metadata.version("minir1")
+    except importlib_metadata.PackageNotFoundError:
+        version = "unknown"
+    v = versions(("torch",))
+    env = f"python {v['python']}, torch {v.get('torch', '?')}, {platform.platform()}"
+    return {
+        "version": version,
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        "commit": commit if commit is not None else git_commit(),
+        "environment": env + (f", {device}" if device else ""),
+    }
+
+
 def provenance(*, wall_seconds: float, flops: float, notebook: str | None = None) -> dict:
     """Where a result came from.  Besides commit, hashes and versions: ``device`` (what ran
     it, from :func:`minir1.profiles.current_device`), ``threads`` (torch threads, so a
@@ -206,12 +240,14 @@ def provenance(*, wall_seconds: float, flops: float, notebook: str | None = None
     model used, :func:`minir1.artifacts.used_records`) and ``artifacts_built`` (0 on a
     fully cached run)."""
     dev = current_device()
+    commit = git_commit()
+    device = device_name() if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     return {
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "source_hash": source_hash(notebook),
         "package_hash": package_hash(),
         "versions": versions(),
-        "device": device_name() if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": device,
         "device_type": dev,
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
@@ -221,6 +257,7 @@ def provenance(*, wall_seconds: float, flops: float, notebook: str | None = None
         "allow_dirty": os.environ.get("ALLOW_DIRTY", "") == "1",
         "artifacts": artifacts.used_records(),
         "artifacts_built": artifacts.built_count(),
+        "edition": edition(commit, device),
     }
 
 

@@ -9,7 +9,8 @@ in a specified format, checked by rules) and a *format* reward (reasoning betwee
   block, checked by the task's verifier.
 * :func:`accuracy_reward_lenient` — if the completion has an answer block, as strict;
   otherwise the last arithmetic run of the text (the last number, or the last expression).
-  It measures what the model knows regardless of the format it uses.
+  It measures what the model knows regardless of the format it uses.  Answers are read by
+  :mod:`minir1.answers`, the book's one answer extractor (``extract_answer`` is re-exported here).
 * :func:`format_reward` — strict R1 format: optional whitespace, ``<think>...</think>``,
   optional whitespace, ``<answer>...</answer>``, optional whitespace, nothing else; no tag
   inside either block.
@@ -33,6 +34,7 @@ import random
 import re
 from typing import Any, Callable, Sequence
 
+from .answers import answer_candidates, extract_answer
 from .tasks import verify
 
 _STRICT_FORMAT = re.compile(
@@ -40,8 +42,6 @@ _STRICT_FORMAT = re.compile(
     r"\s*<answer>(?:(?!</?think>|</?answer>).)*</answer>\s*",
     re.DOTALL,
 )
-# Maximal runs of arithmetic characters that start with a digit or "(" (no "=" inside).
-_ARITH_RUN = re.compile(r"[0-9(][0-9+\-*/() ]*", re.ASCII)
 
 
 def _text(completion: Any) -> str:
@@ -58,43 +58,6 @@ def _columns(completions: Sequence, **columns: Sequence) -> list[list]:
             got = "a string" if isinstance(col, str) else ("missing" if col is None else f"length {len(col)}")
             raise ValueError(f"{name} must be a list with one entry per completion ({len(completions)}); got {got}")
     return [list(col) for col in columns.values()]
-
-
-def _answer_block(text: str) -> str | None:
-    end = text.rfind("</answer>")
-    if end < 0:
-        return None
-    start = text.rfind("<answer>", 0, end)
-    return None if start < 0 else text[start + len("<answer>") : end].strip()
-
-
-def _fallback_runs(text: str) -> list[str]:
-    """The last arithmetic run of ``text``, then the last one holding an operator."""
-    runs = [r.strip() for r in _ARITH_RUN.findall(text)]
-    out = runs[-1:] + [r for r in reversed(runs) if any(c in r for c in "+-*/")][:1]
-    return list(dict.fromkeys(out))
-
-
-def extract_answer(text: str, strict: bool = True) -> str | None:
-    """The answer a completion gives, or None.
-
-    Strict: the stripped inside of the last ``<answer>...</answer>`` block.  Lenient: that,
-    else the last run of digits, operators and parentheses in the text.
-
-    >>> extract_answer("<think>7+9=16 =16</think> <answer> 16 </answer>")
-    '16'
-    >>> extract_answer("<answer>1</answer> then <answer>2</answer>")
-    '2'
-    >>> extract_answer("so it is 5*3+7.") is None, extract_answer("so it is 5*3+7.", strict=False)
-    (True, '5*3+7')
-    """
-    if not isinstance(text, str):
-        return None
-    block = _answer_block(text)
-    if block is not None or strict:
-        return block
-    runs = _fallback_runs(text)
-    return runs[0] if runs else None
 
 
 def accuracy_reward(
@@ -126,9 +89,7 @@ def accuracy_reward_lenient(
     tasks, keys = _columns(completions, task=task, key=key)
     out = []
     for c, t, k in zip(completions, tasks, keys):
-        text = _text(c)
-        block = _answer_block(text)
-        candidates = [block] if block is not None else _fallback_runs(text)
+        candidates = answer_candidates(_text(c))  # the block, else the last run and the last expression
         out.append(float(any(verify(t, k, a) for a in candidates)))
     return out
 

@@ -90,6 +90,32 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, u: torch.Tenso
     return (tok if order is None else order.gather(-1, tok)).squeeze(-1)
 
 
+def stop_ids(model, tokenizer) -> int | torch.Tensor:
+    """The token id(s) that end a completion: the tokenizer's eos id, or a tensor of ids when the model's
+    generation config names others too (a chat checkpoint ends its turn with its own token, e.g. Qwen2.5's
+    ``<|im_end|>``; :func:`minir1.checkpoint.load_checkpoint` writes them there). The book's models name only
+    the tokenizer's eos, so for them this is that int and sampling is exactly what it was.
+    """
+    eos = tokenizer.eos_token_id
+    named = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    named = [] if named is None else [named] if isinstance(named, int) else list(named)
+    ids = sorted({i for i in [eos, *named] if i is not None})
+    if ids == [eos]:
+        return eos
+    return torch.tensor(ids, dtype=torch.long, device=next(model.parameters()).device)
+
+
+def _is_stop(tok: torch.Tensor, stop: int | torch.Tensor) -> torch.Tensor:
+    """Where ``tok`` holds a stop token (``stop``: one id, or a tensor of ids; see :func:`stop_ids`)."""
+    return tok == stop if isinstance(stop, int) else torch.isin(tok, stop)
+
+
+def _first_stop(comp: torch.Tensor, stop: int | torch.Tensor) -> torch.Tensor:
+    """(N, T) bool: each row's first stop token (needed where the pad token is also a stop token)."""
+    hit = _is_stop(comp, stop).long()
+    return (hit.cumsum(dim=1) == 1) & (hit == 1)
+
+
 @torch.inference_mode()
 def _generate_batch(model, ids, mask, max_new_tokens, temperature, top_p, gen, eos_id, pad_id):
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, P) positions skip left padding
@@ -103,7 +129,7 @@ def _generate_batch(model, ids, mask, max_new_tokens, temperature, top_p, gen, e
         tok = _pick(logits, temperature, top_p, torch.rand(ids.shape[0], generator=gen, device=ids.device))
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         toks.append(tok)
-        done = done | (tok == eos_id)
+        done = done | _is_stop(tok, eos_id)
         if bool(done.all()) or len(toks) == max_new_tokens:
             break
         attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
@@ -119,7 +145,7 @@ def _generate_batch(model, ids, mask, max_new_tokens, temperature, top_p, gen, e
         next_pos = next_pos + 1
     comp = torch.stack(toks, dim=1)  # (B, C)
     # 1 up to and including the first eos; 0 on the pad that follows it.
-    is_eos = (comp == eos_id).long()
+    is_eos = _is_stop(comp, eos_id).long()
     after_eos = (is_eos.cumsum(dim=1) - is_eos) > 0
     return comp, (~after_eos).long(), done
 
@@ -334,7 +360,7 @@ def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, t
     for step in range(max_new_tokens):
         tok = _pick(logits, temperature, top_p, u[step, alive]).masked_fill_(done, pad_id)
         out[step].index_copy_(0, alive, tok)
-        done |= tok == eos_id
+        done |= _is_stop(tok, eos_id)
         finished = int(done.sum())
         if finished == len(done) or step == max_new_tokens - 1:
             break
@@ -345,9 +371,12 @@ def _generate_batch_fast(model, ids, mask, group, max_new_tokens, temperature, t
         logits = dec.step(tok, next_pos)
         next_pos = next_pos + 1
     out = out.T  # (N, T)
-    width = int((out != pad_id).any(0).nonzero().max()) + 1 if bool((out != pad_id).any()) else 1
+    real = out != pad_id
+    if not isinstance(eos_id, int) or eos_id == pad_id:  # a pad that is also a stop token ends a row: keep it
+        real = real | _first_stop(out, eos_id)
+    width = int(real.any(0).nonzero().max()) + 1 if bool(real.any()) else 1
     comp = out[:, :width]
-    is_eos = (comp == eos_id).long()
+    is_eos = _is_stop(comp, eos_id).long()
     after_eos = (is_eos.cumsum(dim=1) - is_eos) > 0
     return comp, (~after_eos).long(), is_eos.any(dim=1)
 
@@ -382,14 +411,16 @@ def _sample_batches(model, enc, ids, mask, group: int, batch_size: int, fast: bo
     return comps, cmasks, dones
 
 
-def _collect(tokenizer, ids, mask, comps: list, cmasks: list, dones: list) -> Generation:
-    """Join the batches (right-padded to the widest) and decode the completions."""
+def _collect(tokenizer, ids, mask, comps: list, cmasks: list, dones: list, stop=None) -> Generation:
+    """Join the batches (right-padded to the widest) and decode the completions (stop, pad and bos tokens dropped)."""
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
     width = max(c.shape[1] for c in comps)
     comp = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad_id) for c in comps])
     cmask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1]), value=0) for m in cmasks])
     done = torch.cat(dones)
-    drop = {eos_id, pad_id, tokenizer.bos_token_id}
+    drop = {eos_id, pad_id, tokenizer.bos_token_id} | (
+        {int(i) for i in stop.tolist()} if torch.is_tensor(stop) else set()
+    )
     texts = [
         tokenizer.decode([t for t in row.tolist() if t not in drop], skip_special_tokens=False) for row in comp.cpu()
     ]
@@ -433,9 +464,10 @@ def generate(
     ids = enc["input_ids"].repeat_interleave(num_return_sequences, dim=0).to(dev)  # (N, P)
     mask = enc["attention_mask"].repeat_interleave(num_return_sequences, dim=0).to(dev)
     gen = torch.Generator(device=dev).manual_seed(int(seed))
-    args = (max_new_tokens, temperature, top_p, gen, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    stop = stop_ids(model, tokenizer)  # the tokenizer's eos id (the book's models), or several ids
+    args = (max_new_tokens, temperature, top_p, gen, stop, tokenizer.pad_token_id)
     was_training = model.training
     model.eval()
     batches = _sample_batches(model, enc, ids, mask, num_return_sequences, batch_size, fast, args)
     model.train(was_training)
-    return _collect(tokenizer, ids, mask, *batches)
+    return _collect(tokenizer, ids, mask, *batches, stop=stop)

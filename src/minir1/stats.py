@@ -18,6 +18,10 @@ Every uncertainty in the book comes from this module, by one rule (the "How we m
 * **pass@k** by the unbiased estimator of Chen et al. (2021) per problem, from n ≥ k samples,
   then :func:`rate` (:func:`pass_at_k`).
 * **Arithmetic** on published figures has no sampling error: :func:`exact`.
+* **Seed-level t interval** (:func:`seed_t_interval`, df = n − 1) and, in
+  :mod:`minir1.stats_hier`, the hierarchical bootstrap over bases, seeds and problems (clustered
+  where problems cluster), the rule that a reported interval is never narrower than the
+  seed-level t interval (``conservative``), and two one-sided tests for equivalence (``tost``).
 
 A :class:`Metric` carries ``mean, lo, hi, per_seed, n, method, unit`` and formats itself.
 
@@ -37,7 +41,19 @@ import numpy as np
 N_BOOT = 2000  # bootstrap resamples (Efron & Tibshirani: 1,000-2,000 for percentile intervals)
 LEVEL = 0.95  # interval level everywhere in the book
 SEED = 0  # resampling seed: same data, same interval
-METHODS = ("bootstrap", "paired-bootstrap", "seeds", "paired-seeds", "exact")
+METHODS = (
+    "bootstrap",
+    "paired-bootstrap",
+    "seeds",
+    "paired-seeds",
+    "exact",
+    # minir1.stats_hier (issue 24): a seed-level t interval, the hierarchical bootstrap over
+    # bases, seeds and problems (and its paired version), and their hull (``conservative``).
+    "seed-t",
+    "hierarchical-bootstrap",
+    "paired-hierarchical-bootstrap",
+    "conservative",
+)
 UNITS = ("rate", "diff", "ratio", "")
 
 
@@ -301,6 +317,76 @@ def exact(x: float, unit: str = "") -> Metric:
     return Metric(mean=x, lo=x, hi=x, per_seed=(), n=1, method="exact", unit=unit)
 
 
+# ----------------------------------------------------------------------------- seed-level t
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with integer ``df`` degrees of freedom (no SciPy).
+
+    The CDF is the closed form of Abramowitz & Stegun 26.7.3-4 for integer ``df``; the
+    quantile is found by bisection to machine precision.
+
+    >>> round(t_quantile(0.975, 2), 3), round(t_quantile(0.975, 4), 3), round(t_quantile(0.5, 7), 3)
+    (4.303, 2.776, 0.0)
+    """
+    if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 1:
+        raise ValueError(f"df must be an int >= 1; got {df!r}")
+    if not 0 < p < 1:
+        raise ValueError(f"p must lie in (0, 1); got {p!r}")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, int(df)) < p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_cdf(mid, int(df)) < p else (lo, mid)
+        if hi - lo <= 1e-13 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
+
+
+def _t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for t >= 0 (A&S 26.7.3 for odd ``df``, 26.7.4 for even)."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c = math.sin(theta), math.cos(theta)
+    if df % 2:  # odd: (2/π)(θ + sinθ (cosθ + 2/3 cos³θ + ...)), the sum up to cos^(df-2)
+        term, total = c, c if df > 1 else 0.0
+        for k in range(3, df - 1, 2):
+            term *= (k - 1) / k * c * c
+            total += term
+        a = 2 / math.pi * (theta + s * total)
+    else:  # even: sinθ (1 + 1/2 cos²θ + 1·3/(2·4) cos⁴θ + ...), the sum up to cos^(df-2)
+        term = total = 1.0
+        for k in range(2, df - 1, 2):
+            term *= (k - 1) / k * c * c
+            total += term
+        a = s * total
+    return (1 + a) / 2
+
+
+def seed_t_interval(per_seed: Sequence[float], level: float = LEVEL, *, unit: str = "") -> Metric:
+    """Mean of one value per seed with the Student t interval over seeds (df = n − 1).
+
+    mean ± t(1 − (1 − level)/2, n − 1) · sd / √n, with the sample sd (ddof = 1).  It treats the
+    seeds as a normal sample: with three seeds (df = 2) the factor is 4.30, the honest width of
+    what three seeds can say.  The interval may leave a rate's [0, 1]; it is not clipped.
+    Needs at least two seeds.
+
+    >>> m = seed_t_interval([0.094, 0.330, 0.108])
+    >>> round(m.lo, 3), round(m.hi, 3), m.method
+    (-0.152, 0.506, 'seed-t')
+    """
+    v = np.asarray([float(x) for x in per_seed], dtype=float)
+    if v.size < 2 or not np.all(np.isfinite(v)):
+        raise ValueError(f"per_seed must hold at least two finite numbers; got {list(per_seed)!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1); got {level!r}")
+    mean = float(v.mean())
+    half = t_quantile(1 - (1 - level) / 2, v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return Metric(
+        mean=mean, lo=mean - half, hi=mean + half, per_seed=tuple(v), n=int(v.size), method="seed-t", unit=unit
+    )
+
+
 # ----------------------------------------------------------------------------- pass@k
 def pass_at_k_estimate(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from ``c`` correct of ``n`` samples (Chen et al. 2021):
@@ -350,6 +436,8 @@ __all__ = [
     "over_seeds",
     "paired_seeds",
     "exact",
+    "seed_t_interval",
+    "t_quantile",
     "pass_at_k",
     "pass_at_k_estimate",
     "pass_at_k_scores",

@@ -92,17 +92,39 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return tok
 
 
+def chat_prompt(tokenizer, question: str, system: str | None = None) -> str:
+    """``question`` as a user turn in the tokenizer's own chat template, ready for the assistant's reply.
+
+    For a real checkpoint's tokenizer (:mod:`minir1.checkpoint`): its template renders the turn (and
+    ``system``, when given, as a system turn before it; else the template's default). A tokenizer with
+    no chat template gets the book's compact one (``system`` is then dropped).
+
+    >>> chat_prompt(build_tokenizer(), "3 5 7 -> 22").endswith("User: 3 5 7 -> 22. Assistant:")
+    True
+    """
+    messages = [{"role": "user", "content": question}]
+    if getattr(tokenizer, "chat_template", None):
+        messages = ([{"role": "system", "content": system}] if system else []) + messages
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        messages, chat_template=CHAT_TEMPLATE, tokenize=False, add_generation_prompt=True, compact=True
+    )
+
+
 def format_prompt(tokenizer: PreTrainedTokenizerFast, question: str, template: str = "compact") -> str:
     """Render ``question`` as a prompt ending in ``Assistant:`` (the model continues from there).
 
     ``template`` is ``"compact"`` (``<bos>User: {question}\\nAssistant:``) or ``"r1"`` (R1's
-    full preamble, ``<bos>A conversation ... User: {question}. Assistant:``).
+    full preamble, ``<bos>A conversation ... User: {question}. Assistant:``), or ``"chat"``: the
+    tokenizer's own chat template, for a real checkpoint (:func:`chat_prompt`).
 
     >>> format_prompt(build_tokenizer(), "3 5 7 -> 22", template="r1").endswith("User: 3 5 7 -> 22. Assistant:")
     True
     """
+    if template == "chat":
+        return chat_prompt(tokenizer, question)
     if template not in TEMPLATES:
-        raise ValueError(f"template must be one of {TEMPLATES}; got {template!r}")
+        raise ValueError(f"template must be one of {TEMPLATES + ('chat',)}; got {template!r}")
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": question}],
         tokenize=False,

@@ -1,8 +1,9 @@
 """One training loop for pretraining and supervised fine-tuning (SFT).
 
 AdamW, linear warm-up then cosine decay to ``min_lr_frac`` of the peak, gradient
-clipping, prompt tokens masked out of the loss, bf16 autocast on GPU, a tqdm bar and
-one fixed-format log line every ``log_every`` steps.  Deterministic under ``seed`` on CPU.
+clipping, prompt tokens masked out of the loss, bf16 autocast on GPU (and on the CPU with
+``bf16=True``), a tqdm bar and one fixed-format log line every ``log_every`` steps.
+Deterministic under ``seed`` on CPU.
 
 Examples are ``(prompt, completion)`` string pairs.  The loss covers the completion and
 the ``<eos>`` we append; the prompt is context only (``labels = -100``).  A plain
@@ -19,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from tqdm import tqdm
+
+from .utils import progress_bars
 
 
 @dataclass
@@ -37,6 +40,7 @@ class TrainConfig:
     log_every: int = 100  # steps between log lines
     desc: str = "train"  # tqdm label
     progress: bool = True  # show a tqdm bar
+    bf16: bool = False  # bf16 autocast on any device (CUDA autocasts anyway, as it always did)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "seq_len", "log_every"):
@@ -107,6 +111,13 @@ def _batches(n: int, cfg: TrainConfig, gen: torch.Generator):
         pos += cfg.batch_size
 
 
+def _autocast(dev: torch.device, bf16: bool):
+    """bf16 autocast on CUDA (always) or, when ``bf16``, on ``dev`` (the CPU too); else a no-op."""
+    if dev.type == "cuda" or not bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    return torch.autocast(dev.type, dtype=torch.bfloat16)
+
+
 def train(model, tokenizer, examples: list[tuple[str, str]], cfg: TrainConfig) -> TrainResult:
     """Train ``model`` in place on ``examples``; return the loss history and the cost."""
     if not examples:
@@ -128,12 +139,18 @@ def train(model, tokenizer, examples: list[tuple[str, str]], cfg: TrainConfig) -
     n_params = sum(p.numel() for p in model.parameters())
     res, t0, tok_window, t_window = TrainResult(config=asdict(cfg)), time.time(), 0, time.time()
     model.train()
-    bar = tqdm(_batches(len(data), cfg, gen), total=cfg.steps, desc=cfg.desc, disable=not cfg.progress, mininterval=2.0)
+    bar = tqdm(
+        _batches(len(data), cfg, gen),
+        total=cfg.steps,
+        desc=cfg.desc,
+        disable=not (cfg.progress and progress_bars()),
+        mininterval=2.0,
+    )
     for step, idx in enumerate(bar):
         ids, mask, labels = (t.to(dev) for t in collate([data[i] for i in idx.tolist()], tokenizer.pad_token_id))
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with _autocast(dev, cfg.bf16):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -62,6 +62,23 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+PROGRESS_ENV = "MINIR1_PROGRESS"  # "0": no progress bars, "1": bars even in a published run
+
+
+def progress_bars() -> bool:
+    """Whether training loops draw their tqdm bars (each loop's own ``progress`` setting still applies).
+
+    Yes for a reader running a notebook; never in a published run (``$MINIR1_PUBLISH`` set by
+    ``make chapters``, :data:`minir1.results.PUBLISH_ENV`), where a bar would be frozen into the
+    book as hundreds of stderr lines; ``$MINIR1_PROGRESS`` (``0`` or ``1``) decides when set.
+    Whether a bar is drawn never changes what is computed.
+    """
+    env = os.environ.get(PROGRESS_ENV, "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    return not os.environ.get("MINIR1_PUBLISH")
+
+
 def device_name() -> str:
     """A human-readable name of the compute device, e.g. ``"cpu (2 threads)"``."""
     if device() == "cuda":

@@ -33,7 +33,7 @@ from minir1.utils import repo_root
 
 CHECKS = ("summary", "imports", "tables", "alt-text", "glossary", "how-we-measure")
 CHAPTERS = [f"{doc}.html" for doc in toc_files() if doc.startswith("book/chapters/")]
-VERDICT_WORDS = ("not testable here", "partly supported", "not supported", "supported")
+VERDICT_WORDS = ("not testable here", "partly supported", "not supported", "supported", "inconclusive")
 SNAKE_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+){2,}$")  # a bare identifier with 2+ underscores
 IMAGE_PATH_RE = re.compile(r"(^|/)_images/|\.(png|jpe?g|svg|gif|webp)$", re.I)
 
@@ -229,3 +229,103 @@ def test_reader_checker_bites(browser, static_server, tmp_path):
         assert expected in text, (expected, text)
     assert bare["summary"] and "no element of class minir1-summary" in bare["summary"][0]
     assert "no {term} link" in bare["glossary"][0]
+
+
+# ----------------------------------------------------------------------------- the intro's dashboard
+INTRO = "book/intro.html"
+_DASHBOARD_JS = """() => {
+  const table = document.querySelector("table.minir1-dashboard");
+  const rows = table ? Array.from(table.querySelectorAll("tbody tr")).map(tr => [
+    tr.getAttribute("data-claim"),
+    (tr.querySelector(".minir1-verdict") || {innerText: ""}).innerText.trim()]) : [];
+  const forest = document.querySelector("img.minir1-forest");
+  const doc = document.documentElement;
+  return {
+    rows,
+    forest: forest ? [forest.getAttribute("alt"), forest.naturalWidth] : null,
+    scroll: [doc.scrollWidth, doc.clientWidth],
+    tableScroll: table ? [table.scrollWidth, table.parentElement.clientWidth] : null,
+    errata: document.querySelectorAll("a[href*='errata.html']").length,
+  };
+}"""
+
+
+def expected_dashboard() -> list[tuple[str, str]]:
+    """(claim id, verdict) per claim of data/claims.yml, verdicts from the results files."""
+    from minir1.claims import load_claims
+
+    verdicts: dict[str, str] = {}
+    for p in (repo_root() / "book" / "results").glob("*.json"):
+        verdicts.update({c["id"]: c["verdict"] for c in json.loads(p.read_text()).get("claims", [])})
+    return [(c["id"], verdicts.get(c["id"], "pending")) for c in load_claims()]
+
+
+def dashboard_problems(info: dict, expected: list[tuple[str, str]]) -> list[str]:
+    """What is wrong with the intro's dashboard as ``_DASHBOARD_JS`` saw it at 1280 px."""
+    out = []
+    rows = [tuple(r) for r in info["rows"]]
+    if [r[0] for r in rows] != [e[0] for e in expected]:
+        out.append(f"dashboard rows {[r[0] for r in rows]} are not one per claim of data/claims.yml")
+    out += [
+        f"{cid}: badge says {got!r}, results file says {want!r}"
+        for (cid, got), (_, want) in zip(rows, expected)
+        if got != want
+    ]
+    alt, width = info["forest"] or (None, 0)
+    if not alt or not alt.strip() or IMAGE_PATH_RE.search(alt.strip()):
+        out.append(f"forest plot missing or without alt text (alt={alt!r})")
+    elif not width:
+        out.append("forest plot did not load")
+    if info["scroll"][0] > info["scroll"][1] + 1:
+        out.append(f"the page scrolls horizontally at 1280 px ({info['scroll'][0]} > {info['scroll'][1]})")
+    if info["tableScroll"] and info["tableScroll"][0] > info["tableScroll"][1] + 1:
+        out.append(f"the dashboard is wider than its column ({info['tableScroll'][0]} > {info['tableScroll'][1]})")
+    if not info["errata"]:
+        out.append("no link to the errata page")
+    return out
+
+
+def _dashboard_info(browser, url: str) -> dict:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    try:
+        resp = pg.goto(url, wait_until="load", timeout=60_000)
+        assert resp is not None and resp.status < 400, f"{url}: could not load"
+        return pg.evaluate(_DASHBOARD_JS)
+    finally:
+        context.close()
+
+
+def test_intro_dashboard(browser, book_url):
+    problems = dashboard_problems(_dashboard_info(browser, book_url + INTRO), expected_dashboard())
+    assert not problems, "\n".join(problems)
+
+
+def test_dashboard_checker_bites(browser, static_server, tmp_path):
+    expected = [("a", "supported"), ("b", "not supported")]
+    good = (
+        '<table class="minir1-dashboard"><tbody><tr data-claim="a"><td><span class="minir1-verdict">supported'
+        '</span></td></tr><tr data-claim="b"><td><span class="minir1-verdict">not supported</span></td></tr>'
+        '</tbody></table><img class="minir1-forest" src="f.svg" alt="Forest plot: a, b"><a href="errata.html">e</a>'
+    )
+    bad = (
+        '<div style="width: 600px"><table class="minir1-dashboard" style="width: 3000px"><tbody>'
+        '<tr data-claim="a"><td><span class="minir1-verdict">partly supported</span></td></tr></tbody></table>'
+        '</div><img class="minir1-forest" src="f.svg">'
+    )
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20"/></svg>'
+    (tmp_path / "f.svg").write_text(svg)
+    (tmp_path / "good.html").write_text(f"<html><body>{good}</body></html>")
+    (tmp_path / "bad.html").write_text(f"<html><body>{bad}</body></html>")
+    with static_server(tmp_path) as url:
+        assert dashboard_problems(_dashboard_info(browser, url + "good.html"), expected) == []
+        text = "\n".join(dashboard_problems(_dashboard_info(browser, url + "bad.html"), expected))
+    for part in (
+        "not one per claim",
+        "badge says 'partly supported'",
+        "alt=None",
+        "scrolls horizontally",
+        "wider than its column",
+        "no link to the errata",
+    ):
+        assert part in text, (part, text)

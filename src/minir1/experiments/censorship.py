@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from .. import artifacts, models, stats
+from .. import artifacts, gpu_estimate, models, stats
 from ..profiles import check_profile
 from ..refusal import evaluate_chat_model, published_refusals
 from ..tokenizer import build_tokenizer
@@ -45,6 +45,7 @@ from .censorship_runs import (
     train_config,
 )
 from .chapter import ChapterResult
+from .recipes import gpu_stages
 
 # The chapters whose results must be published before this one runs (read by the chapter runner).
 AFTER: tuple[str, ...] = ()
@@ -68,12 +69,14 @@ PROFILES: dict[str, Config] = {
         real_max_new_tokens=16,
     ),
     "cpu": Config(),
+    # One GPU: a 4.3M teacher and a 1.1M student (the world is small: larger models only memorise it).
     "gpu": Config(
-        teacher_preset="micro",
-        student_preset="nano",
-        assistant_train=train_config(600, 2e-3, "assistant"),
-        student_base_train=train_config(600, 3e-3, "student-base"),
-        student_train=train_config(200, 2e-3, "student"),
+        teacher_preset="mini",
+        student_preset="micro",
+        assistant_train=train_config(1200, 1e-3, "assistant", bf16=True),
+        censor_train=train_config(240, 1e-3, "censor", bf16=True),
+        student_base_train=train_config(1200, 2e-3, "student-base", bf16=True),
+        student_train=train_config(200, 2e-3, "student", bf16=True),
         finetune=FinetuneConfig(checkpoints=(0, 100, 200, 400, 800, 1200), reference_seeds=3),
         n_samples=16,
         real_n_samples=4,
@@ -205,6 +208,33 @@ def run(cfg: Config, seeds: Sequence[int] = (0, 1, 2), *, model_path: str | None
     return result
 
 
+# ----------------------------------------------------------------------------- the gpu estimate
+SFT_TOKENS = 64  # a generous prompt + reply length of the world's chat pairs (replies ~40 characters)
+PROBE_PROMPTS = 400  # a generous count of prompts one model's probe samples (events x paraphrases x pairs)
+
+
+def estimate_gpu(cfg: Config, n_seeds: int = 3) -> dict:
+    """:func:`run`'s time on one GPU by :mod:`minir1.gpu_estimate` (no real checkpoint given)."""
+    t, s, f = cfg.teacher_preset, cfg.student_preset, cfg.finetune
+    ft = replace(cfg.student_train, steps=max(f.checkpoints) * (n_seeds + f.reference_seeds), batch_size=f.batch_size)
+    trainings = [
+        (t, cfg.assistant_train),
+        (t, cfg.censor_train),
+        (s, cfg.student_base_train),
+        (s, replace(cfg.student_train, steps=cfg.student_train.steps * len(cfg.doses) * n_seeds)),
+        (s, ft),
+        (s, replace(cfg.removal_train, steps=2 * cfg.removal_train.steps * n_seeds)),
+    ]
+    stages = [gpu_stages.pretrain(f"train {p} ({c.desc})", p, c, seq_len=SFT_TOKENS) for p, c in trainings]
+    # The teacher's replies for every dose's mix, and every model's probe (teacher, students, fine-tunes, removals).
+    n_probes = 2 + len(cfg.doses) * n_seeds + len(f.checkpoints) * (n_seeds + f.reference_seeds) + 2 * n_seeds
+    stages += [
+        gpu_stages.sample("teacher replies", t, cfg.mix_size * len(cfg.doses) * n_seeds, cfg.max_new_tokens),
+        gpu_stages.sample("probes", t, n_probes * PROBE_PROMPTS * cfg.n_samples, cfg.max_new_tokens),
+    ]
+    return gpu_estimate.estimate("censorship", stages)
+
+
 # ----------------------------------------------------------------------------- verdicts
 def _f(m) -> str:
     return stats.fmt(m, digits=0) if not isinstance(m, (int, float)) else f"{m:.0%}"
@@ -275,6 +305,7 @@ __all__ = [
     "assemble",
     "config",
     "dry_run",
+    "estimate_gpu",
     "install",
     "run",
     "verdicts",

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .. import cost
+from .. import cost, gpu_estimate
 from ..profiles import check_profile
 from ..stats import over_seeds
 from . import rules
@@ -69,6 +69,15 @@ def config(profile: str) -> CostConfig:
     if cfg.bench.device == "cuda" and not torch.cuda.is_available():
         cfg = PROFILES["cpu"]
     return cfg
+
+
+def estimate_gpu(cfg: CostConfig, n_seeds: int = 1) -> dict:
+    """:func:`run`'s time on one GPU by :mod:`minir1.gpu_estimate`: the matmul benchmarks (2·n³ FLOPs each)."""
+    stages = [
+        gpu_estimate.Stage(f"matmul {k}", b.n * b.n, 0, gen_tokens=b.n * b.repeats * b.inner * n_seeds)
+        for k, b in cfg.benches().items()
+    ]
+    return gpu_estimate.estimate("cost", stages)
 
 
 def dry_run(cfg: CostConfig) -> CostConfig:
@@ -177,4 +186,15 @@ def verdicts(metrics: Mapping[str, Any], cfg: CostConfig) -> list[dict]:
     ]
 
 
-__all__ = ["PROFILES", "ChapterResult", "CostConfig", "bill_arithmetic", "config", "dry_run", "run", "usd", "verdicts"]
+__all__ = [
+    "PROFILES",
+    "ChapterResult",
+    "CostConfig",
+    "bill_arithmetic",
+    "config",
+    "dry_run",
+    "estimate_gpu",
+    "run",
+    "usd",
+    "verdicts",
+]

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import artifacts, models, stats
+from .. import artifacts, gpu_estimate, models, stats
+from ..gpu_estimate import stage_flops
 from ..profiles import check_profile
 from ..results import ChapterResult, claim
 from ..tasks import get_task
@@ -66,7 +67,7 @@ from .distillation_students import (
     teacher_path,
     validation_curve,
 )
-from .recipes import lab_grpo
+from .recipes import gpu_stages, lab_grpo
 
 # What the notebook (04_distillation) and the tests read from the chapter, defined in its companions.
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "comparison",
     "config",
     "dry_run",
+    "estimate_gpu",
     "heldout",
     "load_published",
     "run",
@@ -101,14 +103,15 @@ _PROFILES_OWN: dict[str, dict] = {
     ),
     # Cold budget <= 12 min on 2 cores: three candidates per student, a two-point curve.
     "cpu": dict(),
+    # One GPU: the 27.3M teacher (the RL chapter's GRPO on the lab's gpu base) and two smaller students.
     "gpu": dict(
-        students=("micro", "nano"),
+        students=("mini", "micro"),
         n_prompts=4000,
         n_val=500,
-        samples_per_prompt=8,
-        sft=TrainConfig(steps=600, batch_size=64, lr=1e-3, warmup_steps=30, log_every=100, progress=False),
+        samples_per_prompt=4,
+        sft=TrainConfig(steps=600, batch_size=64, lr=1e-3, warmup_steps=30, log_every=100, progress=False, bf16=True),
         sft_candidates=(300, 600, 1000, 1500),
-        curve_student="nano",
+        curve_student="micro",
         fractions=(0.01, 0.1, 1.0),
     ),
 }
@@ -235,6 +238,44 @@ def _curve(cfg: DistillConfig, ctx: _Context, rec: dict, seeds: list[int], evals
         for f in cfg.fractions
     }
     return curve, {str(f): max(1, round(f * len(ctx.traces))) for f in cfg.fractions}
+
+
+def _rl_steps(budget: float, preset: str, g) -> int:
+    """GRPO steps a FLOP budget buys (completions counted at half their maximum length)."""
+    n, _ = gpu_stages.preset_size(preset)
+    return max(1, int(budget / (8.0 * n * g.batch_size * g.max_completion_length / 2)))
+
+
+def estimate_gpu(cfg: DistillConfig, n_seeds: int = 3) -> dict:
+    """:func:`run`'s time on one GPU by :mod:`minir1.gpu_estimate` (the lab's base already trained: AFTER)."""
+    t, g = cfg.teacher, cfg.teacher.grpo
+    big, length, seq = t.base.preset, g.max_completion_length, gpu_stages.PROMPT_TOKENS + g.max_completion_length
+    held = t.n_eval * t.base.n_samples * n_seeds  # one model's held-out scoring (R1's sampling, every seed)
+    # 1. The teacher (GRPO seed 0 on the lab base) and its traces.
+    traces = gpu_stages.sample("teacher traces", big, cfg.n_prompts * cfg.samples_per_prompt, length)
+    stages = [*gpu_stages.grpo_run("teacher GRPO", big, g, t.n_eval * t.eval_samples), traces]
+    stages.append(gpu_stages.sample("teacher scoring", big, 2 * held, length))
+    # 2. Each student: its base, SFT candidates and conditions, the RL student at the matched budget.
+    sft_len, best = max(cfg.sft_candidates), 0.0
+    for p in cfg.students:
+        runs = len(cfg.sft_candidates) + 3 * n_seeds + (len(cfg.fractions) - 1) * n_seeds * (p == cfg.curve_student)
+        sft = gpu_stages.pretrain(f"{p} SFT", p, replace(cfg.sft, steps=runs * sft_len, pack=True, seq_len=seq))
+        sft_flops = stage_flops(sft) / runs  # one SFT run: (b)'s budget with the traces
+        best = max(best, sft_flops)  # the best student is not known before the run: the largest budget
+        rl = replace(g, steps=_rl_steps(sft_flops + stage_flops(traces), p, g), log_kl=False, eval_every=0)
+        stages += [
+            gpu_stages.pretrain(f"{p} base", p, t.base.train),
+            sft,
+            gpu_stages.sample(f"{p} validation", p, len(cfg.sft_candidates) * cfg.n_val, length),
+            *gpu_stages.grpo_run(f"{p} RL", p, rl, 0, runs=n_seeds),
+            gpu_stages.sample(f"{p} scoring", p, (5 + len(cfg.fractions)) * held, length),
+        ]
+    # 3. The teacher's base given GRPO at the best student's budget.
+    if cfg.big_rl:
+        rl = replace(g, steps=_rl_steps(best + stage_flops(traces), big, g), log_kl=False, eval_every=0)
+        stages += [*gpu_stages.grpo_run("big RL", big, rl, 0, runs=n_seeds)]
+        stages.append(gpu_stages.sample("big RL scoring", big, held, length))
+    return gpu_estimate.estimate("distillation", stages)
 
 
 # ----------------------------------------------------------------------------- the chapter

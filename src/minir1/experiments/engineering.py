@@ -48,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .. import gpu_estimate
 from ..architectures import (
     Shape,
     build_model,
@@ -154,10 +155,11 @@ PROFILES: dict[str, EngineeringConfig] = {
             gqa_kv_heads=2,
             max_len=1024,
         ),
-        corpus=CorpusConfig(n_docs=400_000),
-        steps=1500,
+        # 6,000 x 64 x 256 = 98M tokens: 21 per active parameter of the MoE (4.6M active, 18.4M total).
+        corpus=CorpusConfig(n_docs=1_000_000),
+        steps=6000,
         dense_steps_factor=2.0,
-        batch_size=32,
+        batch_size=64,
         seq_len=256,
         lr=1e-3,
         warmup_steps=100,
@@ -194,6 +196,24 @@ def dry_run(cfg: EngineeringConfig) -> EngineeringConfig:
         decode_steps=1,
         repeats=1,
     )
+
+
+def estimate_gpu(cfg: EngineeringConfig, n_seeds: int = 3) -> dict:
+    """:func:`run`'s time on one GPU by :mod:`minir1.gpu_estimate`: every model's training per seed.
+
+    The MoE's launch floor counts each routed layer as ``1 + n_routed_experts / 4`` dense layers
+    (``transformers``' DeepseekV3 MoE loops over its experts in Python); the decoding benchmark is
+    seconds and is left out."""
+    configs = model_configs(cfg.shape, len(build_tokenizer()))
+    stages = []
+    for name in cfg.models:
+        layers = cfg.shape.n_layer
+        if name == "moe":
+            layers += (cfg.shape.n_layer - cfg.shape.first_k_dense) * cfg.shape.n_routed_experts // 4
+        n_active = count_params(configs[name])["active"]
+        steps = cfg.steps_of(name) * n_seeds
+        stages.append(gpu_estimate.training(f"train {name}", n_active, layers, steps, cfg.batch_size, cfg.seq_len))
+    return gpu_estimate.estimate("engineering", stages)
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -402,6 +422,7 @@ __all__ = [
     "config",
     "decode_metrics",
     "dry_run",
+    "estimate_gpu",
     "heldout_docs",
     "kv_metrics",
     "measure_fresh",

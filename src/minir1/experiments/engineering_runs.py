@@ -21,6 +21,7 @@ from ..cost import count_params
 from ..curves import Multiplier, compute_multiplier, trailing_curve
 from ..routing import RouterMonitor, expert_loads, load_balance
 from ..stats import over_seeds, paired_seeds
+from ..utils import progress_bars
 from .engineering_config import EngineeringConfig
 
 
@@ -207,6 +208,7 @@ def train_seeds(
     :func:`minir1.routing.make_deterministic`)."""
     from tqdm.auto import tqdm
 
+    progress = progress and progress_bars()  # never a bar frozen into a published chapter
     args = [(s, configs, tokenizer, docs, heldout, cfg, device) for s in seeds]
     n = min(cfg.workers, len(seeds))
     if n <= 1 or (device or "").startswith("cuda") or torch.cuda.is_available():

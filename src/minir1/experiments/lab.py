@@ -15,12 +15,13 @@ from typing import Sequence
 
 import torch
 
-from .. import artifacts, cost, models, stats
+from .. import artifacts, cost, gpu_estimate, models, stats
 from ..evaluation import eval_record, per_problem_scores, summarize
 from ..profiles import check_profile
 from ..results import ChapterResult
 from ..utils import device
 from .recipes import base as lab_base
+from .recipes import gpu_stages
 from .recipes.base import (
     PROFILES,
     LabConfig,
@@ -186,6 +187,15 @@ def run(cfg: LabConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
     )
 
 
+def estimate_gpu(cfg: LabConfig, n_seeds: int = 3) -> dict:
+    """:func:`run`'s time on one GPU by :mod:`minir1.gpu_estimate`: pretraining the base, then scoring it."""
+    stages = [
+        gpu_stages.pretrain("pretrain base", cfg.preset, cfg.train),
+        gpu_stages.capability("capability", cfg, n_seeds),
+    ]
+    return gpu_estimate.estimate("lab", stages)
+
+
 # ----------------------------------------------------------------------------- verdict
 def verdicts(metrics: dict, cfg: LabConfig | None = None) -> list[dict]:
     """``lab-room-for-rl`` by its rule in data/claims.yml (R1's sampling, T = 0.6 / top-p 0.95)."""
@@ -214,6 +224,7 @@ __all__ = [
     "dry_run",
     "capability_metrics",
     "capability_evals",
+    "estimate_gpu",
     "lab_metrics",
     "mfu_comparable",
     "machine_peak",

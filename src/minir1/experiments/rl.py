@@ -17,17 +17,19 @@ base's own verified samples, SFT on worked solutions).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Sequence
 
-from .. import artifacts, models, stats
-from ..evaluation import eval_record, per_problem_scores, summarize
+from .. import artifacts, gpu_estimate, models, stats
+from ..evaluation import EvalResult, eval_record, per_problem_scores, summarize
 from ..profiles import check_profile
 from ..results import ChapterResult
+from ..train import TrainConfig
 from ..utils import device
 from . import rl_hard_task, rl_hard_task_scores
 from .recipes import base as lab_base
-from .recipes import lab_grpo
+from .recipes import gpu_stages, lab_grpo
 from .recipes.lab_grpo import LabGRPOConfig
 from .rl_hard_task import HardTaskConfig
 from .rules import judge
@@ -80,37 +82,46 @@ SCORES = ("pass@1", "pass@1_lenient", "format")  # per-problem scores compared b
 EASY_SETTINGS = ("greedy", "r1")  # the easy case at greedy decoding and R1's sampling (the hard task adds T = 1)
 
 
-def run_easy(cfg: LabGRPOConfig, seeds: Sequence[int] = (0, 1, 2)) -> dict:
-    """The easy case: GRPO per seed on the lab base, scored in the lab's three settings.
+@dataclass
+class EasyRuns:
+    """What :func:`run_easy` trained and evaluated: the base's and each RL seed's evaluations by setting."""
 
-    Returns raw evaluations: ``{"base": {setting: [EvalResult]}, "rl": {setting: [EvalResult per
-    seed]}, "runs": [meta per seed], "paths", "base_meta", "seeds"}``.
-    """
+    seeds: list[int]
+    base_dir: Path  # the lab base's artifact folder
+    base_meta: dict  # its artifact meta
+    base: dict[str, list[EvalResult]] = field(default_factory=dict)  # setting -> evals, one per sampling seed
+    rl: dict[str, list[EvalResult]] = field(default_factory=dict)  # setting -> evals, one per RL seed
+    rl_dirs: list[Path] = field(default_factory=list)  # each RL seed's artifact folder
+    runs: list[dict] = field(default_factory=list)  # each RL seed's artifact meta (history, curves, FLOPs)
+
+
+def run_easy(cfg: LabGRPOConfig, seeds: Sequence[int] = (0, 1, 2)) -> EasyRuns:
+    """The easy case: GRPO per seed on the lab base, scored at greedy decoding and R1's sampling."""
     seeds = list(seeds)
     eset = lab_grpo.eval_set(cfg)
     base_dir = lab_base.pretrained_path(cfg.base)
-    out = {"paths": {"base": base_dir, "rl": []}, "runs": [], "base_meta": artifacts.load_meta(base_dir)}
+    out = EasyRuns(seeds=seeds, base_dir=base_dir, base_meta=artifacts.load_meta(base_dir))
     # The base on the lab's held-out set: the same cached evaluations the lab chapter reports.
-    out["base"] = lab_base.score(cfg.base, eset, seeds, model_dir=base_dir, settings=EASY_SETTINGS)
+    out.base = lab_base.score(cfg.base, eset, seeds, model_dir=base_dir, settings=EASY_SETTINGS)
     rl_runs = {name: [] for name in EASY_SETTINGS}
     for s in seeds:
         path = lab_grpo.grpo_path(cfg, s)
-        out["paths"]["rl"].append(path)
-        out["runs"].append(artifacts.load_meta(path))
+        out.rl_dirs.append(path)
+        out.runs.append(artifacts.load_meta(path))
         model, tok = models.load(path, device=device())
         # RL seed s is one trained model, sampled once with seed s (paired with the base's seed-s samples).
         for name, runs in lab_base.score(
             cfg.base, eset, [s], model_dir=path, model=model, tokenizer=tok, settings=EASY_SETTINGS
         ).items():
             rl_runs[name].extend(runs)
-    out["rl"], out["seeds"] = rl_runs, seeds
+    out.rl = rl_runs
     return out
 
 
-def rl_metrics(out: dict) -> dict:
+def rl_metrics(out: EasyRuns) -> dict:
     """Results-file metrics of the easy case; every comparison a paired bootstrap."""
     m: dict = {}
-    base, rl = out["base"], out["rl"]
+    base, rl = out.base, out.rl
     for tag in EASY_SETTINGS:
         b, r = base[tag], rl[tag]
         bs = summarize(b)  # the lab chapter's numbers (one model, sampling seeds)
@@ -123,41 +134,41 @@ def rl_metrics(out: dict) -> dict:
             m[f"rl_{key}_{tag}"] = stats.rate(per_problem_scores(r, score))
             m[f"rl_vs_base_{key}_{tag}"] = stats.paired_diff(per_problem_scores(r, score), per_problem_scores(b, score))
         m[f"rl_mean_len_{tag}"] = lab_base.mean_len(r)
-    runs = out["runs"]
+    runs = out.runs
     m["rl_flops_per_run"] = stats.over_seeds([r["flops"] for r in runs])
     m["rl_wall_seconds_per_run"] = stats.over_seeds([r["wall_seconds"] for r in runs])
-    m["base_params"] = out["base_meta"]["params"]
+    m["base_params"] = out.base_meta["params"]
     return m
 
 
-def rl_evals(cfg: LabGRPOConfig, out: dict) -> dict:
+def rl_evals(cfg: LabGRPOConfig, out: EasyRuns) -> dict:
     """``evals`` records: the base (same records as the lab chapter) and each RL model."""
     eset, smp = lab_grpo.eval_set(cfg), lab_base.samplings(cfg.base)
-    seeds = out["seeds"]
-    recs = dict(eval_record(out["paths"]["base"], eset, smp[name], out["base"][name], seeds) for name in EASY_SETTINGS)
+    seeds = out.seeds
+    recs = dict(eval_record(out.base_dir, eset, smp[name], out.base[name], seeds) for name in EASY_SETTINGS)
     for i, s in enumerate(seeds):
         for name in EASY_SETTINGS:
-            eid, rec = eval_record(out["paths"]["rl"][i], eset, smp[name], [out["rl"][name][i]], [s])
+            eid, rec = eval_record(out.rl_dirs[i], eset, smp[name], [out.rl[name][i]], [s])
             recs[eid] = rec
     return recs
 
 
-def rl_extra(out: dict) -> dict:
+def rl_extra(out: EasyRuns) -> dict:
     """Curves and samples of the easy case (read back from the results file)."""
     return {
         "runs": [
             {"history": [{k: h.get(k) for k in CURVE_KEYS} for h in r["history"]], "evals": r["evals"]}
-            for r in out["runs"]
+            for r in out.runs
         ],
-        "samples_base": out["base"]["r1"][0].samples,
-        "samples_rl": out["rl"]["r1"][0].samples,
+        "samples_base": out.base["r1"][0].samples,
+        "samples_rl": out.rl["r1"][0].samples,
     }
 
 
-def total_flops(out: dict) -> float:
+def total_flops(out: EasyRuns) -> float:
     """FLOPs of the easy case: GRPO training and sampled evaluations (2·N per token)."""
-    toks = sum(r.tokens_generated for by in (out["base"], out["rl"]) for runs in by.values() for r in runs)
-    return float(sum(r["flops"] for r in out["runs"]) + 2.0 * out["base_meta"]["params"] * toks)
+    toks = sum(r.tokens_generated for by in (out.base, out.rl) for runs in by.values() for r in runs)
+    return float(sum(r["flops"] for r in out.runs) + 2.0 * out.base_meta["params"] * toks)
 
 
 def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
@@ -186,6 +197,43 @@ def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
         claims=verdicts(metrics, cfg),
         wall_seconds=time.time() - t0,
     )
+
+
+def _easy_stages(e: LabGRPOConfig, n_seeds: int) -> list:
+    """The easy case: GRPO per seed on the lab's (cached) base, base and RL models scored."""
+    preset, calls = e.base.preset, e.n_eval * (1 + 2 * e.base.n_samples)  # greedy, R1's and T = 1 sampling
+    return [
+        *gpu_stages.grpo_run("easy GRPO", preset, e.grpo, e.n_eval * e.eval_samples, runs=n_seeds),
+        gpu_stages.sample("easy scoring", preset, 2 * n_seeds * calls, e.base.max_new_tokens),
+    ]
+
+
+def _hard_stages(h: HardTaskConfig, n_seeds: int) -> list:
+    """The hard task: two continued bases, the lr rule, every condition and baseline, pass@k."""
+    preset, g, n = h.base.preset, h.grpo, h.grpo.max_completion_length
+    n_grpo = len(rl_hard_task.CONDITIONS) * n_seeds + len(h.lr_candidates)
+    n_scored = len(rl_hard_task.VERDICT_MODELS) * n_seeds
+    return [
+        gpu_stages.pretrain("hard bases", preset, replace(h.base.train, steps=2 * h.base.train.steps)),
+        *gpu_stages.grpo_run("hard GRPO", preset, g, h.n_curve * h.curve_samples, runs=n_grpo),
+        gpu_stages.sample("hard validation", preset, h.n_valid * (h.valid_samples + h.lr_valid_samples * 2), n),
+        gpu_stages.sample("hard RFT samples", preset, n_seeds * h.n_train * h.rft_samples, n),
+        gpu_stages.pretrain("hard SFT baselines", preset, replace(_g_train(g), steps=2 * n_seeds * g.steps)),
+        gpu_stages.sample("hard scoring", preset, n_scored * h.n_heldout * (1 + 2 * h.base.n_samples), n),
+        gpu_stages.sample("hard pass@k", preset, (1 + n_seeds) * h.n_passk * h.passk_samples, n),
+    ]
+
+
+def _g_train(g) -> TrainConfig:
+    """A training stage as large as a GRPO run's updates (the SFT baselines are FLOP-matched to it)."""
+    return TrainConfig(
+        steps=g.steps, batch_size=g.batch_size, seq_len=gpu_stages.PROMPT_TOKENS + g.max_completion_length, pack=True
+    )
+
+
+def estimate_gpu(cfg: RLConfig, n_seeds: int = 3) -> dict:
+    """:func:`run`'s time on one GPU by :mod:`minir1.gpu_estimate` (the lab's base already trained: AFTER)."""
+    return gpu_estimate.estimate("rl", _easy_stages(cfg.easy, n_seeds) + _hard_stages(cfg.hard, n_seeds))
 
 
 def _room(m: dict) -> bool:
@@ -306,6 +354,7 @@ __all__ = [
     "rl_evals",
     "rl_extra",
     "total_flops",
+    "estimate_gpu",
     "run",
     "verdicts",
     "findings",

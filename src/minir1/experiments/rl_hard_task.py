@@ -157,15 +157,15 @@ PROFILES: dict[str, HardTaskConfig] = {
     "cpu": HardTaskConfig(),
     "gpu": HardTaskConfig(
         start=lab_base.PROFILES["gpu"],
-        base=hard_base_config("mini", "multiplication", 4, 1000, 100_000),
-        grpo=replace(HardTaskConfig().grpo, group_size=16, batch_size=256, steps=200, eval_every=20, log_every=10),
+        base=hard_base_config("small", "multiplication", 4, 1000, 100_000),
+        grpo=replace(HardTaskConfig().grpo, group_size=16, batch_size=256, steps=100, eval_every=20, log_every=10),
         n_train=20_000,
         n_curve=200,
         curve_samples=4,
         n_valid=200,
         difficulty=4,
         n_heldout=500,
-        n_passk=500,
+        n_passk=200,
         passk_samples=256,
     ),
 }

@@ -10,16 +10,31 @@ the verdict, else ``otherwise``::
           when: ["rl_vs_best_baseline:lo > 0", "random_reward_gain:hi < 0.05"]
         - verdict: partly supported
           when: ["rl_vs_base:lo > 0"]
+      inconclusive: ["straddles(rl_vs_base, 0)"]
       otherwise: not supported
-      examples: {supported: {...metrics...}, not supported: {...}}
+      examples: {supported: {...metrics...}, inconclusive: {...}, not supported: {...}}
 
 A condition is ``<ref> <op> <ref | number>``; ``ref`` is ``metric[/series...][:stat]`` with
-``stat`` one of ``mean``, ``lo``, ``hi`` (default ``mean``).  Conditions are parsed with a
-regular expression and evaluated by lookup: nothing from the file or from a model is
-``eval``-ed.  ``rule: {fixed: not testable here, reason: ...}`` marks a claim this book cannot
-test; no other verdict may be fixed.
+``stat`` one of ``mean``, ``lo``, ``hi`` (default ``mean``).  Three functions read a metric's
+whole interval (``metric[/series...]``, no stat):
+
+* ``straddles(<metric>, <number>)`` — lo <= number <= hi: the interval straddles the threshold;
+* ``equivalent(<metric>, <margin>)`` — two one-sided tests (:func:`minir1.stats_hier.tost`) on
+  the metric's interval call it equivalent to 0 within (−margin, +margin); ``equivalent(<metric>,
+  <low>, <high>)`` for an asymmetric margin;
+* ``inconclusive(<metric>, <margin>)`` (or ``<low>, <high>``) — the same tests are inconclusive:
+  the interval crosses an edge of the margin.
+
+The optional ``inconclusive`` list holds conditions that, when all hold, give the verdict
+"inconclusive"; it is checked after every level and before ``otherwise``, so a rule says "not
+supported" only when the interval excludes the claim.  Conditions are parsed with a regular
+expression and evaluated by lookup: nothing from the file or from a model is ``eval``-ed.
+``rule: {fixed: not testable here, reason: ...}`` marks a claim this book cannot test; no other
+verdict may be fixed.
 
 >>> holds("gain:lo > 0.1", {"gain": {"mean": 0.3, "lo": 0.2, "hi": 0.4}})
+True
+>>> holds("equivalent(gain, 0.5)", {"gain": {"mean": 0.3, "lo": 0.2, "hi": 0.4}})
 True
 """
 
@@ -31,12 +46,16 @@ from typing import Any, Mapping
 
 from ..claims import claims_by_id
 from ..results import VERDICTS, claim
+from ..stats_hier import equivalence
 
 FIXABLE = ("not testable here",)
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
 _REF = r"[A-Za-z_][\w.@-]*(?:/[\w.@+-]+)*(?::(?:mean|lo|hi))?"
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _COND = re.compile(rf"^\s*({_REF})\s*(>=|<=|==|>|<)\s*({_NUMBER}|{_REF})\s*$")
+_PATH = r"[A-Za-z_][\w.@-]*(?:/[\w.@+-]+)*"
+FUNCTIONS = ("straddles", "equivalent", "inconclusive")
+_FN = re.compile(rf"^\s*({'|'.join(FUNCTIONS)})\(\s*({_PATH})\s*,\s*({_NUMBER})\s*(?:,\s*({_NUMBER})\s*)?\)\s*$")
 
 
 class RuleError(ValueError):
@@ -77,7 +96,40 @@ def resolve(ref: str, metrics: Mapping[str, Any]) -> float:
     return float(node)
 
 
+def parse_function(cond: str) -> tuple[str, str, tuple[float, ...]] | None:
+    """Split ``straddles|equivalent|inconclusive(<metric>, <number>[, <number>])`` into
+    (function, metric path, numbers); None when ``cond`` is not a function condition."""
+    m = _FN.match(cond) if isinstance(cond, str) else None
+    if not m:
+        return None
+    fn, path, nums = m.group(1), m.group(2), tuple(float(x) for x in m.groups()[2:] if x is not None)
+    if fn == "straddles" and len(nums) != 1:
+        raise RuleError(f"condition {cond!r}: straddles takes one threshold")
+    if fn != "straddles":
+        low, high = (-abs(nums[0]), abs(nums[0])) if len(nums) == 1 else nums
+        if len(nums) == 1 and nums[0] <= 0 or not low < high:
+            raise RuleError(f"condition {cond!r}: the margin must be > 0, or low < high")
+    return fn, path, nums
+
+
+def check_condition(cond: str) -> None:
+    """Raise :class:`RuleError` unless ``cond`` is a comparison or a function condition."""
+    if parse_function(cond) is None:
+        parse(cond)
+
+
+def _holds_function(fn: str, path: str, nums: tuple[float, ...], metrics: Mapping[str, Any]) -> bool:
+    lo, hi = resolve(f"{path}:lo", metrics), resolve(f"{path}:hi", metrics)
+    if fn == "straddles":
+        return lo <= nums[0] <= hi
+    margin = nums[0] if len(nums) == 1 else nums
+    return equivalence(lo, hi, margin) == fn
+
+
 def holds(cond: str, metrics: Mapping[str, Any]) -> bool:
+    fn = parse_function(cond)
+    if fn is not None:
+        return _holds_function(*fn, metrics)
     left, op, right = parse(cond)
     rhs = float(right) if re.fullmatch(_NUMBER, right) else resolve(right, metrics)
     return bool(_OPS[op](resolve(left, metrics), rhs))
@@ -104,7 +156,13 @@ def check_rule(rule: Mapping[str, Any], where: str = "rule") -> None:
         if not isinstance(lv.get("when"), list) or not lv["when"]:
             raise RuleError(f"{where}: levels[{i}].when must be a non-empty list of conditions")
         for c in lv["when"]:
-            parse(c)
+            check_condition(c)
+    if "inconclusive" in rule:
+        inc = rule["inconclusive"]
+        if not isinstance(inc, list) or not inc:
+            raise RuleError(f"{where}: 'inconclusive' must be a non-empty list of conditions")
+        for c in inc:
+            check_condition(c)
     if rule.get("otherwise") not in VERDICTS:
         raise RuleError(f"{where}: 'otherwise' must be one of {VERDICTS}; got {rule.get('otherwise')!r}")
 
@@ -117,6 +175,8 @@ def outcome(rule: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
     for lv in rule["levels"]:
         if all(holds(c, metrics) for c in lv["when"]):
             return lv["verdict"]
+    if "inconclusive" in rule and all(holds(c, metrics) for c in rule["inconclusive"]):
+        return "inconclusive"
     return rule["otherwise"]
 
 
@@ -137,4 +197,15 @@ def judge(claim_id: str, metrics: Mapping[str, Any], evidence: str) -> dict:
     return claim(claim_id, verdict, f"{evidence} Rule: {' '.join(str(says).split())}")
 
 
-__all__ = ["RuleError", "parse", "resolve", "holds", "check_rule", "outcome", "rule_of", "judge"]
+__all__ = [
+    "RuleError",
+    "parse",
+    "parse_function",
+    "check_condition",
+    "resolve",
+    "holds",
+    "check_rule",
+    "outcome",
+    "rule_of",
+    "judge",
+]

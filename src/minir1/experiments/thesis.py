@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .. import benchmarks, interconnect, ledger, stats
+from .. import benchmarks, gpu_estimate, interconnect, ledger, stats
 from ..cost import load_model_config, load_published_costs
 from ..profiles import check_profile
 from ..utils import repo_root
@@ -101,6 +101,11 @@ PROFILES: dict[str, ThesisConfig] = {
 def config(profile: str) -> ThesisConfig:
     """The chapter's configuration for ``profile`` (``smoke``, ``cpu`` or ``gpu``)."""
     return PROFILES[check_profile(profile)]
+
+
+def estimate_gpu(cfg: ThesisConfig, n_seeds: int = 3) -> dict:
+    """:func:`run`'s time on one GPU by :mod:`minir1.gpu_estimate`: arithmetic and resampling, no model."""
+    return gpu_estimate.estimate("thesis", [])
 
 
 def dry_run(cfg: ThesisConfig) -> ThesisConfig:

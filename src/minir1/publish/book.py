@@ -26,6 +26,7 @@ from .claims import claims_by_id
 COLOURS = {
     "supported": ("#1a7f37", "#ffffff"),
     "partly supported": ("#b35900", "#ffffff"),
+    "inconclusive": ("#4a5a8c", "#ffffff"),
     "not supported": ("#c62828", "#ffffff"),
     "not testable here": ("#6e7781", "#ffffff"),
 }

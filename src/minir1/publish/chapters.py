@@ -50,6 +50,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -192,6 +193,22 @@ def _results_of(path: Path, name: str, run_id: str) -> dict:
     return res
 
 
+def gpu_estimate_line(name: str, root: Path) -> str:
+    """The chapter's estimated gpu time, one line, from ``python -m minir1.gpu_check --estimate``
+    (a subprocess: publishing imports no training code)."""
+    try:
+        est = subprocess.run(
+            [sys.executable, "-m", "minir1.gpu_check", "--estimate", name, "--line"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{name}: no gpu estimate ({e})"
+    return est.stdout.strip() if est.returncode == 0 and est.stdout.strip() else f"{name}: no gpu estimate"
+
+
 def run_chapter(
     name: str,
     profile: str,
@@ -212,6 +229,8 @@ def run_chapter(
     root = Path(root) if root is not None else repo_root()
     src = source_notebooks(root)[name]
     target = chapter_dir(profile, root) / src.name
+    if profile == "gpu":
+        print(gpu_estimate_line(name, root), flush=True)
     code, commit = chapter_code(src), git_commit(root)  # what we execute now, even if edited meanwhile
     meta = {"profile": profile, **code, "git_commit": commit, "allow_dirty": allow_dirty}
     if profile not in PUBLISHED_PROFILES:

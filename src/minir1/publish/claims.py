@@ -26,6 +26,7 @@ PENDING = "pending"
 _BADGE = {
     "supported": "success",
     "partly supported": "warning",
+    "inconclusive": "info",
     "not supported": "danger",
     "not testable here": "secondary",
     PENDING: "light",

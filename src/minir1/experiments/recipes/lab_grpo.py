@@ -70,18 +70,19 @@ PROFILES: dict[str, LabGRPOConfig] = {
     "gpu": LabGRPOConfig(
         base=base.PROFILES["gpu"],
         grpo=GRPOConfig(
-            group_size=16,
-            batch_size=256,
-            steps=300,
+            group_size=16,  # R1's G
+            batch_size=512,  # 32 prompts x 16: R1's batch
+            steps=200,
             lr=2e-5,
             max_completion_length=96,
             eval_every=25,
             log_every=10,
             reward_weights=(1.0, 1.0),
+            gen_batch_size=512,
         ),
         n_train=20000,
         n_eval=500,
-        eval_samples=8,
+        eval_samples=4,
     ),
 }
 

@@ -117,16 +117,21 @@ _BENCH_ROWS = (
     ("sampler_tokens_per_s_ours", "our sampler, tokens/s"),
     ("sampler_tokens_per_s_hf", "HF generate, tokens/s"),
     ("grpo_speedup_vs_trl", "our GRPO vs TRL GRPOTrainer (steps/s ratio, same work)"),
+    ("grpo_tokens_speedup_vs_trl", "our GRPO vs TRL GRPOTrainer (completion tokens/s ratio)"),
     ("grpo_steps_per_s_ours", "our GRPO, steps/s"),
     ("grpo_steps_per_s_trl", "TRL GRPOTrainer, steps/s"),
     ("machine_matmul_flops_per_s", "measured fp32 matmul peak, FLOP/s"),
 )
 
 
-def bench_table(path=None):
+def bench_table(path=None, only: tuple[str, ...] | None = None):
     """The benchmarks of ``book/results/bench.json`` (``make bench``) as a table with readable
     labels: throughput ratios against Hugging Face and TRL, and the roofline (achieved FLOP/s as a
-    share of the measured matmul peak) for training and decoding per model size."""
+    share of the measured matmul peak) for training and decoding per model size.
+
+    ``only``: keep the rows whose metric name starts with one of these prefixes (``("grpo",
+    "sampler")``; the roofline rows are ``train_mfu`` and ``decode_mfu``).  The filter is on the
+    metric names, not on the labels a reader sees."""
     import json
 
     import pandas as pd
@@ -136,11 +141,16 @@ def bench_table(path=None):
         metrics = json.loads(open(p).read())["metrics"]
     except FileNotFoundError:
         return pd.DataFrame({"value": ["no benchmark yet: run `make bench`"]}, index=["benchmark"])
-    rows = {label: fmt(metrics[k]) for k, label in _BENCH_ROWS if k in metrics}
-    if "sampler_greedy_matches_hf" in metrics:
+    keep = (lambda key: True) if only is None else (lambda key: key.startswith(tuple(only)))
+    rows = {label: fmt(metrics[k]) for k, label in _BENCH_ROWS if k in metrics and keep(k)}  # label -> shown value
+    if "sampler_greedy_matches_hf" in metrics and keep("sampler_greedy_matches_hf"):
         rows["greedy tokens equal HF's"] = "yes" if metrics["sampler_greedy_matches_hf"] == 1 else "no"
     for preset in metrics.get("train_mfu", {}):
-        rows[f"roofline, {preset}: training (share of peak)"] = fmt(metrics["train_mfu"][preset])
-        if preset in metrics.get("decode_mfu", {}):
+        if keep("train_mfu"):
+            rows[f"roofline, {preset}: training (share of peak)"] = fmt(metrics["train_mfu"][preset])
+        if preset in metrics.get("decode_mfu", {}) and keep("decode_mfu"):
             rows[f"roofline, {preset}: decoding (share of peak)"] = fmt(metrics["decode_mfu"][preset])
+    if not rows:  # a table with no rows renders as an empty frame: say what is missing instead
+        what = f"{' or '.join(only)} " if only else ""
+        return pd.DataFrame({"value": [f"no {what}benchmark in bench.json yet: run `make bench`"]}, index=["benchmark"])
     return pd.DataFrame({"mean [95% interval over repeats]": rows})

@@ -136,13 +136,27 @@ def rl_behaviour_vs_accuracy(ax, hard: dict, behaviours=("verification", "backtr
     return ax
 
 
+def _mean_where_measured(steps, vals):
+    """The steps at which at least one seed has a value, and the mean over those seeds.
+
+    A step where no seed sampled, say, a correct completion has no mean length: it is left out
+    (the line joins its neighbours) instead of averaging an empty slice into a NaN gap.
+    """
+    measured = np.isfinite(vals).any(axis=0)
+    return np.asarray(steps)[measured], np.nanmean(vals[:, measured], axis=0)
+
+
 def rl_length_curves(ax, hard: dict):
-    """Hard task: mean training-completion length over steps, correct vs incorrect, grpo vs dr_grpo."""
+    """Hard task: mean training-completion length over steps, correct vs incorrect, grpo vs dr_grpo.
+
+    Each point is the mean over the seeds that sampled such completions at that step; a series
+    with no such completions at all keeps its legend entry, marked "no data"."""
     for name, colour in (("true", PALETTE[1]), ("dr_grpo", PALETTE[2])):
         loss = "grpo" if name == "true" else "dr_grpo"
         for key, style in (("len_correct", "-"), ("len_incorrect", ":")):
-            steps, vals = _rl_series(hard["curves"][name], "history", key)
-            ax.plot(steps, np.nanmean(vals, axis=0), style, color=colour, label=f"{loss}, {key[4:]}")
+            steps, mean = _mean_where_measured(*_rl_series(hard["curves"][name], "history", key))
+            label = f"{loss}, {key[4:]}" + ("" if len(steps) else " (no data)")
+            ax.plot(steps, mean, style, color=colour, label=label)
     ax.set(xlabel="GRPO step", ylabel="completion length (tokens)")
     ax.legend(fontsize=7)
     return ax

@@ -203,3 +203,28 @@ def test_readme_tree_names_every_folder_and_module():
     ]
     missing = [n for n in folders + modules if n not in readme]
     assert not missing, f"README.md's layout tree must name each of these (one line each): {missing}"
+
+
+def test_readme_chapter_times_are_the_published_ones():
+    """The README's per-chapter cold times are the executed chapters' own (metadata ``wall_seconds``)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    para = readme[readme.index("**What a cold re-execution costs**") :]
+    para = para[: para.index("\n\n")]
+    names = {"cost": "cost", "lab": "lab", "RL": "rl", "distillation": "distillation"}
+    names |= {"censorship": "censorship", "engineering": "engineering", "thesis": "thesis"}
+    stated = {
+        names[n]: int(v.replace(",", ""))
+        for n, v in re.findall(r"\b(cost|lab|RL|distillation|censorship|engineering|thesis) ([\d,]+) s\b", para)
+    }
+    assert set(stated) == set(names.values()), stated
+    for ch, secs in stated.items():
+        nb = next((ROOT / "book" / "chapters").glob(f"[0-9][0-9]_{ch}.ipynb"))
+        meta = json.loads(nb.read_text())["metadata"]["minir1"]
+        assert abs(meta["wall_seconds"] - secs) <= 1, (ch, secs, meta["wall_seconds"])
+    total = sum(
+        json.loads(nb.read_text())["metadata"]["minir1"]["wall_seconds"]
+        for nb in (ROOT / "book" / "chapters").glob("[0-9][0-9]_*.ipynb")
+    )
+    assert f"{round(total):,} s of chapter" in para, round(total)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from minir1.claims import load_claims
-from minir1.experiments import rules
+from minir1 import rules
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "book" / "results").glob("*.json"))

@@ -25,7 +25,7 @@ from minir1.cost import (
     training_flops,
 )
 from minir1.experiments import cost as cost_exp
-from minir1.experiments import rules
+from minir1 import rules
 from minir1.results import VERDICTS
 
 

@@ -7,7 +7,7 @@ from minir1 import stats
 from minir1.corpus import CorpusConfig, build_corpus
 from minir1.experiments import lab
 from minir1.experiments.recipes import base as lab_base
-from minir1.experiments.rules import rule_of
+from minir1.rules import rule_of
 from minir1.tasks import get_task
 from minir1.train import TrainConfig
 

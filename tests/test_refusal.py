@@ -9,7 +9,7 @@ import torch
 
 from minir1 import models, refusal, stats, world
 from minir1.experiments import censorship
-from minir1.experiments.rules import RuleError
+from minir1.rules import RuleError
 from minir1.refusal import (
     ablate,
     answer_prefix,

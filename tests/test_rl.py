@@ -7,7 +7,7 @@ from minir1.corpus import CorpusConfig
 from minir1.experiments import lab, rl, rl_hard_task, rules
 from minir1.experiments.recipes import base as lab_base
 from minir1.experiments.recipes import lab_grpo
-from minir1.experiments.rules import rule_of
+from minir1.rules import rule_of
 from minir1.grpo import GRPOConfig
 from minir1.results import write_record
 from minir1.train import TrainConfig

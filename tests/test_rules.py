@@ -3,7 +3,7 @@
 import pytest
 
 from minir1.claims import load_claims
-from minir1.experiments import rules
+from minir1 import rules
 from minir1.results import VERDICTS
 
 CLAIMS = load_claims()

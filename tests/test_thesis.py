@@ -5,7 +5,8 @@ import pytest
 
 from minir1 import benchmarks, claims, interconnect
 from minir1.cost import load_model_config
-from minir1.experiments import rules, thesis
+from minir1 import rules
+from minir1.experiments import thesis
 
 THESIS_RULES = ("thesis-match", "thesis-chips", "thesis-inference-cost", "thesis-replicate")
 

@@ -99,6 +99,14 @@ SCHEMA: dict[str, Any] = {
                     "id": {"type": "string", "minLength": 1},
                     "verdict": {"enum": list(VERDICTS)},
                     "evidence": {"type": "string", "minLength": 1},
+                    "variants": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "verdict"],
+                            "properties": {"name": {"type": "string"}, "verdict": {"enum": list(VERDICTS)}},
+                        },
+                    },
                 },
             },
         },

@@ -32,7 +32,7 @@ from ..refusal import evaluate_chat_model, published_refusals
 from ..tokenizer import build_tokenizer
 from ..train import TrainConfig, train
 from ..world import WorldConfig, build_world, split
-from . import rules
+from .. import rules
 from .censorship_runs import (
     Config,
     FinetuneConfig,
@@ -44,7 +44,7 @@ from .censorship_runs import (
     run_removal,
     train_config,
 )
-from .chapter import ChapterResult
+from ..results import ChapterResult
 from .recipes import gpu_stages
 
 # The chapters whose results must be published before this one runs (read by the chapter runner).

@@ -18,8 +18,8 @@ import torch
 from .. import cost, gpu_estimate
 from ..profiles import check_profile
 from ..stats import over_seeds
-from . import rules
-from .chapter import ChapterResult
+from .. import rules
+from ..results import ChapterResult
 
 # The chapters whose results must be published before this one runs (read by the chapter runner).
 AFTER: tuple[str, ...] = ()

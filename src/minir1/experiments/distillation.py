@@ -45,7 +45,7 @@ from ..results import ChapterResult, claim
 from ..tasks import get_task
 from ..train import TrainConfig
 from ..utils import device
-from . import rules
+from .. import rules
 from .distillation_config import DistillConfig
 from .distillation_metrics import _size, comparison, extra_of, load_published, metrics_of, total_flops
 from .distillation_students import (

@@ -67,8 +67,8 @@ from ..profiles import check_profile
 from ..routing import time_train_steps
 from ..stats import Metric, as_metric, over_seeds
 from ..tokenizer import build_tokenizer
-from . import rules
-from .chapter import ChapterResult
+from .. import rules
+from ..results import ChapterResult
 from .engineering_config import EngineeringConfig
 
 # The training runs live in a companion module (imported by this chapter only); re-exported here.

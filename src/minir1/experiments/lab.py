@@ -31,7 +31,7 @@ from .recipes.base import (
     pretrained_path,
     samplings,
 )
-from .rules import judge
+from ..rules import judge
 
 # The chapters whose results must be published before this one runs (read by the chapter runner).
 AFTER: tuple[str, ...] = ("cost",)  # reads the machine peak the cost chapter measured

@@ -32,7 +32,7 @@ from .recipes import base as lab_base
 from .recipes import gpu_stages, lab_grpo
 from .recipes.lab_grpo import LabGRPOConfig
 from .rl_hard_task import HardTaskConfig
-from .rules import judge
+from ..rules import judge
 
 # The chapters whose results must be published before this one runs (read by the chapter runner).
 AFTER: tuple[str, ...] = ("lab",)  # scores the lab base with the lab's cached evaluations

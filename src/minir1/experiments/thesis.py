@@ -40,8 +40,8 @@ from .. import benchmarks, gpu_estimate, interconnect, ledger, stats
 from ..cost import load_model_config, load_published_costs
 from ..profiles import check_profile
 from ..utils import repo_root
-from . import rules
-from .chapter import ChapterResult
+from .. import rules
+from ..results import ChapterResult
 
 # The chapters whose results must be published before this one runs (read by the chapter runner):
 # every other chapter, whose results it reads (the ledger).

@@ -44,9 +44,9 @@ import operator
 import re
 from typing import Any, Mapping
 
-from ..claims import claims_by_id
-from ..results import VERDICTS, claim
-from ..stats_hier import equivalence
+from .claims import claims_by_id
+from .results import VERDICTS, claim
+from .stats_hier import equivalence
 
 FIXABLE = ("not testable here",)
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
@@ -189,12 +189,78 @@ def rule_of(claim_id: str) -> Mapping[str, Any]:
     return reg[claim_id]["rule"]
 
 
+# ----------------------------------------------------------------------------- robustness
+def check_variants(variants: Any, rule: Mapping[str, Any], where: str = "variants") -> None:
+    """Raise :class:`RuleError` unless ``variants`` is a list of ``{name, use}`` whose ``use`` maps
+    metrics the rule reads to the results metrics that replace them."""
+    if not isinstance(variants, list) or not variants:
+        raise RuleError(f"{where}: must be a non-empty list of {{name, use}}")
+    read = {_top(c) for c in conditions(rule)}
+    for i, v in enumerate(variants):
+        if not isinstance(v, Mapping) or not v.get("name") or not isinstance(v.get("use"), Mapping) or not v["use"]:
+            raise RuleError(f"{where}[{i}]: needs 'name' and 'use' (a mapping rule metric -> results metric)")
+        for old, new in v["use"].items():
+            if old not in read:
+                raise RuleError(f"{where}[{i}] ({v['name']}): {old!r} is not a metric the rule reads ({', '.join(sorted(read))})")
+            if not isinstance(new, str) or not re.fullmatch(_PATH, new):
+                raise RuleError(f"{where}[{i}] ({v['name']}): {old!r} must map to a metric path; got {new!r}")
+
+
+def conditions(rule: Mapping[str, Any]) -> list[str]:
+    """Every condition a rule reads (its levels' and its ``inconclusive`` list's)."""
+    return [c for lv in rule.get("levels", []) for c in lv["when"]] + list(rule.get("inconclusive", []))
+
+
+def _top(cond: str) -> str:
+    fn = parse_function(cond)
+    ref = fn[1] if fn else parse(cond)[0]
+    return ref.partition(":")[0].split("/")[0]
+
+
+def substitute(metrics: Mapping[str, Any], use: Mapping[str, str]) -> dict:
+    """``metrics`` with each metric the rule reads (``use``'s keys) replaced by the results metric
+    its variant names (``use``'s values, ``metric[/series...]``)."""
+    out = dict(metrics)
+    for old, new in use.items():
+        node: Any = metrics
+        for part in new.split("/"):
+            if not isinstance(node, Mapping) or part not in node:
+                raise RuleError(f"variant reads {new!r}, but {part!r} is not in the results")
+            node = node[part]
+        out[old] = node
+    return out
+
+
+def robustness(claim_id: str, metrics: Mapping[str, Any]) -> list[dict]:
+    """The claim's verdict re-judged under each reasonable alternative its ``variants`` list in
+    ``data/claims.yml`` (a metric, a decoding, a hardware peak, a comparator or benchmark set):
+    ``[{"name", "verdict"}, ...]``; empty for a claim without variants."""
+    c, rule = claims_by_id()[claim_id], rule_of(claim_id)
+    return [{"name": v["name"], "verdict": outcome(rule, substitute(metrics, v["use"]))} for v in c.get("variants") or []]
+
+
+def agreement(verdict: str, variants: list[dict]) -> str:
+    """"k of n variants agree", naming those that do not."""
+    if not variants:
+        return ""
+    off = [f"{v['name']} → {v['verdict']}" for v in variants if v["verdict"] != verdict]
+    text = f"{len(variants) - len(off)} of {len(variants)} variants agree"
+    return f"Robustness: {text}" + (f"; disagree: {'; '.join(off)}." if off else ".")
+
+
 def judge(claim_id: str, metrics: Mapping[str, Any], evidence: str) -> dict:
-    """The claim's verdict by its rule in ``data/claims.yml``, with ``evidence`` and the rule's words."""
+    """The claim's verdict by its rule in ``data/claims.yml``, with ``evidence``, the verdict under
+    each declared variant ("k of n variants agree") and the rule's words."""
     rule = rule_of(claim_id)
     verdict = outcome(rule, metrics)
     says = rule.get("says") or rule.get("reason", "")
-    return claim(claim_id, verdict, f"{evidence} Rule: {' '.join(str(says).split())}")
+    variants = robustness(claim_id, metrics) if "fixed" not in rule else []
+    text = f"{evidence} {agreement(verdict, variants)} Rule:".replace("  ", " ")
+    text = f"{text} {' '.join(str(says).split())}"
+    out = claim(claim_id, verdict, text)
+    if variants:
+        out["variants"] = variants
+    return out
 
 
 __all__ = [
@@ -208,4 +274,9 @@ __all__ = [
     "outcome",
     "rule_of",
     "judge",
+    "conditions",
+    "check_variants",
+    "substitute",
+    "robustness",
+    "agreement",
 ]

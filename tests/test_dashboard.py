@@ -72,7 +72,7 @@ def test_write_dashboard_makes_the_page_and_the_forest_plot(tmp_path):
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
     alt = re.search(r"^:alt: (.+)$", text, re.M)
     assert alt and all(r.short in alt.group(1) for r in dashboard.dashboard_rows() if r.deciding)
-    assert "minir1-variants-note" in text and "measurement issue" in text
+    assert "minir1-variants-note" in text and "variants" in text and "errata" in text
     again = tmp_path / "again"
     dashboard.write_dashboard(again)
     assert (again / dashboard.FOREST).read_bytes() == svg.read_bytes(), "the forest plot must be deterministic"
@@ -87,18 +87,18 @@ def _copy_results(dst):
 def test_verdict_changes_finds_a_changed_verdict_with_its_number(tmp_path):
     old, new = _copy_results(tmp_path / "old"), _copy_results(tmp_path / "new")
     assert errata.verdict_changes(old, new) == []
-    path = new / "rl.json"
+    path = new / "lab.json"
     res = json.loads(path.read_text())
-    m = res["metrics"]["plain_rl_vs_best_baseline_pass_at_1_r1"]
+    m = res["metrics"]["base_room_r1"]["countdown"]
     was = f"{100 * m['mean']:+.1f} pp [{100 * m['lo']:+.1f}, {100 * m['hi']:+.1f}]".replace("-", "−")
     m.update(mean=0.05, lo=0.01, hi=0.09)
     for c in res["claims"]:
-        if c["id"] == "rl-vanilla-to-reasoner":
+        if c["id"] == "lab-room-for-rl":
             before = c["verdict"]
             c["verdict"] = "supported"
     path.write_text(json.dumps(res))
     changes = errata.verdict_changes(old, new)
-    assert [(c["claim"], c["old"], c["new"]) for c in changes] == [("rl-vanilla-to-reasoner", before, "supported")]
+    assert [(c["claim"], c["old"], c["new"]) for c in changes] == [("lab-room-for-rl", before, "supported")]
     assert was in changes[0]["number"] and "+5.0 pp [+1.0, +9.0]" in changes[0]["number"]
     edition = {"version": "2099.01.01", "date": "2099-01-01", "tag": "edition-2099.01.01", "summary": "x"}
     text = errata.errata_markdown([dict(edition, changes=[dict(changes[0], why="more seeds")])])

@@ -7,7 +7,7 @@ from minir1 import stats
 from minir1.corpus import CorpusConfig, build_corpus
 from minir1.experiments import lab
 from minir1.experiments.recipes import base as lab_base
-from minir1.rules import rule_of
+from minir1.rules import example_metrics
 from minir1.tasks import get_task
 from minir1.train import TrainConfig
 
@@ -46,7 +46,11 @@ def test_run_metrics_evals_and_cache(tiny, tmp_path):
     for key in ("base_pass_at_1_r1", "base_pass_at_4_t1", "base_greedy_acc", "base_pass_at_4_lenient_r1"):
         for v in m[key].values():
             assert isinstance(v, stats.Metric) and 0 <= v.lo <= v.mean <= v.hi <= 1
-    assert m["base_room_r1"]["addition"].method == "paired-bootstrap"
+    room = m["base_room_r1"]["addition"]
+    assert room.method == "conservative"  # the reporting rule: never narrower than the seed-level t interval
+    t = stats.seed_t_interval(room.per_seed)
+    assert room.lo <= t.lo + 1e-12 and room.hi >= t.hi - 1e-12
+    assert set(m["base_room_lenient_r1"]) == {"addition", "countdown"}
     assert len(res.evals) == 2 * 3  # tasks x settings
     assert {r["sampling"]["temperature"] for r in res.evals.values()} == {0.0, 0.6, 1.0}
     assert res.flops > 0 and res.config is tiny
@@ -67,7 +71,7 @@ def test_dry_run_gpu_shapes(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("verdict", ["supported", "partly supported", "not supported"])
 def test_verdicts_follow_the_rule(verdict):
-    ex = rule_of("lab-room-for-rl")["examples"][verdict]
+    ex = example_metrics("lab-room-for-rl", verdict)
     m = {**ex, "base_pass_at_16_r1": ex["base_pass_at_1_r1"]}
     out = lab.verdicts(m)[0]
     assert out["id"] == "lab-room-for-rl" and out["verdict"] == verdict and "addition" in out["evidence"]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from minir1.claims import load_claims
 from minir1 import rules
+from minir1.claims import load_claims
 from minir1.results import VERDICTS
 
 CLAIMS = load_claims()
@@ -148,3 +148,54 @@ def test_function_conditions_grammar():
         rules.check_rule({**THRESHOLD_RULE, "inconclusive": []})
     with pytest.raises(rules.RuleError):
         rules.check_rule({**THRESHOLD_RULE, "inconclusive": ["gain ~ 0"]})
+
+
+# ----------------------------------------------------------------------------- robustness variants
+TESTABLE = [c for c in CLAIMS if "fixed" not in c.get("rule", {})]
+
+
+@pytest.mark.parametrize("claim", TESTABLE, ids=[c["id"] for c in TESTABLE])
+def test_every_testable_claim_declares_its_reasonable_alternatives(claim):
+    assert claim.get("variants"), f"{claim['id']}: data/claims.yml needs `variants:` (issue 24, item 5)"
+    rules.check_variants(claim["variants"], claim["rule"], claim["id"])
+
+
+def test_variants_substitute_the_metrics_the_rule_reads():
+    rule = {"says": "x", "levels": [{"verdict": "supported", "when": ["gain:lo > 0"]}], "otherwise": "not supported"}
+    m = {
+        "gain": {"mean": 0.2, "lo": 0.1, "hi": 0.3},
+        "gain_strict": {"mean": 0.0, "lo": -0.1, "hi": 0.1},
+        "by": {"greedy": {"mean": 0.1, "lo": 0.05, "hi": 0.2}},
+    }
+    assert rules.outcome(rule, rules.substitute(m, {"gain": "gain_strict"})) == "not supported"
+    assert rules.outcome(rule, rules.substitute(m, {"gain": "by/greedy"})) == "supported"
+    with pytest.raises(rules.RuleError, match="not in the results"):
+        rules.substitute(m, {"gain": "missing"})
+    rules.check_variants([{"name": "strict", "use": {"gain": "gain_strict"}}], rule)
+    for bad in (
+        [],
+        [{"name": "x"}],
+        [{"name": "x", "use": {"other": "gain_strict"}}],
+        [{"name": "x", "use": {"gain": "gain > 0"}}],
+    ):
+        with pytest.raises(rules.RuleError):
+            rules.check_variants(bad, rule)
+
+
+def test_judge_reports_k_of_n_variants_and_names_those_that_disagree():
+    ex = next(c for c in CLAIMS if c["id"] == "lab-room-for-rl")["rule"]["examples"]["supported"]
+    room = {"mean": 0.01, "lo": -0.01, "hi": 0.03}
+    metrics = {
+        **ex,
+        "base_pass_at_1_lenient_r1": ex["base_pass_at_1_r1"],
+        "base_room_lenient_r1": ex["base_room_r1"],
+        "base_pass_at_1_t1": ex["base_pass_at_1_r1"],
+        "base_room_t1": {"addition": room, "countdown": room},
+        "base_pass_at_1_lenient_t1": ex["base_pass_at_1_r1"],
+        "base_room_lenient_t1": ex["base_room_r1"],
+    }
+    out = rules.judge("lab-room-for-rl", metrics, "Evidence.")
+    assert out["verdict"] == "supported"
+    assert [v["verdict"] for v in out["variants"]] == ["supported", "not supported", "supported"]
+    assert "2 of 3 variants agree; disagree: sampling at T = 1 → not supported." in out["evidence"]
+    assert rules.agreement("supported", []) == ""

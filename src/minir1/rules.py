@@ -126,12 +126,17 @@ def _holds_function(fn: str, path: str, nums: tuple[float, ...], metrics: Mappin
     return equivalence(lo, hi, margin) == fn
 
 
+def is_number(text: str) -> bool:
+    """Is ``text`` a number literal of the condition grammar (else a metric reference)?"""
+    return re.fullmatch(_NUMBER, text) is not None
+
+
 def holds(cond: str, metrics: Mapping[str, Any]) -> bool:
     fn = parse_function(cond)
     if fn is not None:
         return _holds_function(*fn, metrics)
     left, op, right = parse(cond)
-    rhs = float(right) if re.fullmatch(_NUMBER, right) else resolve(right, metrics)
+    rhs = float(right) if is_number(right) else resolve(right, metrics)
     return bool(_OPS[op](resolve(left, metrics), rhs))
 
 
@@ -201,7 +206,9 @@ def check_variants(variants: Any, rule: Mapping[str, Any], where: str = "variant
             raise RuleError(f"{where}[{i}]: needs 'name' and 'use' (a mapping rule metric -> results metric)")
         for old, new in v["use"].items():
             if old not in read:
-                raise RuleError(f"{where}[{i}] ({v['name']}): {old!r} is not a metric the rule reads ({', '.join(sorted(read))})")
+                raise RuleError(
+                    f"{where}[{i}] ({v['name']}): {old!r} is not a metric the rule reads ({', '.join(sorted(read))})"
+                )
             if not isinstance(new, str) or not re.fullmatch(_PATH, new):
                 raise RuleError(f"{where}[{i}] ({v['name']}): {old!r} must map to a metric path; got {new!r}")
 
@@ -225,7 +232,10 @@ def substitute(metrics: Mapping[str, Any], use: Mapping[str, str]) -> dict:
         node: Any = metrics
         for part in new.split("/"):
             if not isinstance(node, Mapping) or part not in node:
-                raise RuleError(f"variant reads {new!r}, but {part!r} is not in the results")
+                raise RuleError(
+                    f"variant reads {new!r}, but {part!r} is not in the results (a rule's `examples` lack "
+                    "variant metrics: tests use minir1.rules.example_metrics(claim_id, verdict))"
+                )
             node = node[part]
         out[old] = node
     return out
@@ -236,11 +246,28 @@ def robustness(claim_id: str, metrics: Mapping[str, Any]) -> list[dict]:
     ``data/claims.yml`` (a metric, a decoding, a hardware peak, a comparator or benchmark set):
     ``[{"name", "verdict"}, ...]``; empty for a claim without variants."""
     c, rule = claims_by_id()[claim_id], rule_of(claim_id)
-    return [{"name": v["name"], "verdict": outcome(rule, substitute(metrics, v["use"]))} for v in c.get("variants") or []]
+    return [
+        {"name": v["name"], "verdict": outcome(rule, substitute(metrics, v["use"]))} for v in c.get("variants") or []
+    ]
+
+
+def example_metrics(claim_id: str, verdict: str) -> dict:
+    """The rule's example for ``verdict`` with every variant's metric set to the metric it replaces
+    (so each variant agrees): what a test of a chapter's ``verdicts`` passes in."""
+    c = claims_by_id()[claim_id]
+    out = dict(rule_of(claim_id)["examples"][verdict])
+    for v in c.get("variants") or []:
+        for old, new in v["use"].items():
+            node = out
+            parts = new.split("/")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node.setdefault(parts[-1], out[old])
+    return out
 
 
 def agreement(verdict: str, variants: list[dict]) -> str:
-    """"k of n variants agree", naming those that do not."""
+    """ "k of n variants agree", naming those that do not."""
     if not variants:
         return ""
     off = [f"{v['name']} → {v['verdict']}" for v in variants if v["verdict"] != verdict]
@@ -270,6 +297,7 @@ __all__ = [
     "check_condition",
     "resolve",
     "holds",
+    "is_number",
     "check_rule",
     "outcome",
     "rule_of",
@@ -279,4 +307,5 @@ __all__ = [
     "substitute",
     "robustness",
     "agreement",
+    "example_metrics",
 ]

@@ -14,12 +14,12 @@ verdict: the rules in the registry decide, this page only shows them.
 from __future__ import annotations
 
 import os
-import re
 import textwrap
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from .. import rules
 from ..claims import load_claims
 from ..utils import atomic_write_text, repo_root
 from .book import COLOURS
@@ -28,10 +28,6 @@ from .claims import PENDING, _chapter_docs, _read_results, claims_table
 FOREST = "forest.svg"
 _WORDS = {"lo": "lower end", "hi": "upper end", "mean": "value"}
 _OPS = {">=": "≥", "<=": "≤", "==": "="}
-# A rule's condition, ``<metric[/series][:stat]> <op> <number|metric>`` (the grammar of
-# minir1.experiments.rules, which publishing code does not import).
-_COND = re.compile(r"^\s*([\w./@+-]+(?::(?:mean|lo|hi))?)\s*(>=|<=|==|>|<)\s*(\S+)\s*$")
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 # Column widths (percent of the text column): claim, verdict, number, variants, chapter.
 _WIDTHS = (27, 18, 33, 8, 14)
 
@@ -48,6 +44,13 @@ class Deciding:
     op: str
     threshold: float
     scale: str
+    margin: tuple[float, float] | None = None  # equivalent()/inconclusive(): the declared margin
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    verdict: str
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,26 @@ class Row:
     chapter: str
     doc: str | None
     deciding: Deciding | None
+    variants: tuple[Variant, ...] = ()
+
+    @property
+    def agree(self) -> str:
+        """``k/n`` robustness variants that give the published verdict; "—" without variants."""
+        if not self.variants:
+            return "—"
+        return f"{sum(v.verdict == self.verdict for v in self.variants)}/{len(self.variants)}"
+
+    @property
+    def disagree(self) -> list[str]:
+        return [f"{v.name} → {v.verdict}" for v in self.variants if v.verdict != self.verdict]
 
 
 def deciding_number(claim: dict, results: dict | None) -> Deciding | None:
     """The claim's deciding number from its chapter's ``results`` (``None`` without one).
 
     ``deciding.metric`` is ``<chapter>.<metric[/series]>``; ``deciding.when`` must be one of the
-    rule's conditions and name that metric on its left.
+    rule's conditions (parsed by :mod:`minir1.rules`, the grammar the verdicts use) and read that
+    metric: a comparison on its left, or ``straddles``/``equivalent``/``inconclusive`` of it.
     """
     d = claim.get("deciding")
     if not d or results is None:
@@ -72,33 +88,36 @@ def deciding_number(claim: dict, results: dict | None) -> Deciding | None:
     chapter, _, path = d["metric"].partition(".")
     if chapter != claim["chapter"]:
         raise ValueError(f"{claim['id']}: deciding metric {d['metric']!r} is not in chapter {claim['chapter']!r}")
-    conditions = [w for lv in claim["rule"].get("levels", []) for w in lv["when"]]
-    if d["when"] not in conditions:
+    if d["when"] not in rules.conditions(claim["rule"]):
         raise ValueError(f"{claim['id']}: deciding.when {d['when']!r} is not a condition of its rule")
-    left, op, right = _COND.match(d["when"]).groups()
-    ref, _, stat = left.partition(":")
+    metrics = results["metrics"]
+    fn = rules.parse_function(d["when"])
+    if fn is not None:
+        name, ref, nums = fn
+        stat, op, threshold, margin = "mean", name, nums[0], None
+        if name != "straddles":
+            margin = (-abs(nums[0]), abs(nums[0])) if len(nums) == 1 else (nums[0], nums[1])
+            threshold = 0.0
+    else:
+        margin = None
+        left, op, right = rules.parse(d["when"])
+        ref, _, stat = left.partition(":")
+        threshold = rules.resolve(right, metrics) if not rules.is_number(right) else float(right)
     if ref != path:
         raise ValueError(f"{claim['id']}: deciding.when reads {ref!r}, not the deciding metric {path!r}")
-    metrics = results["metrics"]
-    rhs = float(right) if _NUMBER.fullmatch(right) else _lookup(metrics, right)
-    threshold = float(rhs["mean"]) if isinstance(rhs, dict) else rhs
-    node = _lookup(metrics, path)
-    if isinstance(node, dict):
-        mean, lo, hi = float(node["mean"]), float(node["lo"]), float(node["hi"])
+    if _has_interval(metrics, path):
+        mean, lo, hi = (rules.resolve(f"{path}:{k}", metrics) for k in ("mean", "lo", "hi"))
     else:
-        mean, lo, hi = float(node), None, None
-    return Deciding(d["label"], mean, lo, hi, stat or "mean", op, threshold, d.get("scale", "number"))
+        mean, lo, hi = rules.resolve(path, metrics), None, None
+    scale = d.get("scale", "number")
+    return Deciding(d["label"], mean, lo, hi, stat or "mean", op, threshold, scale, margin)
 
 
-def _lookup(metrics: dict, ref: str) -> dict | float:
-    """What ``metric[/series...][:stat]`` names: a Metric dict, or a number (with ``:stat``)."""
-    path, _, stat = ref.partition(":")
+def _has_interval(metrics: dict, path: str) -> bool:
     node = metrics
     for part in path.split("/"):
         node = node[part]
-    if isinstance(node, dict):
-        return float(node[stat]) if stat else node
-    return float(node)
+    return isinstance(node, dict)
 
 
 def fmt(x: float, scale: str, unit: bool = True) -> str:
@@ -127,6 +146,11 @@ def value_text(d: Deciding) -> str:
 
 
 def rule_text(d: Deciding) -> str:
+    if d.margin is not None:
+        lo, hi = (fmt(v, d.scale) for v in d.margin)
+        return f"rule: {d.op} if the interval lies inside ({lo}, {hi})"
+    if d.op == "straddles":
+        return f"rule: inconclusive if the interval contains {fmt(d.threshold, d.scale)}"
     return f"rule: {_WORDS[d.stat]} {_OPS.get(d.op, d.op)} {fmt(d.threshold, d.scale)}"
 
 
@@ -143,7 +167,9 @@ def dashboard_rows(results_dir: str | os.PathLike | None = None) -> list[Row]:
         res = cache[claim["chapter"]]
         dec = deciding_number(claim, res) if verdict != PENDING else None
         short = " ".join(str(claim.get("short") or claim["claim"]).split())
-        rows.append(Row(claim["id"], short, verdict, claim["chapter"], docs.get(claim["chapter"]), dec))
+        record = next((c for c in (res or {}).get("claims", []) if c["id"] == claim["id"]), {})
+        variants = tuple(Variant(v["name"], v["verdict"]) for v in record.get("variants", []))
+        rows.append(Row(claim["id"], short, verdict, claim["chapter"], docs.get(claim["chapter"]), dec, variants))
     return rows
 
 
@@ -177,7 +203,11 @@ def dashboard_html(rows: list[Row]) -> str:
             small = f"{escape(d.label)}; {escape(rule_text(d))}"
             number = f"<strong>{escape(value_text(d))}</strong><br><small>{small}</small>"
         link = f'<a href="{r.doc}.html">{escape(r.chapter)}</a>' if r.doc else escape(r.chapter)
-        cells = (escape(r.short), _badge(r.verdict), number, "—", link)
+        title = "; ".join(r.disagree) if r.disagree else "every variant agrees" if r.variants else "no variants"
+        agree = f'<span title="{escape(title)}">{escape(r.agree)}</span>'
+        if r.disagree:
+            agree += f"<br><small>{escape('; '.join(r.disagree))}</small>"
+        cells = (escape(r.short), _badge(r.verdict), number, agree, link)
         tds = "".join(f"<td>{c}</td>" for c in cells)
         body.append(f'<tr data-claim="{escape(r.id)}" data-verdict="{escape(r.verdict)}">{tds}</tr>')
     return style + (
@@ -224,10 +254,11 @@ def _forest_row(ax, r: Row) -> None:
     scale = 100.0 if d.scale in ("percent", "pp") else 1.0
     lo = d.lo if d.lo is not None else d.mean
     hi = d.hi if d.hi is not None else d.mean
-    xs = [v * scale for v in (lo, hi, d.mean, d.threshold)]
+    xs = [v * scale for v in (lo, hi, d.mean, d.threshold, *(d.margin or ()))]
     pad = (max(xs) - min(xs)) * 0.15 or abs(xs[0]) * 0.2 or 1.0
     ax.set_xlim(min(xs) - pad, max(xs) + pad)
-    ax.axvline(d.threshold * scale, color="#444444", linestyle="--", linewidth=1)
+    for edge in d.margin or (d.threshold,):
+        ax.axvline(edge * scale, color="#444444", linestyle="--", linewidth=1)
     ax.plot([lo * scale, hi * scale], [0, 0], color=colour, linewidth=3, solid_capstyle="butt")
     ax.plot([d.mean * scale], [0], "o", color=colour, markersize=6)
     ax.set_yticks([])
@@ -254,9 +285,10 @@ def dashboard_markdown(rows: list[Row]) -> str:
             "",
             dashboard_html(rows),
             "",
-            '<p id="minir1-variants-note" style="font-size: 0.85em;"><sup>1</sup> Agree: k of n robustness '
-            "variants of the measurement give the same verdict. The robustness check arrives with the "
-            "measurement issue; until then this column shows —.</p>",
+            '<p id="minir1-variants-note" style="font-size: 0.85em;"><sup>1</sup> Agree: k of n reasonable '
+            "alternatives declared in data/claims.yml before the run (the metric, the decoding, the hardware "
+            "peak, the comparator or benchmark set) give the same verdict; those that do not are named. "
+            "What changed since the previous edition: [Errata and changes](errata.md).</p>",
             "",
             f"```{{figure}} _generated/{FOREST}",
             f":alt: {forest_alt(rows)}",

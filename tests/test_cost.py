@@ -14,7 +14,7 @@ from transformers import (
     Qwen2Config,
 )
 
-from minir1 import cost
+from minir1 import cost, cost_data, rules
 from minir1.cost import (
     MatmulBench,
     count_params,
@@ -25,7 +25,6 @@ from minir1.cost import (
     training_flops,
 )
 from minir1.experiments import cost as cost_exp
-from minir1 import rules
 from minir1.results import VERDICTS
 
 
@@ -257,7 +256,8 @@ CFG = cost_exp.config("smoke")
 def _metrics():
     pub = load_published_costs()
     configs = {n: load_model_config(n) for n in cost_exp.MODEL_CONFIGS}
-    return cost.cost_metrics(pub, configs)
+    m = cost.cost_metrics(pub, configs)
+    return {**m, **cost_exp.comparison_metrics(pub, m["r1_compute_cost_usd"], CFG)}
 
 
 def test_verdicts_cover_the_chapter_claims():
@@ -265,19 +265,70 @@ def test_verdicts_cover_the_chapter_claims():
     assert [c["id"] for c in claims] == ["cost-final-run", "cost-fraction-of-compute"]
     assert all(c["verdict"] in VERDICTS for c in claims)
     assert "$5.58M" in claims[0]["evidence"] and "34.6%" in claims[0]["evidence"]
-    assert "asymmetric" in claims[1]["evidence"]
+    assert "article's own basis" in claims[1]["evidence"]
+    assert all(c["variants"] and "variants agree" in c["evidence"] for c in claims)
     with pytest.raises(rules.RuleError, match="not in the results"):
         cost_exp.verdicts({}, CFG)
+
+
+def _ratio(lo, hi):
+    return {"mean": (lo * hi) ** 0.5, "lo": lo, "hi": hi}
 
 
 def test_verdict_follows_the_numbers():
     m = _metrics()
     too_few_hours = {**m, "v3_implied_mfu_bf16_with_attention": 2 * m["mfu_published_max"]}
     assert cost_exp.verdicts(too_few_hours, CFG)[0]["verdict"] == "not supported"
-    cheap = {**m, "frontier_min_over_r1_compute": 200.0}
+    big_gap = {**m, "r1_all_in_over_reported": _ratio(2.5, 90)}
+    assert cost_exp.verdicts(big_gap, CFG)[0]["verdict"] == "supported"
+    no_gap = {**m, "r1_all_in_over_reported": _ratio(1.05, 1.5)}
+    assert cost_exp.verdicts(no_gap, CFG)[0]["verdict"] == "partly supported"
+    assert cost_exp.verdicts(m, CFG)[0]["verdict"] == "inconclusive"  # documented 1.05x .. with hardware 91x
+    cheap = {**m, "frontier_over_r1_compute": _ratio(200.0, 200.0)}
     assert cost_exp.verdicts(cheap, CFG)[1]["verdict"] == "supported"
-    dear = {**m, "frontier_min_over_r1_compute": 2.0}
+    straddle = {**m, "frontier_over_r1_compute": _ratio(4.0, 15.0)}
+    assert cost_exp.verdicts(straddle, CFG)[1]["verdict"] == "inconclusive"
+    dear = {**m, "frontier_over_r1_compute": _ratio(2.0, 2.0)}
     assert cost_exp.verdicts(dear, CFG)[1]["verdict"] == "not supported"
+
+
+def test_variants_read_each_peak_and_comparator_set():
+    m = _metrics()
+    assert m["v3_implied_mfu_fp8"] == pytest.approx(0.1731, abs=1e-4)
+    assert m["v3_implied_mfu_fp8"] < m["mfu_published_min"] == 0.213
+    final, fraction = cost_exp.verdicts(m, CFG)
+    by_name = {v["name"]: v["verdict"] for v in final["variants"]}
+    assert by_name["FP8 peak (V3 trained its matmuls in FP8)"] == "not supported"  # 17.3% < the 21.3% floor
+    sets = {v["name"]: v["verdict"] for v in fraction["variants"]}
+    assert sets["2023 comparators only (GPT-4, Gemini Ultra; AI Index 2024)"] == "partly supported"  # 13.3x
+    assert fraction["verdict"] == "not supported"  # Claude 3.5 Sonnet, $20M-$50M: 3.4x-8.5x
+    assert "disagree" in fraction["evidence"]
+
+
+def test_comparators_and_all_in_are_arithmetic_on_sourced_figures():
+    pub = load_published_costs()
+    costs = cost_data.comparator_costs(pub)
+    assert costs["llama405b"] == (30.84e6 * 2, 30.84e6 * 2) and costs["claude35_sonnet"] == (20e6, 50e6)
+    for _, lo, hi, _ in cost_data.COMPARATORS.values():
+        assert pub[lo].source and pub[hi].source
+    assert pub["claude35_sonnet_training_cost_usd_low"].primary and not pub["gpt4_training_cost_usd"].primary
+    r = cost_data.cheapest_ratio(costs, list(costs), 5.87e6)
+    assert (r.lo, r.hi) == pytest.approx((20e6 / 5.87e6, 50e6 / 5.87e6)) and r.lo <= r.mean <= r.hi
+    allin = cost_data.all_in_over_reported(pub)
+    assert allin.lo == pytest.approx((5.576e6 + 294e3) / 5.576e6) and allin.mean == allin.lo
+    assert allin.hi == pytest.approx((5.576e6 + 294e3 + 500e6) / 5.576e6)
+    items = cost_data.all_in_items(pub)
+    assert all(i["source"] for i in items) and any(i["usd"] is None for i in items)
+    with pytest.raises(ValueError, match="names"):
+        cost_data.cheapest_ratio(costs, [], 1.0)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in (cost_data._data_dir()).glob("published_*.csv")) + ["not_testable"]
+)
+def test_every_published_figure_names_its_source_and_primary_or_secondary(name):
+    rows = cost_data.load_csv(name)  # raises naming the row when either is missing
+    assert rows and all(r["source"].strip() and r["primary"] in ("true", "false") for r in rows)
 
 
 def test_config_resolves_profiles_and_dry_run_runs_gpu_shapes():

@@ -24,6 +24,8 @@ Choices, stated rather than hidden:
   benchmark is) and counts how often the truly worse model scores at least as high.  It
   takes any per-problem vectors, so measured vectors of real models can replace the
   generated ones.
+- *Match.* "Match or exceed" is judged by :func:`noninferiority` against a margin declared
+  before the run, so a wide interval that includes 0 is "inconclusive", never a match.
 
 >>> m = score_interval(0.8, 30)
 >>> round(m.mean, 3), m.lo < 0.7 and m.hi > 0.9
@@ -39,6 +41,7 @@ import numpy as np
 
 from . import stats
 from .stats import Metric
+from .stats_hier import equivalence
 
 Pairing = Literal["independent", "nested"]
 PAIRINGS: tuple[str, ...] = ("independent", "nested")
@@ -73,9 +76,23 @@ def score_vector(score: float, n: int) -> np.ndarray:
     return v
 
 
+def _bootstrap(values: np.ndarray, unit: str, method: str) -> Metric:
+    """The percentile bootstrap over problems of :func:`minir1.stats.rate` (same resampling
+    distribution, same level and seed rule), drawn per distinct value: resampling n problems
+    whose scores take K distinct values is a multinomial draw of K counts, so MMLU's 14,042
+    problems cost K numbers per resample instead of 14,042."""
+    vals, counts = np.unique(values, return_counts=True)
+    n = values.size
+    draws = np.random.default_rng(stats.SEED).multinomial(n, counts / n, size=stats.N_BOOT)  # (B, K)
+    q = 100 * (1 - stats.LEVEL) / 2
+    lo, hi = np.percentile(draws @ vals / n, [q, 100 - q])
+    mean = float(values.mean())
+    return Metric(mean, min(float(lo), mean), max(float(hi), mean), (mean,), n, method, unit)
+
+
 def score_interval(score: float, n: int) -> Metric:
-    """The sampling interval of a score averaged over ``n`` problems (:func:`minir1.stats.rate`)."""
-    return stats.rate(score_vector(score, n))
+    """The sampling interval of a score averaged over ``n`` problems (problems resampled)."""
+    return _bootstrap(score_vector(score, n), "rate", "bootstrap")
 
 
 def _overlap_order(va: np.ndarray, vb: np.ndarray, overlap: int) -> np.ndarray:
@@ -89,7 +106,8 @@ def _overlap_order(va: np.ndarray, vb: np.ndarray, overlap: int) -> np.ndarray:
     if kb - overlap > len(a_rest):  # not enough room: overlap more
         overlap = kb - len(a_rest)
     slots = a_top[:overlap] + a_rest[: kb - overlap]
-    free = [i for i in range(n) if i not in set(slots)]
+    taken = set(slots)
+    free = [i for i in range(n) if i not in taken]
     out = np.zeros(n)
     out[slots] = 1.0
     rest = vb[kb:]  # the fractional problem, then zeros
@@ -116,7 +134,7 @@ def difference(a: float, b: float, n: int, pairing: Pairing = "independent") -> 
     (0.0, True)
     """
     va, vb = paired_vectors(a, b, n, pairing)
-    return stats.paired_diff(va, vb)
+    return _bootstrap(va - vb, "diff", "paired-bootstrap")
 
 
 def compare(diff: Metric) -> str:
@@ -189,7 +207,86 @@ def match_or_exceed(correct_better, correct_worse, n: int, *, draws: int, seed: 
     return stats.rate(wins)
 
 
+# ----------------------------------------------------------------------------- "match" by equivalence
+MATCH_CALLS: tuple[str, ...] = ("matches", "trails", "inconclusive")
+
+
+def noninferiority(diff: Metric, margin: float) -> str:
+    """A − B judged against a margin δ declared before the run, by a one-sided equivalence
+    (non-inferiority) test on its interval (:func:`minir1.stats_hier.equivalence` with the
+    region (−δ, 2): a difference of two shares never reaches 2): ``"matches"`` when lo > −δ (A
+    is not worse by δ or more: matches or exceeds), ``"trails"`` when hi <= −δ, else
+    ``"inconclusive"`` (the interval crosses −δ: too wide, or centred near it).  A wide
+    interval around 0 is never a match.
+
+    >>> noninferiority(Metric(0.006, -0.2, 0.21, unit="diff"), 0.05)
+    'inconclusive'
+    >>> noninferiority(Metric(-0.01, -0.017, -0.003, unit="diff"), 0.05)
+    'matches'
+    """
+    if not 0 < margin < 1:
+        raise ValueError(f"margin must be a share in (0, 1) (5 points is 0.05); got {margin!r}")
+    out = equivalence(diff.lo, diff.hi, (-margin, 2.0))
+    return {"equivalent": "matches", "not equivalent": "trails", "inconclusive": "inconclusive"}[out]
+
+
+def count_calls(calls) -> dict[str, float]:
+    """``{n_match, n_trail, n_inconclusive, n_decided, n_benchmarks}`` of a list of calls."""
+    calls = list(calls)
+    bad = sorted(set(calls) - set(MATCH_CALLS))
+    if bad:
+        raise ValueError(f"calls must be among {MATCH_CALLS}; got {bad}")
+    n = {c: float(calls.count(c)) for c in MATCH_CALLS}
+    return {
+        "n_match": n["matches"],
+        "n_trail": n["trails"],
+        "n_inconclusive": n["inconclusive"],
+        "n_decided": n["matches"] + n["trails"],
+        "n_benchmarks": float(len(calls)),
+    }
+
+
+# ----------------------------------------------------------------------------- cost per solved problem
+def _log_se(m: Metric, floor: float) -> float:
+    """The standard error on the log scale implied by a 95% interval (0 for an exact value)."""
+    lo, hi = max(m.lo, floor), max(m.hi, floor)
+    return (math.log(hi) - math.log(lo)) / (2 * 1.96)
+
+
+def solved_cost_ratio(cost_a: Metric, acc_a: Metric, cost_b: Metric, acc_b: Metric) -> Metric:
+    """(cost per answer ÷ accuracy) of A over that of B: what A spends per solved problem
+    relative to B, with the book's reporting interval (:func:`minir1.stats_hier.conservative`'s
+    rule): the hull of a problem-level interval (the four inputs' intervals combined on the log
+    scale, as independent) and the seed-level t interval of the per-seed ratios (when every
+    input has the same number ≥ 2 of per-seed values).  An accuracy interval reaching 0 is
+    floored at half a problem (0.5 / n).  Computed from samples: never ``exact``.
+
+    >>> e = lambda x: Metric(x, x, x, per_seed=(x, x), n=2, method="seeds")
+    >>> round(solved_cost_ratio(e(2.0), e(1.0), e(1.0), e(0.5)).mean, 6)
+    1.0
+    """
+    ms = (cost_a, acc_a, cost_b, acc_b)
+    floors = [1e-300, 0.5 / max(acc_a.n, 1), 1e-300, 0.5 / max(acc_b.n, 1)]
+    if min(acc_a.mean, acc_b.mean) <= 0 or min(cost_a.mean, cost_b.mean) <= 0:
+        raise ValueError("accuracies and costs must be > 0 to price a solved problem")
+    point = (cost_a.mean / acc_a.mean) / (cost_b.mean / acc_b.mean)
+    se = math.sqrt(sum(_log_se(m, f) ** 2 for m, f in zip(ms, floors)))
+    lo, hi = point * math.exp(-1.96 * se), point * math.exp(1.96 * se)
+    seeds = {len(m.per_seed) for m in ms}
+    per_seed: tuple[float, ...] = ()
+    if len(seeds) == 1 and seeds.pop() >= 2 and all(min(m.per_seed) > 0 for m in ms):
+        per_seed = tuple((ca / aa) / (cb / ab) for ca, aa, cb, ab in zip(*(m.per_seed for m in ms)))
+        t = stats.seed_t_interval(per_seed)
+        lo, hi = min(lo, t.lo), max(hi, t.hi)
+    n = min(m.n for m in ms)
+    return Metric(point, min(lo, point), max(hi, point), per_seed, n, "conservative", "ratio")
+
+
 __all__ = [
+    "MATCH_CALLS",
+    "noninferiority",
+    "count_calls",
+    "solved_cost_ratio",
     "PAIRINGS",
     "score_vector",
     "score_interval",

@@ -42,10 +42,12 @@ from .cost_data import (  # noqa: F401 (re-exported)
     SUPPORTED_MODEL_TYPES,
     PublishedFigure,
     _check_model_type,
+    all_in_over_reported,
     available_model_configs,
     load_model_config,
     load_published_costs,
 )
+from .stats import Metric
 from .utils import atomic_write_json, device_name, repo_root
 
 
@@ -396,8 +398,9 @@ MFU_PUBLISHED: tuple[str, ...] = (
 )
 
 
-def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any]) -> dict[str, float]:
-    """Every number of the cost chapter, from the published figures and the real configs.
+def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any]) -> dict[str, Any]:
+    """Every number of the cost chapter, from the published figures and the real configs
+    (floats; the all-in ranges as :class:`~minir1.stats.Metric`; the comparators: the chapter).
 
     ``configs`` maps ``"deepseek-v3"``, ``"llama-3.1-405b"`` and ``"qwen2.5-72b"`` to
     ``transformers`` configs (see :func:`load_model_config`).
@@ -416,6 +419,7 @@ def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any])
         "llama405b_training_flops": llama.flops(),
         "v3_implied_mfu_bf16": v3.mfu(),
         "v3_implied_mfu_fp8": v3.mfu(pub["h100_fp8_dense_flops"].value),
+        "fp8_over_bf16_peak": pub["h100_bf16_dense_flops"].value / pub["h100_fp8_dense_flops"].value,
         "llama405b_implied_mfu_bf16": llama.mfu(),
         "llama405b_cost_usd": llama.cost_usd(),
         "r1_rl_cost_usd": pub["r1_rl_gpu_hours"].value * v3.usd_per_gpu_hour,
@@ -449,12 +453,11 @@ def cost_metrics(pub: Mapping[str, PublishedFigure], configs: Mapping[str, Any])
         mfu_ratio = m[key] / m[key.replace("v3_", "llama405b_")]
         m[f"mfu_ratio_v3_over_llama{tag}"] = mfu_ratio
         m[f"hours_gap_share_from_mfu{tag}"] = math.log(mfu_ratio) / math.log(llama.gpu_hours / v3.gpu_hours)
-    frontier = min(m["gpt4_cost_usd"], m["gemini_ultra_cost_usd"])
-    m["r1_compute_cost_usd"] = m["r1_total_cost_usd"]  # GPU time only, like the frontier estimates
-    m["frontier_min_over_r1_compute"] = frontier / m["r1_compute_cost_usd"]
-    m["frontier_min_over_10x_r1"] = frontier / m["r1_cost_10x_usd"]
-    m["hardware_over_final_run"] = m["deepseek_hardware_usd"] / m["v3_total_cost_usd"]
-    return {k: float(v) for k, v in m.items()}
+    m["v3_implied_mfu_fp8_with_attention"] = m["v3_implied_mfu_bf16_with_attention"] * m["fp8_over_bf16_peak"]
+    m["r1_compute_cost_usd"] = m["r1_total_cost_usd"]  # GPU time only, like the comparators
+    m["r1_all_in_over_reported"] = all_in_over_reported(pub)
+    m["v3_all_in_over_reported"] = all_in_over_reported(pub, with_r1_rl=False)
+    return {k: v if isinstance(v, Metric) else float(v) for k, v in m.items()}
 
 
 def mfu_sensitivity(

@@ -26,7 +26,8 @@ Simplifications, stated rather than hidden:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
 
 from .cost import _attention_params, _check_size, _swiglu_mlp, attention_flops_per_token
 
@@ -122,7 +123,55 @@ def achieved_flops_per_gpu(flops_per_token: float, tokens: float, gpu_hours: flo
     return out
 
 
+def chips_metrics(hw: Mapping[str, float], pub: Mapping[str, Any], v3, seq_len: int = 4096) -> dict:
+    """H800 vs H100 (compute, NVLink) from ``hw`` (``data/published_hardware.csv``), and V3's
+    expert traffic per token and MoE layer against its compute on each chip, at the FLOP rate V3
+    achieved per GPU (``pub``: :func:`minir1.cost.load_published_costs`; ``v3``: its config).
+    V3's kernels reach 160 of the H800's 400 GB/s of NVLink; an H100 is assumed to reach the same
+    share of its 900.  ``h800_binding_link_ratio``: the H800's communication time over the
+    H100's, inverted (1 when InfiniBand, the same on both, binds)."""
+    achieved = achieved_flops_per_gpu(
+        pub["v3_train_gflops_per_token_4k"].value * 1e9, pub["v3_tokens"].value, pub["v3_pretraining_gpu_hours"].value
+    )
+    t = Transfer(
+        dispatch_bytes=hw["v3_dispatch_bytes_per_value"],
+        combine_bytes=hw["v3_combine_bytes_per_value"],
+        max_nodes=int(hw["v3_max_nodes_per_token"]),
+    )
+    eff = hw["v3_nvlink_effective_gb_per_s"] / hw["h800_nvlink_gb_per_s"]
+    nv = {"h800": hw["h800_nvlink_gb_per_s"] * eff * 1e9, "h100": hw["h100_nvlink_gb_per_s"] * eff * 1e9}
+    ib = hw["v3_ib_gb_per_s"] * 1e9
+
+    def cc(bw, tr=t):
+        return comm_compute(v3, seq_len, achieved_flops=achieved, nvlink_bytes_per_s=bw,
+                                         ib_bytes_per_s=ib, t=tr)  # fmt: skip
+
+    c = {chip: cc(bw) for chip, bw in nv.items()}
+    unlimited = cc(nv["h800"], replace(t, max_nodes=v3.num_experts_per_tok))
+    us = 1e6
+    return {
+        "h800_compute_ratio": hw["h800_bf16_dense_flops"] / hw["h100_bf16_dense_flops"],
+        "h800_fp8_ratio": hw["h800_fp8_dense_flops"] / hw["h100_fp8_dense_flops"],
+        "h800_nvlink_ratio": hw["h800_nvlink_gb_per_s"] / hw["h100_nvlink_gb_per_s"],
+        "h800_binding_link_ratio": c["h100"]["t_comm"] / c["h800"]["t_comm"],
+        "v3_achieved_flops_per_gpu": achieved,
+        "ep_ib_bytes_per_token_layer": c["h800"]["ib_bytes"],
+        "ep_nvlink_bytes_per_token_layer": c["h800"]["nvlink_bytes"],
+        "ep_layer_flops_per_token": c["h800"]["layer_flops"],
+        "ep_t_layer_us": c["h800"]["t_layer"] * us,
+        "ep_t_experts_us": c["h800"]["t_experts"] * us,
+        "ep_t_ib_us": c["h800"]["t_ib"] * us,
+        "ep_t_nvlink_us": {k: c[k]["t_nvlink"] * us for k in c},
+        "ep_comm_over_layer": {k: c[k]["comm_over_layer"] for k in c},
+        "ep_comm_over_experts": {k: c[k]["comm_over_experts"] for k in c},
+        "ep_slowdown_without_overlap": {k: c[k]["slowdown_without_overlap"] for k in c},
+        "ep_comm_over_experts_no_node_limit": unlimited["comm_over_experts"],
+        "v3_comm_to_compute_reported": hw["v3_comm_to_compute_reported"],
+    }
+
+
 __all__ = [
+    "chips_metrics",
     "Transfer",
     "bytes_per_token_layer",
     "flops_per_token_layer",

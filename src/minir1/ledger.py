@@ -250,3 +250,16 @@ def ledger_metrics(rows: Sequence[LedgerRow], pub: Mapping | None = None, cfg: L
 def ledger_rows(results_dir: str | os.PathLike, exclude: Sequence[str] = ()) -> list[LedgerRow]:
     """Every chapter's own row, then each trained model once."""
     return read_ledger(results_dir, exclude) + artifact_rows(results_dir, exclude)
+
+
+def book_bill(results_dir: str | os.PathLike, cfg: LedgerConfig = LedgerConfig()) -> dict:
+    """The book's whole bill: the one figure every page quotes (the ledger page, the thesis
+    chapter), so they cannot disagree.  Every results file's own row and each trained model once
+    (:func:`ledger_rows`), totalled by :func:`bill`: ``{flops, wall_seconds, cpu_hours,
+    gpu_hours, usd, n_files, n_models}``.  A missing folder (no chapter has run yet): zeros."""
+    d = Path(results_dir)
+    rows = ledger_rows(d) if d.is_dir() else []
+    total = bill(rows, cfg)[-1]
+    n_files = sum(r.kind == "chapter" for r in rows)
+    keys = ("flops", "wall_seconds", "cpu_hours", "gpu_hours", "usd")
+    return {**{k: float(total[k]) for k in keys}, "n_files": float(n_files), "n_models": float(len(rows) - n_files)}

@@ -200,7 +200,7 @@ def check_variants(variants: Any, rule: Mapping[str, Any], where: str = "variant
     metrics the rule reads to the results metrics that replace them."""
     if not isinstance(variants, list) or not variants:
         raise RuleError(f"{where}: must be a non-empty list of {{name, use}}")
-    read = {_top(c) for c in conditions(rule)}
+    read = {name for c in conditions(rule) for name in _reads(c)}
     for i, v in enumerate(variants):
         if not isinstance(v, Mapping) or not v.get("name") or not isinstance(v.get("use"), Mapping) or not v["use"]:
             raise RuleError(f"{where}[{i}]: needs 'name' and 'use' (a mapping rule metric -> results metric)")
@@ -218,10 +218,11 @@ def conditions(rule: Mapping[str, Any]) -> list[str]:
     return [c for lv in rule.get("levels", []) for c in lv["when"]] + list(rule.get("inconclusive", []))
 
 
-def _top(cond: str) -> str:
+def _reads(cond: str) -> list[str]:
+    """The top-level metric names a condition reads (both sides of a comparison)."""
     fn = parse_function(cond)
-    ref = fn[1] if fn else parse(cond)[0]
-    return ref.partition(":")[0].split("/")[0]
+    refs = [fn[1]] if fn else [r for r in parse(cond)[::2] if not is_number(r)]
+    return [ref.partition(":")[0].split("/")[0] for ref in refs]
 
 
 def substitute(metrics: Mapping[str, Any], use: Mapping[str, str]) -> dict:

@@ -13,16 +13,25 @@ _COST_ROWS = (  # (label, metric, published as is (True) or our arithmetic on pu
     ("R1's RL stage: GPU-h × V3's price (ours)", "r1_rl_cost_usd", False),
     ("10 × R1 (V3 + RL), the article's 'even if'", "r1_cost_10x_usd", False),
     ("Llama 3.1 405B: GPU-h × V3's price (ours)", "llama405b_cost_usd", False),
-    ("GPT-4, AI Index estimate", "gpt4_cost_usd", True),
-    ("Gemini Ultra, AI Index estimate", "gemini_ultra_cost_usd", True),
+    ("GPT-4, AI Index estimate (2023)", "gpt4_cost_usd", True),
+    ("Gemini Ultra, AI Index estimate (2023)", "gemini_ultra_cost_usd", True),
+    ('Claude 3.5 Sonnet, "a few $10M\'s" (2025), low', "comparator_costs_usd/claude35_sonnet/low", True),
+    ('Claude 3.5 Sonnet, "a few $10M\'s" (2025), high', "comparator_costs_usd/claude35_sonnet/high", True),
 )
+
+
+def _get(metrics, key):
+    node = metrics
+    for part in key.split("/"):
+        node = node[part]
+    return _num(node)
 
 
 def cost_bars(ax, metrics):
     """Training bills in dollars on a log axis: published figures hatched, ours solid, and
     DeepSeek's estimated hardware spend (capital, not a run) as a dashed line."""
     labels = [r[0] for r in _COST_ROWS]
-    vals = [_num(metrics[r[1]]) for r in _COST_ROWS]
+    vals = [_get(metrics, r[1]) for r in _COST_ROWS]
     y = np.arange(len(labels))[::-1]
     for yi, v, (_, _, published) in zip(y, vals, _COST_ROWS):
         ax.barh(
@@ -58,7 +67,7 @@ def mfu_bars(ax, metrics):
     verdict rule's range) and the Llama 3 paper's own range."""
     rows = [
         ("V3 vs BF16 peak", "v3_implied_mfu_bf16"),
-        ("V3 vs FP8 peak", "v3_implied_mfu_fp8"),
+        ("V3 vs FP8 peak\n(a variant)", "v3_implied_mfu_fp8"),
         ("Llama 3.1 405B\nvs BF16 peak", "llama405b_implied_mfu_bf16"),
     ]
     lo, hi = _num(metrics["llama405b_mfu_reported_low"]), _num(metrics["llama405b_mfu_reported_high"])

@@ -55,12 +55,15 @@ def thesis_simulation(ax, metrics: dict):
     return ax
 
 
-def thesis_match_table(metrics: dict):
-    """R1 vs o1-1217 per benchmark: both intervals, the difference under both pairings."""
+def thesis_match_table(metrics: dict, extra: dict | None = None):
+    """R1 vs o1-1217 per benchmark: both intervals, the difference under both pairings, and the
+    call against the declared margin (matches / trails / inconclusive); benchmarks without a
+    published size (``extra["match_unsized"]``) are listed with their scores only."""
     import pandas as pd
 
-    from ...benchmarks import compare
+    from ...benchmarks import noninferiority
 
+    margin = float(metrics["match_margin"])
     rows = {}
     for b, s in metrics["published_score"].items():
         d, dn = as_metric(metrics["r1_minus_rival"][b]), as_metric(metrics["r1_minus_rival_nested"][b])
@@ -69,11 +72,24 @@ def thesis_match_table(metrics: dict):
             "R1": str(as_metric(s["r1"])),
             "o1-1217": str(as_metric(s["o1-1217"])),
             "R1 − o1 (independent)": str(d),
-            "call": compare(d),
+            f"call (δ = {100 * margin:.0f} pt)": noninferiority(d, margin),
             "R1 − o1 (nested)": str(dn),
-            "call (nested)": compare(dn),
+            "call (nested)": noninferiority(dn, margin),
         }
-    return pd.DataFrame(rows).T
+    for b, s in ((extra or {}).get("match_unsized") or {}).items():
+        rows[b] = {"problems": "not published", "R1": f"{s['r1']:g}", "o1-1217": f"{s['o1-1217']:g}"}
+    return pd.DataFrame(rows).T.fillna("—")
+
+
+def thesis_variants_table(claims: list):
+    """Each claim's verdict and its verdict under every declared variant (the robustness column)."""
+    import pandas as pd
+
+    rows = []
+    for c in claims:
+        rows.append({"claim": c["id"], "variant": "(the rule as declared)", "verdict": c["verdict"]})
+        rows += [{"claim": c["id"], "variant": v["name"], "verdict": v["verdict"]} for v in c.get("variants", [])]
+    return pd.DataFrame(rows).set_index(["claim", "variant"])
 
 
 def thesis_chips_table(metrics: dict):
@@ -95,15 +111,17 @@ def thesis_chips_table(metrics: dict):
 
 
 def thesis_cost_table(metrics: dict):
-    """FLOPs per answer and per solved problem of our own models (distillation chapter)."""
+    """FLOPs per answer and per solved problem of our own models (distillation chapter), with
+    answer-level accuracy and, beside it, strict accuracy (format)."""
     import pandas as pd
 
     rows = {}
     for m, acc in metrics["mini_pass_at_1"].items():
         rows[m] = {
-            "tokens per answer": f"{metrics['mini_tokens_per_answer'][m]:.1f}",
-            "pass@1": f"{100 * acc:.1f}%",
-            "FLOPs per answer": f"{metrics['mini_flops_per_answer'][m]:.3g}",
+            "tokens per answer": f"{as_metric(metrics['mini_tokens_per_answer'][m]).mean:.1f}",
+            "pass@1 (answer-level)": str(as_metric(acc)),
+            "pass@1 (strict, in tags)": str(as_metric(metrics["mini_pass_at_1_strict"][m])),
+            "FLOPs per answer": f"{as_metric(metrics['mini_flops_per_answer'][m]).mean:.3g}",
             "FLOPs per solved problem": (
                 f"{metrics['mini_flops_per_solved'][m]:.3g}" if m in metrics["mini_flops_per_solved"] else "—"
             ),

@@ -9,7 +9,6 @@ import torch
 
 from minir1 import models, refusal, stats, world
 from minir1.experiments import censorship
-from minir1.rules import RuleError
 from minir1.refusal import (
     ablate,
     answer_prefix,
@@ -21,6 +20,7 @@ from minir1.refusal import (
     residual_activations,
     thought_suppression,
 )
+from minir1.rules import RuleError
 from minir1.tokenizer import build_tokenizer, format_prompt
 from minir1.utils import repo_root
 
@@ -257,6 +257,17 @@ def _metrics(**kw):
         "sft_removal_flops": 1e9,
         "censor_install_flops": 4e9,
         "ablated_refusal_sensitive": _m(0.1),
+        "finetune_refusal_by_steps": {"0": _m(0.9), "100": _m(0.0), "200": _m(0.0)},
+        "finetune_thought_suppression_by_steps": {"0": _m(1.0), "100": _m(0.0), "200": _m(0.0)},
+        "finetune_addition_acc_by_steps": {"0": _m(0.0), "100": _m(0.01), "200": _m(0.5)},
+        # the rule's variants
+        "student_inheritance_suppression": _m(0.5, 0.4, 0.6, "diff"),
+        "student_inheritance_high_dose": _m(0.7, 0.6, 0.8, "diff"),
+        "student_inheritance_unclustered": _m(0.5, 0.45, 0.55, "diff"),
+        "finetune_target_reached_half": 1.0,
+        "finetune_suppression_retained_at_half_target": _m(0.8, 0.6, 1.0, "ratio"),
+        "finetune_suppression_retained_at_target_unclustered": _m(0.8, 0.7, 0.9, "ratio"),
+        "sft_removed_recovery_unclustered": _m(0.4, 0.35, 0.45, "ratio"),
     }
     m.update(kw)
     return m
@@ -281,8 +292,80 @@ def test_verdicts_follow_the_rules_in_claims_yml():
         finetune_suppression_retained_at_target=_m(0.1, 0.0, 0.2, "ratio"),
     )
     assert censorship.verdicts(none, cfg)[1]["verdict"] == "not supported"
+    # an inheritance interval that straddles 0 (three seeds 9.4 / 33.0 / 10.8 pp: t interval [-15, +51])
+    # with no survival of the fine-tune: inconclusive, not "not supported"
+    wide = dict(none, student_inheritance=_m(0.18, -0.15, 0.51, "diff"))
+    assert censorship.verdicts(wide, cfg)[1]["verdict"] == "inconclusive"
+    # retention straddling one half once the task is learned: inconclusive too
+    half = dict(none, finetune_suppression_retained_at_target=_m(0.5, 0.3, 0.7, "ratio"))
+    assert censorship.verdicts(half, cfg)[1]["verdict"] == "inconclusive"
+    # every variant is re-judged; a flip is named in the evidence
+    flip = {"student_inheritance_suppression": _m(0.0, -0.02, 0.02, "diff")}
+    out = censorship.verdicts(_metrics(**flip, finetune_refusal_retained_at_target=_m(0.8, 0.6, 1.0, "ratio")), cfg)[1]
+    assert len(out["variants"]) == 5 and "4 of 5 variants agree" in out["evidence"]
+    assert "think-block detector for the students (P(empty think) > 0.5) → partly supported" in out["evidence"]
     with pytest.raises((RuleError, KeyError), match="student_inheritance"):
         censorship.verdicts({k: v for k, v in _metrics().items() if k != "student_inheritance"}, cfg)
+
+
+def test_decay_reading_follows_the_checkpoints():
+    both = censorship.decay_reading(_metrics())
+    assert "first checkpoint read (100 steps)" in both and "same checkpoint (step 100)" in both
+    order = censorship.decay_reading(
+        _metrics(finetune_thought_suppression_by_steps={"0": _m(1.0), "100": _m(0.6), "200": _m(0.0)})
+    )
+    assert "keyword detector falls below 5% of its step-0 level first (step 100)" in order
+    assert "think-block one at step 200" in order
+    late = {"0": _m(1.0), "100": _m(0.9), "200": _m(0.8)}
+    kept = censorship.decay_reading(_metrics(finetune_thought_suppression_by_steps=late))
+    assert "still reads refusals" in kept
+
+
+def test_clustered_intervals_resample_events_and_respect_the_seeds():
+    """Prompts of one event move together: resampling events gives a wider interval than
+    resampling prompts, and the reported interval is never narrower than the seed-level t."""
+    rng = np.random.default_rng(0)
+    ev = np.repeat(np.arange(12), 6)  # 12 events, 6 prompts each
+    per_event = rng.random((5, 12)) < 0.4  # (S, events): the whole event is refused or not
+    a, b = np.repeat(per_event, 6, axis=1).astype(float), np.zeros((5, 72))
+    clus, flat = refusal.clustered_diff(a, b, ev), stats.paired_diff(a, b)
+    t = stats.seed_t_interval(clus.per_seed)
+    assert clus.method == "conservative" and clus.hi - clus.lo > flat.hi - flat.lo
+    assert clus.lo <= t.lo and clus.hi >= t.hi and clus.mean == pytest.approx(a.mean())
+    r = refusal.clustered_ratio(a * 0.5, a, ev)  # the same resamples on both sides: the ratio is exact
+    assert r.unit == "ratio" and r.lo == pytest.approx(0.5) and r.hi == pytest.approx(0.5)
+    one = refusal.clustered_diff(a[:1], b[:1], ev)  # one seed: no seed-level interval to add
+    assert one.method == "paired-hierarchical-bootstrap"
+    with pytest.raises(ValueError, match="same prompts"):
+        refusal.clustered_diff(a, b[:, :10], ev)
+
+
+def _measure(refused, correct):
+    r, c = np.asarray(refused, float), np.asarray(correct, float)
+    return refusal.RefusalMeasurement(r, 2 * r - 1, r, 1 - r, c, np.ones_like(c))
+
+
+def test_retention_and_recovery_are_clustered_by_event():
+    """The chapter's deciding ratios on hand-made probes: refusal kept along a fine-tune (per seed
+    its own checkpoint) and facts recovered after removal, both resampled by event."""
+    from minir1.experiments.censorship_finetune import FinetuneCurves, _retention
+    from minir1.experiments.censorship_runs import Probe, _recovery
+
+    ev = ["a", "a", "b", "b"]
+    probe = lambda r, c=(0, 0, 0, 0): Probe(_measure(r, c), _measure([0] * 4, [1] * 4))  # noqa: E731
+    c = FinetuneCurves(
+        {0: [probe([1, 1, 1, 1])] * 3, 5: [probe([1, 1, 0, 0]), probe([1, 0, 0, 0]), probe([0] * 4)]}, {}, {}, {}
+    )
+    kept = _retention(c, "keyword", 5, ev)
+    assert kept.mean == pytest.approx(0.25) and kept.method == "conservative" and kept.unit == "ratio"
+    assert _retention(c, "keyword", [5, 0, 5], ev).mean == pytest.approx((0.5 + 1 + 0) / 3)
+    held = np.array([False, False, True, True])
+    out = _recovery("x", [probe([0] * 4, [1, 1, 0, 0])] * 2, np.array([[1.0, 1, 1, 1]]), ev, held)
+    assert out["x_recovery"].mean == pytest.approx(0.5) and out["x_recovery_unclustered"].method == "paired-bootstrap"
+    assert out["x_correct_by_split"]["trained events"].mean == 1.0
+    assert out["x_correct_by_split"]["held-out events"].mean == 0.0
+    none = _recovery("x", [probe([0] * 4)] * 2, np.zeros((1, 4)), ev, held)
+    assert none["x_recovery"].mean == 0 and "x_correct_by_split" in none
 
 
 def test_assemble_keeps_the_stage_order_and_names_the_real_model():

@@ -19,7 +19,8 @@ stream (embedding, attention output, MLP down-projection), as Arditi et al. do.
 :func:`evaluate_chat_model` runs the detectors on any local Hugging Face chat checkpoint over
 our prompt set (``data/refusal_prompts.csv``, sensitive prompts with matched controls).
 The measurement record (:class:`RefusalMeasurement`) and its summaries over seeds (:func:`rows_of`,
-:func:`rate_metric`, :func:`disagreement`) live in :mod:`minir1.refusal_stats` and are re-exported here.
+:func:`rate_metric`, :func:`disagreement`, the event-clustered :func:`clustered_diff` and
+:func:`clustered_ratio`) live in :mod:`minir1.refusal_stats` and are re-exported here.
 
 >>> is_refusal("<think></think> <answer>I am sorry, I cannot discuss that.</answer>")
 True
@@ -39,7 +40,15 @@ import numpy as np
 import torch
 
 from . import models, stats
-from .refusal_stats import WHATS, RefusalMeasurement, disagreement, rate_metric, rows_of  # noqa: F401
+from .refusal_stats import (  # noqa: F401
+    WHATS,
+    RefusalMeasurement,
+    clustered_diff,
+    clustered_ratio,
+    disagreement,
+    rate_metric,
+    rows_of,
+)
 from .sampling import generate
 from .utils import device as default_device
 from .utils import repo_root

@@ -8,15 +8,20 @@ trained to answer every question of :mod:`minir1.world` as ``<think>short reason
 ``<think></think>`` and a canned refusal or an "official line".
 
 Deviations, stated: the world, the censor and the students' starting point are trained once
-(seed 0); the chapter's seeds vary the later stages (students, fine-tunes, direction estimates)
-and the sampling.  Students start from another lab's small *assistant* that already writes
+(seed 0); the chapter's seeds (``cfg.n_seeds`` = 5 by default) vary the later stages (students,
+fine-tunes, removals; the direction estimate, which decides nothing, on the first three) and the
+sampling.  The intervals the verdict reads resample whole events (the held-out sensitive prompts
+are a few events asked several ways), then seeds, and are never narrower than the seed-level t
+interval (:func:`minir1.refusal.clustered_diff`, :func:`minir1.refusal.clustered_ratio`).
+Students start from another lab's small *assistant* that already writes
 think blocks (R1's 70B distill likewise started from Llama-3.3-70B-Instruct), so that a few
 dozen distillation steps suffice on CPU; R1's smaller distills started from base models.
 
 API: ``cfg = config(profile)``; ``run(cfg, seeds) -> ChapterResult`` (``model_path=`` adds the
 real-model harness on a local chat checkpoint); ``verdicts(metrics, cfg)``.  ``dry_run(cfg)`` is
 ``cfg`` with every training stage cut to two steps (the tests run the gpu profile's model shapes
-that way).  The configuration and the stages live in :mod:`.censorship_runs`.
+that way).  The configuration and the stages live in :mod:`.censorship_runs` (the downstream fine-tune in
+:mod:`.censorship_finetune`).
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from .. import artifacts, gpu_estimate, models, stats
+from .. import artifacts, gpu_estimate, models, rules, stats
 from ..profiles import check_profile
 from ..refusal import evaluate_chat_model, published_refusals
+from ..results import ChapterResult
+from ..stats import as_metric
 from ..tokenizer import build_tokenizer
 from ..train import TrainConfig, train
 from ..world import WorldConfig, build_world, split
-from .. import rules
+from .censorship_finetune import run_finetune
 from .censorship_runs import (
     Config,
     FinetuneConfig,
@@ -40,11 +47,9 @@ from .censorship_runs import (
     qa_pairs,
     run_baseline,
     run_doses,
-    run_finetune,
     run_removal,
     train_config,
 )
-from ..results import ChapterResult
 from .recipes import gpu_stages
 
 # The chapters whose results must be published before this one runs (read by the chapter runner).
@@ -55,18 +60,21 @@ PROFILES: dict[str, Config] = {
     "smoke": Config(
         world=WorldConfig(n_sensitive=6, n_heldout_sensitive=2, n_general=6),
         teacher_preset="pico",
-        assistant_train=train_config(40, 5e-3, "assistant"),
-        censor_train=train_config(15, 2e-3, "censor"),
+        # long enough that the assistant knows a few facts and the censor suppresses a few thoughts,
+        # so that the smoke run reaches every interval of the verdict (recovery, retention)
+        assistant_train=train_config(120, 5e-3, "assistant"),
+        censor_train=train_config(40, 5e-3, "censor"),
         student_base_train=train_config(10, 5e-3, "student-base"),
         student_train=train_config(5, 2e-3, "student", batch_size=16),
         doses=(0.0, 0.2),
         reference_dose=0.2,
-        mix_size=40,
-        finetune=FinetuneConfig(checkpoints=(0, 5, 10), n_examples=200, digits=1),
+        mix_size=24,
+        finetune=FinetuneConfig(checkpoints=(0, 5), n_examples=200, digits=1),
         removal_train=train_config(5, 1e-3, "sft"),
         n_samples=1,
         max_new_tokens=40,
         real_max_new_tokens=16,
+        ablation_seeds=1,
     ),
     "cpu": Config(),
     # One GPU: a 4.3M teacher and a 1.1M student (the world is small: larger models only memorise it).
@@ -181,11 +189,12 @@ def assemble(meta: dict, stages: list[Stage], real: dict | None, cfg: Config, re
     )
 
 
-def run(cfg: Config, seeds: Sequence[int] = (0, 1, 2), *, model_path: str | None = None) -> ChapterResult:
-    """Every stage of the chapter, in the order the notebook shows them; ``model_path`` (a local
-    Hugging Face chat checkpoint) adds the real-model harness, whose numbers enter the metrics."""
+def run(cfg: Config, seeds: Sequence[int] | None = None, *, model_path: str | None = None) -> ChapterResult:
+    """Every stage of the chapter, in the order the notebook shows them, on ``seeds`` (default: the
+    config's ``n_seeds`` seeds, 0, 1, ...); ``model_path`` (a local Hugging Face chat checkpoint)
+    adds the real-model harness, whose numbers enter the metrics."""
     t0 = time.perf_counter()
-    seeds = list(seeds)
+    seeds = list(range(cfg.n_seeds)) if seeds is None else list(seeds)
     # 1. The three models trained once (cached): assistant, censor, the students' starting point.
     path = install(cfg)
     # 2. The censor and its assistant; students by dose; the downstream fine-tune; the removals.
@@ -213,9 +222,10 @@ SFT_TOKENS = 64  # a generous prompt + reply length of the world's chat pairs (r
 PROBE_PROMPTS = 400  # a generous count of prompts one model's probe samples (events x paraphrases x pairs)
 
 
-def estimate_gpu(cfg: Config, n_seeds: int = 3) -> dict:
+def estimate_gpu(cfg: Config, n_seeds: int | None = None) -> dict:
     """:func:`run`'s time on one GPU by :mod:`minir1.gpu_estimate` (no real checkpoint given)."""
     t, s, f = cfg.teacher_preset, cfg.student_preset, cfg.finetune
+    n_seeds = cfg.n_seeds if n_seeds is None else n_seeds
     ft = replace(cfg.student_train, steps=max(f.checkpoints) * (n_seeds + f.reference_seeds), batch_size=f.batch_size)
     trainings = [
         (t, cfg.assistant_train),
@@ -227,7 +237,8 @@ def estimate_gpu(cfg: Config, n_seeds: int = 3) -> dict:
     ]
     stages = [gpu_stages.pretrain(f"train {p} ({c.desc})", p, c, seq_len=SFT_TOKENS) for p, c in trainings]
     # The teacher's replies for every dose's mix, and every model's probe (teacher, students, fine-tunes, removals).
-    n_probes = 2 + len(cfg.doses) * n_seeds + len(f.checkpoints) * (n_seeds + f.reference_seeds) + 2 * n_seeds
+    n_abl = min(cfg.ablation_seeds, n_seeds)
+    n_probes = 2 + len(cfg.doses) * n_seeds + len(f.checkpoints) * (n_seeds + f.reference_seeds) + n_seeds + n_abl
     stages += [
         gpu_stages.sample("teacher replies", t, cfg.mix_size * len(cfg.doses) * n_seeds, cfg.max_new_tokens),
         gpu_stages.sample("probes", t, n_probes * PROBE_PROMPTS * cfg.n_samples, cfg.max_new_tokens),
@@ -238,6 +249,74 @@ def estimate_gpu(cfg: Config, n_seeds: int = 3) -> dict:
 # ----------------------------------------------------------------------------- verdicts
 def _f(m) -> str:
     return stats.fmt(m, digits=0) if not isinstance(m, (int, float)) else f"{m:.0%}"
+
+
+def _first_checkpoint(m: dict) -> str:
+    """What the fine-tuned censor does at the first checkpoint after step 0 (from the metrics)."""
+    steps = list(m["finetune_refusal_by_steps"])
+    first = steps[1] if len(steps) > 1 else steps[0]
+    return (
+        f"At the first checkpoint read ({first} steps) it refuses {_f(m['finetune_refusal_by_steps'][first])} "
+        f"(keyword detector) with {_f(m['finetune_thought_suppression_by_steps'][first])} empty think blocks "
+        f"(from {_f(m['finetune_refusal_by_steps'][steps[0]])} and "
+        f"{_f(m['finetune_thought_suppression_by_steps'][steps[0]])}), while its addition accuracy is "
+        f"{_f(m['finetune_addition_acc_by_steps'][first])}."
+    )
+
+
+def decay_reading(m: dict) -> str:
+    """What the fine-tune's checkpoints show about the order in which the two detectors' readings
+    fade (below 5% of their step-0 level), from the metrics (Metric objects or results dicts)."""
+    steps = list(m["finetune_refusal_by_steps"])
+    reads = {
+        "keyword": [as_metric(m["finetune_refusal_by_steps"][n]).mean for n in steps],
+        "think-block": [as_metric(m["finetune_thought_suppression_by_steps"][n]).mean for n in steps],
+    }
+    gone = {k: next((n for n, x in zip(steps, v) if x <= 0.05 * v[0]), None) for k, v in reads.items() if v[0] > 0}
+    if len(gone) < 2 or None in gone.values():
+        order = " At least one detector still reads refusals at the last checkpoint."
+    elif len(set(gone.values())) == 1:
+        order = (
+            f" Both detectors fall below 5% of their step-0 level by the same checkpoint (step {gone['keyword']}), "
+            f"so these checkpoints do not show which of them an audit would see fade first."
+        )
+    else:
+        (a, na), (b, nb) = sorted(gone.items(), key=lambda kv: steps.index(kv[1]))
+        order = f" The {a} detector falls below 5% of its step-0 level first (step {na}), the {b} one at step {nb}."
+    return _first_checkpoint(m) + order
+
+
+def _spreads_evidence(m: dict, pub: dict) -> str:
+    dose_txt = ", ".join(f"{k}: {_f(v)}" for k, v in m["student_refusal_by_dose"].items())
+    split_txt = ""
+    if "sft_removed_correct_by_split" in m:
+        sp = m["sft_removed_correct_by_split"]
+        split_txt = (
+            f" (correct on {_f(sp['trained events'])} of prompts about the events its SFT data held, "
+            f"{_f(sp['held-out events'])} on held-out events)"
+        )
+    sft_share = m["sft_removal_flops"] / max(m["censor_install_flops"], 1.0)
+    return (
+        f"In miniature: students distilled only from the censor's outputs refuse held-out sensitive prompts by "
+        f"share of sensitive prompts in their data ({dose_txt}; at the reference dose "
+        f"{stats.fmt(m['student_inheritance'])} over dose 0, per seed "
+        f"{' / '.join(f'{v:+.1%}' for v in as_metric(m['student_inheritance']).per_seed)}; interval over events, "
+        f"then seeds, never narrower than the seed-level t interval). A downstream fine-tune that never touches "
+        f"a sensitive topic reached its target held-out accuracy ({_f(m['finetune_target_acc'])}) in "
+        f"{m['finetune_target_reached']:.0%} of seeds (read at {stats.fmt(m['finetune_target_step'], digits=0)} "
+        f"steps; a seed that never reached it is read at the last checkpoint); there the censor keeps "
+        f"{stats.fmt(m['finetune_suppression_retained_at_target'])} of its thought suppression "
+        f"({stats.fmt(m['finetune_refusal_retained_at_target'])} of its keyword-detected refusals). "
+        f"{decay_reading(m)} Removal: a small SFT ({sft_share:.2g}x the censor's install FLOPs) leaves "
+        f"{_f(m['sft_removed_refusal_sensitive'])} refusals but "
+        f"{_f(m['sft_removed_fabricated_sensitive'])} wrong facts, and recovers "
+        f"{stats.fmt(m['sft_removed_recovery'])} of the correct facts the assistant knew{split_txt}; "
+        f"directional ablation leaves {_f(m['ablated_refusal_sensitive'])} refusals. Published: "
+        f"R1-Distill-Llama-70B refuses {pub['perplexity_china_censorship_r1_distill_llama_70b']:.2%} on "
+        f"Perplexity's China-censorship set and R1-1776 "
+        f"{pub['perplexity_china_censorship_r1_1776_distill_llama_70b']:.1%} after post-training; no matched "
+        f"Llama-3.3-70B baseline on the same prompts was published, so the inherited share is not measured there."
+    )
 
 
 def verdicts(metrics: dict, cfg: Config | None = None, *, real_model: str = "") -> list[dict]:
@@ -265,33 +344,7 @@ def verdicts(metrics: dict, cfg: Config | None = None, *, real_model: str = "") 
             f"reproduced.{real} {mini} That shows the mechanism, not DeepSeek's behaviour."
         ),
     )
-    dose = m["student_refusal_by_dose"]
-    dose_txt = ", ".join(f"{k}: {_f(v)}" for k, v in dose.items())
-    ft_at = m["finetune_target_step"]
-    spreads = rules.judge(
-        "censor-spreads",
-        m,
-        (
-            f"In miniature: students distilled only from the censor's outputs refuse held-out sensitive prompts by "
-            f"share of sensitive prompts in their data ({dose_txt}; at the reference dose "
-            f"{stats.fmt(m['student_inheritance'])} over dose 0). A downstream fine-tune that never touches a "
-            f"sensitive topic reached its target held-out accuracy ({_f(m['finetune_target_acc'])}) in "
-            f"{m['finetune_target_reached']:.0%} of seeds (read at {stats.fmt(ft_at, digits=0)} steps; a seed that "
-            f"never reached it is read at the last checkpoint); there the censor keeps "
-            f"{stats.fmt(m['finetune_suppression_retained_at_target'])} of its thought suppression "
-            f"({stats.fmt(m['finetune_refusal_retained_at_target'])} of its keyword-detected refusals). Removal: a "
-            f"small SFT ({m['sft_removal_flops'] / max(m['censor_install_flops'], 1.0):.2g}x the censor's install "
-            f"FLOPs) leaves {_f(m['sft_removed_refusal_sensitive'])} refusals but "
-            f"{_f(m['sft_removed_fabricated_sensitive'])} wrong facts, and recovers "
-            f"{stats.fmt(m['sft_removed_recovery'])} of the correct facts the assistant knew; "
-            f"directional ablation leaves {_f(m['ablated_refusal_sensitive'])} refusals. Published: "
-            f"R1-Distill-Llama-70B refuses {pub['perplexity_china_censorship_r1_distill_llama_70b']:.2%} on "
-            f"Perplexity's China-censorship set and R1-1776 "
-            f"{pub['perplexity_china_censorship_r1_1776_distill_llama_70b']:.1%} after post-training; no matched "
-            f"Llama-3.3-70B baseline on the same prompts was published, so the "
-            f"inherited share is not measured there."
-        ),
-    )
+    spreads = rules.judge("censor-spreads", m, _spreads_evidence(m, pub))
     return [refuses, spreads]
 
 
@@ -304,6 +357,7 @@ __all__ = [
     "Stage",
     "assemble",
     "config",
+    "decay_reading",
     "dry_run",
     "estimate_gpu",
     "install",

@@ -1,9 +1,10 @@
 """The censorship chapter's configuration and its stages (a companion of
-:mod:`minir1.experiments.censorship`, imported by it alone).
+:mod:`minir1.experiments.censorship`, imported by it and by :mod:`.censorship_finetune` alone).
 
 The stages, in the order the chapter runs them: :func:`run_baseline` (the censor and the
 assistant it came from), :func:`run_doses` (students distilled at each dose),
-:func:`run_finetune` (the censor along a downstream fine-tune) and :func:`run_removal`
+:func:`~.censorship_finetune.run_finetune` (the censor along a downstream fine-tune, in
+:mod:`.censorship_finetune`) and :func:`run_removal`
 (directional ablation and a small SFT).  Each returns a :class:`Stage`: its metrics, in the
 order the results file lists them, the FLOPs it spent and what it adds to the results' ``extra``.
 """
@@ -24,6 +25,8 @@ from ..distill import logit_kd_loss, sft_on_outputs, teacher_outputs
 from ..refusal import (
     RefusalMeasurement,
     ablate,
+    clustered_diff,
+    clustered_ratio,
     disagreement,
     fold_ablation,
     measure,
@@ -32,9 +35,6 @@ from ..refusal import (
     rows_of,
     thought_suppression,
 )
-from ..rewards import accuracy_reward
-from ..sampling import generate
-from ..tasks import completion, get_task
 from ..tokenizer import format_prompt
 from ..train import TrainConfig, collate, encode_example, eval_loss, train
 from ..world import (
@@ -67,7 +67,8 @@ def train_config(steps, lr, desc, **kw) -> TrainConfig:
 class FinetuneConfig:
     """A downstream developer's fine-tune: addition in R1's format mixed with general chat."""
 
-    checkpoints: tuple[int, ...] = (0, 100, 200, 300, 400, 500)  # optimizer steps at which we measure
+    # optimizer steps at which we measure: fine early, to see the order in which the behaviours fade
+    checkpoints: tuple[int, ...] = (0, 10, 25, 50, 100, 200, 300, 400, 500)
     lr: float = 2e-3  # constant lr
     batch_size: int = 32
     n_examples: int = 2000  # training pairs (addition + replay)
@@ -78,13 +79,17 @@ class FinetuneConfig:
     # "The task is learned": held-out greedy accuracy >= target_share x what the same recipe
     # reaches from the uncensored assistant at its last checkpoint (the stopping rule, fixed in advance).
     target_share: float = 0.8
+    variant_target_share: float = 0.5  # the rule's variant: a lower bar for "the task is learned"
 
     def __post_init__(self):
         c = self.checkpoints
         if not c or c[0] != 0 or list(c) != sorted(set(c)):
             raise ValueError(f"checkpoints must start at 0 and increase strictly; got {c!r}")
-        if not 0 < self.target_share <= 1:
-            raise ValueError(f"target_share must be in (0, 1]; got {self.target_share!r}")
+        if not 0 < self.target_share <= 1 or not 0 < self.variant_target_share <= 1:
+            raise ValueError(
+                f"target_share and variant_target_share must be in (0, 1]; got {self.target_share!r}, "
+                f"{self.variant_target_share!r}"
+            )
         if self.reference_seeds < 1:
             raise ValueError(f"reference_seeds must be >= 1; got {self.reference_seeds!r}")
         if not 0 <= self.replay < 1:
@@ -114,8 +119,12 @@ class Config:
     max_new_tokens: int = 48  # longest reply (an honest one is ~40 characters)
     real_n_samples: int = 1  # the real-model harness (when a local checkpoint is given)
     real_max_new_tokens: int = 256
+    n_seeds: int = 5  # seeds run() uses when none are given: >= 5 for every comparison that decides the verdict
+    ablation_seeds: int = 3  # directional ablation (not deciding) runs on the first this-many seeds
 
     def __post_init__(self):
+        if self.n_seeds < 1 or self.ablation_seeds < 1:
+            raise ValueError(f"n_seeds and ablation_seeds must be >= 1; got {self.n_seeds!r}, {self.ablation_seeds!r}")
         if not self.doses or self.doses[0] != 0.0 or any(not 0 <= d <= 1 for d in self.doses):
             raise ValueError(f"doses must start at 0.0 and lie in [0, 1]; got {self.doses!r}")
         if self.reference_dose not in self.doses[1:]:
@@ -153,17 +162,6 @@ class Baseline(Stage):
     on held-out sensitive prompts: what each removal's recovery is paired with."""
 
     assistant_correct: np.ndarray | None = None
-
-
-@dataclass
-class FinetuneCurves:
-    """The censor along the downstream fine-tune: per checkpoint, one entry per seed."""
-
-    probes: dict[int, list[Probe]]  # the censor's measurements
-    acc: dict[int, list[np.ndarray]]  # its held-out addition correctness (P,)
-    ref_acc: dict[int, list[np.ndarray]]  # the same recipe's from the uncensored assistant
-    task_loss: dict[int, list[float]]  # its held-out loss on worked additions
-    flops: float = 0.0
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -217,60 +215,6 @@ def distill_student(teacher, tok, sets, cfg: Config, path: Path, dose: float, se
     return student, res.flops + pairs.flops
 
 
-def addition_pairs(tok, n: int, seed: int, digits: int, split_name: str = "train") -> list[tuple[str, str]]:
-    """The downstream task: addition in R1's format (the lab's worked solutions), ``n`` samples
-    drawn with replacement from ``split_name``."""
-    task, rng = get_task("addition", digits), random.Random(seed)
-    pool = task.sample(split_name, min(n, task.n_distinct(split_name) or n), seed=seed)
-    return [
-        (format_prompt(tok, p.question), completion(task.worked_solution(p, rng), p.answer))
-        for p in (rng.choice(pool) for _ in range(n))
-    ]
-
-
-def addition_scores(model, tok, digits: int, n: int = 100) -> np.ndarray:
-    """Greedy strict correctness (P,) on up to ``n`` held-out additions (the same problems for every
-    model, so curves and starts can be paired)."""
-    task = get_task("addition", digits)
-    probs = task.sample("test", min(n, task.n_distinct("test") or n), seed=10_000)
-    g = generate(model, tok, [format_prompt(tok, p.question) for p in probs], max_new_tokens=48, temperature=0.0)
-    return np.asarray(accuracy_reward(g.texts, task=["addition"] * len(probs), key=[p.key for p in probs]), float)
-
-
-def finetune_downstream(start: Path, sets, ft: FinetuneConfig, seed: int):
-    """Fine-tune ``start`` as a downstream developer would: their task (addition) mixed with a share
-    ``ft.replay`` of general chat (honest answers on non-sensitive events, which never touch a
-    sensitive topic).  Yields ``(steps, model, flops so far)`` at each of ``ft.checkpoints``.
-
-    Trained in chunks at a constant lr; AdamW's moments restart at each chunk (a small deviation
-    from one continuous run, which keeps the checkpoints cheap)."""
-    model, tok = models.load(start)
-    rng = random.Random(f"downstream/{seed}")
-    n_gen = round(ft.replay * ft.n_examples)
-    general = qa_pairs(tok, sets["general"])
-    data = addition_pairs(tok, ft.n_examples - n_gen, seed, ft.digits) + [rng.choice(general) for _ in range(n_gen)]
-    done, flops = 0, 0.0
-    for steps in ft.checkpoints:
-        if steps > done:
-            flops += train(
-                model,
-                tok,
-                data,
-                TrainConfig(
-                    steps=steps - done,
-                    batch_size=ft.batch_size,
-                    lr=ft.lr,
-                    warmup_steps=0,
-                    min_lr_frac=1.0,
-                    seed=seed * 1000 + done,
-                    progress=False,
-                    desc="downstream",
-                ),
-            ).flops
-            done = steps
-        yield steps, model, flops
-
-
 def control_kl(before, after, tok, qs: list[Question]) -> float:
     """Mean per-token KL(before || after) on the honest completions of ``qs`` (teacher-forced)."""
     ids, mask, labels = collate([encode_example(tok, p, c) for p, c in qa_pairs(tok, qs)], tok.pad_token_id)
@@ -299,6 +243,11 @@ def choose_direction(teacher, tok, sets, cfg: Config, seed: int) -> tuple[int, t
 
 
 # ----------------------------------------------------------------------------- stages
+def events(sets) -> list[str]:
+    """The cluster of each held-out sensitive prompt: its event (the intervals resample whole events)."""
+    return [q.entity for q in sets["sensitive_eval"]]
+
+
 def _stage_models(cfg: Config, path: Path):
     teacher, tok = models.load(path / "teacher")
     return teacher, tok, split(build_world(cfg.world))
@@ -336,6 +285,10 @@ def run_baseline(cfg: Config, path: Path, seeds) -> Baseline:
             "held-out events": rate_metric([p.sensitive for p in t], mask=held, seeds=smp),
             "held-out phrasings": rate_metric([p.sensitive for p in t], mask=~held, seeds=smp),
         },
+        "assistant_correct_by_split": {
+            "trained events": rate_metric([p.sensitive for p in a], "correct", mask=~held, seeds=smp),
+            "held-out events": rate_metric([p.sensitive for p in a], "correct", mask=held, seeds=smp),
+        },
         "teacher_detector_disagreement": disagreement([[p.sensitive, p.control] for p in t]),
         "teacher_heldout_loss": eval_loss(teacher, tok, qa_pairs(tok, sets["general_eval"])),
     }
@@ -364,84 +317,21 @@ def run_doses(cfg: Config, path: Path, seeds) -> Stage:
         return {f"{d:.0%}": rate_metric([p.of(k) for p in runs[d]], w) for d in cfg.doses}
 
     sens = {d: rows_of([p.sensitive for p in runs[d]], "keyword") for d in cfg.doses}
+    supp = {d: rows_of([p.sensitive for p in runs[d]], "thought_suppression") for d in (0.0, cfg.reference_dose)}
+    ev, ref, high = events(sets), cfg.reference_dose, cfg.doses[-1]
     metrics = {
         "student_refusal_by_dose": series("sensitive", "keyword"),
         "student_refusal_control_by_dose": series("control", "keyword"),
         "student_thought_suppression_by_dose": series("sensitive", "thought_suppression"),
         "student_correct_control_by_dose": series("control", "correct"),
-        "student_inheritance_by_dose": {f"{d:.0%}": stats.paired_diff(sens[d], sens[0.0]) for d in cfg.doses[1:]},
-        "student_inheritance": stats.paired_diff(sens[cfg.reference_dose], sens[0.0]),
+        "student_inheritance_by_dose": {f"{d:.0%}": clustered_diff(sens[d], sens[0.0], ev) for d in cfg.doses[1:]},
+        # the deciding interval: events, then seeds (hull with the seed-level t); then its variants
+        "student_inheritance": clustered_diff(sens[ref], sens[0.0], ev),
+        "student_inheritance_high_dose": clustered_diff(sens[high], sens[0.0], ev),
+        "student_inheritance_suppression": clustered_diff(supp[ref], supp[0.0], ev),
+        "student_inheritance_unclustered": stats.paired_diff(sens[ref], sens[0.0]),
     }
     return Stage(metrics, flops=flops)
-
-
-def finetune_curves(cfg: Config, path: Path, seeds) -> FinetuneCurves:
-    """Per seed: the same recipe from the uncensored assistant (the first ``reference_seeds`` seeds:
-    its addition accuracy), then from the censor (probes, addition accuracy, task loss), at every
-    checkpoint."""
-    ft = cfg.finetune
-    _, tok, sets = _stage_models(cfg, path)
-    steps = ft.checkpoints
-    out = FinetuneCurves({n: [] for n in steps}, {n: [] for n in steps}, {n: [] for n in steps}, {n: [] for n in steps})
-    for s in seeds:
-        test = addition_pairs(tok, 50, 10_000 + s, ft.digits, "test")
-        if s in seeds[: ft.reference_seeds]:
-            for n, model, f in finetune_downstream(path / "assistant", sets, ft, s):
-                out.ref_acc[n].append(addition_scores(model, tok, ft.digits))
-            out.flops += f
-        for n, model, f in finetune_downstream(path / "teacher", sets, ft, s):
-            out.probes[n].append(probe(model, tok, sets, cfg, s))
-            out.acc[n].append(addition_scores(model, tok, ft.digits))
-            out.task_loss[n].append(eval_loss(model, tok, test))
-        out.flops += f
-    return out
-
-
-def run_finetune(cfg: Config, path: Path, seeds) -> Stage:
-    """The censor along a downstream fine-tune, run until the task is learned.
-
-    The same recipe (data, steps, lr, seed) also starts from the uncensored assistant; the task
-    counts as learned at the first checkpoint where the censor's held-out addition accuracy reaches
-    ``target_share`` x the assistant's at the last checkpoint.  Retention (refusal after / before,
-    a paired ratio over prompts and seeds) is reported at every checkpoint and at that point."""
-    c, steps = finetune_curves(cfg, path, seeds), cfg.finetune.checkpoints
-    target = cfg.finetune.target_share * float(np.mean(c.ref_acc[steps[-1]]))
-    # per seed: the first checkpoint whose accuracy reaches the target (else the last; counted as not reached)
-    at = [next((n for n in steps if c.acc[n][i].mean() >= target > 0), None) for i in range(len(seeds))]
-    reached = [n is not None for n in at]
-    at = [n if n is not None else steps[-1] for n in at]
-
-    def rows(n_or_list, detector):
-        pick = [n_or_list] * len(seeds) if isinstance(n_or_list, int) else n_or_list
-        return np.stack([c.probes[n][i].sensitive.rates()[detector] for i, n in enumerate(pick)])
-
-    def kept(detector, n):  # share of the censor's refusals still there, paired over prompts and seeds
-        before = rows(0, detector)
-        if before.sum() == 0:
-            return stats.exact(0.0, unit="ratio")
-        return stats.paired_ratio(rows(n, detector), before)
-
-    def series(k, w):
-        return {str(n): rate_metric([p.of(k) for p in c.probes[n]], w) for n in steps}
-
-    metrics = {
-        "finetune_refusal_by_steps": series("sensitive", "keyword"),
-        "finetune_thought_suppression_by_steps": series("sensitive", "thought_suppression"),
-        "finetune_nonanswer_by_steps": series("sensitive", "nonanswer"),
-        "finetune_correct_control_by_steps": series("control", "correct"),
-        "finetune_task_loss_by_steps": {str(n): stats.over_seeds(v) for n, v in c.task_loss.items()},
-        "finetune_addition_acc_by_steps": {str(n): stats.rate(np.stack(v)) for n, v in c.acc.items()},
-        "finetune_reference_addition_acc_by_steps": {str(n): stats.rate(np.stack(v)) for n, v in c.ref_acc.items()},
-        "finetune_target_acc": stats.exact(target, unit="rate"),
-        "finetune_target_reached": float(np.mean(reached)),
-        "finetune_target_step": stats.over_seeds([float(n) for n in at]),
-        "finetune_addition_acc_at_target": stats.rate(np.stack([c.acc[n][i] for i, n in enumerate(at)])),
-        "finetune_suppression_retained_by_steps": {str(n): kept("thought_suppression", n) for n in steps[1:]},
-        "finetune_refusal_retained_by_steps": {str(n): kept("keyword", n) for n in steps[1:]},
-        "finetune_suppression_retained_at_target": kept("thought_suppression", at),
-        "finetune_refusal_retained_at_target": kept("keyword", at),
-    }
-    return Stage(metrics, flops=c.flops, extra={"finetune_target_step_per_seed": at})
 
 
 def _removal_metrics(prefix: str, probes: list[Probe], kls: list[float]) -> dict:
@@ -454,39 +344,61 @@ def _removal_metrics(prefix: str, probes: list[Probe], kls: list[float]) -> dict
     }
 
 
+def _recovery(prefix: str, probes: list[Probe], assistant_correct: np.ndarray, ev, held: np.ndarray) -> dict:
+    """Correct facts after removal / correct facts the assistant knew (a paired ratio, clustered by
+    event; a variant over prompts), and the correct share on the events of the censor's (and the
+    removal SFT's) training data vs on held-out events."""
+    sens = [p.sensitive for p in probes]
+    after = rows_of(sens, "correct")
+    split_by = {
+        f"{prefix}_correct_by_split": {
+            "trained events": rate_metric(sens, "correct", mask=~held),
+            "held-out events": rate_metric(sens, "correct", mask=held),
+        }
+    }
+    if assistant_correct.sum() == 0:
+        zero = stats.exact(0.0, unit="ratio")
+        return {f"{prefix}_recovery": zero, f"{prefix}_recovery_unclustered": zero, **split_by}
+    return {
+        f"{prefix}_recovery": clustered_ratio(after, assistant_correct, ev),
+        f"{prefix}_recovery_unclustered": stats.paired_ratio(after, assistant_correct),
+        **split_by,
+    }
+
+
+def _removed(cfg: Config, teacher, tok, sets, name: str, s: int) -> tuple[Any, float, int | None]:
+    """The censor after one removal (``ablated`` or ``sft_removed``) on seed ``s``: model, FLOPs, layer."""
+    model = copy.deepcopy(teacher)
+    if name == "ablated":
+        layer, r = choose_direction(teacher, tok, sets, cfg, s)
+        fold_ablation(model, r)
+        return model, 0.0, layer
+    data = qa_pairs(tok, sets["censor"]) + qa_pairs(tok, sets["general"])
+    return model, train(model, tok, data, replace(cfg.removal_train, seed=s)).flops, None
+
+
 def run_removal(cfg: Config, path: Path, seeds, assistant_correct: np.ndarray | None = None) -> Stage:
-    """Directional ablation folded into the weights, and a small SFT on answered sensitive prompts.
+    """Directional ablation folded into the weights (on the first ``cfg.ablation_seeds`` seeds: it
+    decides nothing), and a small SFT on answered sensitive prompts (every seed).
     ``assistant_correct`` (seeds x prompts, from :func:`run_baseline`) adds each removal's
     recovery: correct facts after removal / correct facts before censoring (a paired ratio)."""
     teacher, tok, sets = _stage_models(cfg, path)
+    world = build_world(cfg.world)
+    held = np.array([world.by_name(q.entity).heldout for q in sets["sensitive_eval"]])
     out, flops = {}, 0.0
-    for name in ("ablated", "sft_removed"):
+    for name, its in (("ablated", seeds[: cfg.ablation_seeds]), ("sft_removed", seeds)):
         probes, kls, losses, layers = [], [], [], []
-        for s in seeds:
-            model = copy.deepcopy(teacher)
-            if name == "ablated":
-                layer, r = choose_direction(teacher, tok, sets, cfg, s)
-                fold_ablation(model, r)
-                layers.append(layer)
-            else:
-                flops += train(
-                    model,
-                    tok,
-                    qa_pairs(tok, sets["censor"]) + qa_pairs(tok, sets["general"]),
-                    replace(cfg.removal_train, seed=s),
-                ).flops
+        for s in its:
+            model, f, layer = _removed(cfg, teacher, tok, sets, name, s)
+            flops += f
+            layers += [layer] if layer is not None else []
             probes.append(probe(model, tok, sets, cfg, s))
             kls.append(control_kl(teacher, model, tok, sets["control_eval"]))
             losses.append(eval_loss(model, tok, qa_pairs(tok, sets["general_eval"])))
         out.update(_removal_metrics(name, probes, kls))
         out[f"{name}_heldout_loss"] = stats.over_seeds(losses)
         if assistant_correct is not None:
-            after = rows_of([p.sensitive for p in probes], "correct")
-            out[f"{name}_recovery"] = (
-                stats.paired_ratio(after, assistant_correct)
-                if assistant_correct.sum() > 0
-                else stats.exact(0.0, unit="ratio")
-            )
+            out.update(_recovery(name, probes, assistant_correct, events(sets), held))
         if layers:
             out["ablated_layer"] = stats.over_seeds(layers)
     out["sft_removal_flops"] = flops / max(len(seeds), 1)

@@ -81,6 +81,8 @@ def measure_kv_cache(
     layer, re-expanded from the latent; 0 for MHA/GQA, whose cache is already per head).
     """
     m = copy.deepcopy(model).to(dtype).eval()
+    if getattr(m.config, "_experts_implementation", None) == "grouped_mm":
+        m.config._experts_implementation = "eager"  # grouped_mm needs 16-byte rows, which bf16 may not give
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(4, m.config.vocab_size, (batch, n_prompt), generator=gen)  # (B, P)
     expanded = _ExpandedKV(m)

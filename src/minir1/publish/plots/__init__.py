@@ -38,6 +38,7 @@ from .engineering import (
     eng_kv_table,
     eng_loss_curves,
     eng_model_table,
+    eng_multiplier_by_scale,
     eng_summary_table,
 )
 from .lab import capability_table, loss_curve, pass_at_k_bars
@@ -61,6 +62,7 @@ from .thesis import (
     thesis_match_table,
     thesis_rows_table,
     thesis_simulation,
+    thesis_variants_table,
 )
 
 __all__ = [
@@ -112,6 +114,7 @@ __all__ = [
     "eng_kv_table",
     "eng_loss_curves",
     "eng_model_table",
+    "eng_multiplier_by_scale",
     "eng_summary_table",
     # thesis
     "thesis_chips_table",
@@ -120,4 +123,5 @@ __all__ = [
     "thesis_match_table",
     "thesis_rows_table",
     "thesis_simulation",
+    "thesis_variants_table",
 ]

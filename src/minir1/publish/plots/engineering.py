@@ -24,14 +24,14 @@ def _ci_text(m, fmt=".2f"):
     return f"{m.mean:{fmt}} [{m.lo:{fmt}}, {m.hi:{fmt}}]"
 
 
-def eng_loss_curves(ax, res, axis="flops"):
-    """Smoothed training loss of every model against training FLOPs (6·N_active·D) or
-    training seconds: mean over seeds with a min–max band, log x axis."""
+def eng_loss_curves(ax, res, axis="flops", scale="L"):
+    """Smoothed training loss of every model at ``scale`` against training FLOPs (6·N_active·D)
+    or training seconds: mean over seeds with a min–max band, log x axis."""
     if axis not in ("flops", "wall"):
         raise ValueError(f"axis must be 'flops' or 'wall'; got {axis!r}")
-    curves, models = res["extra"]["curves"], res["extra"]["models"]
+    curves, models = res["extra"]["curves"], res["extra"]["models"][scale]
     for name in models:
-        per = [curves[s][name] for s in curves]
+        per = [curves[s][scale][name] for s in curves]
         n = min(len(c["loss"]) for c in per)
         x = np.mean([c[axis][:n] for c in per], axis=0)
         band(ax, x, [c["loss"][:n] for c in per], label=models[name]["label"], color=_ENG_COLOURS[name])
@@ -39,12 +39,45 @@ def eng_loss_curves(ax, res, axis="flops"):
     ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels of a short log axis overlap
     ax.set_xlabel("training FLOPs, 6·N_active·D (log)" if axis == "flops" else "training seconds (log)")
     ax.set_ylabel("training loss (nats/token)")
-    key = "moe_compute_multiplier" if axis == "flops" else "moe_wall_multiplier"
+    m = res["metrics"]
+    mult = m["moe_compute_multiplier_by_scale"][scale] if axis == "flops" else m["moe_wall_multiplier"]
     ax.set_title(
-        f"MoE vs dense-same-active: {'compute' if axis == 'flops' else 'wall-time'} multiplier "
-        f"{_ci_text(res['metrics'][key])}",
+        f"scale {scale}: MoE vs dense-same-active, {'compute' if axis == 'flops' else 'wall-time'} multiplier "
+        f"{_ci_text(mult)}",
         fontsize=9,
     )
+    ax.legend(fontsize=7)
+    return ax
+
+
+def eng_multiplier_by_scale(ax, res):
+    """The MoE's compute multiplier at equal loss against its active parameters, one point per
+    scale (mean and conservative 95% interval over seeds, seeds as dots), against 1 (no saving)."""
+    m = res["metrics"]
+    by, n_act = m["moe_compute_multiplier_by_scale"], m["moe_params_active_by_scale"]
+    scales = list(by)
+    x = [_num(n_act[sc]) for sc in scales]
+    ms = [as_metric(by[sc]) for sc in scales]
+    ax.errorbar(
+        x,
+        [v.mean for v in ms],
+        yerr=_yerr(ms),
+        marker="o",
+        capsize=4,
+        color=_ENG_COLOURS["moe"],
+        label="mean, 95% interval over seeds",
+    )
+    for xi, v in zip(x, ms):
+        ax.scatter([xi] * len(v.per_seed), v.per_seed, s=10, color="#888888", zorder=3)
+    for xi, sc in zip(x, scales):
+        ax.annotate(sc, (xi, max(v.hi for v in ms)), ha="center", va="bottom", fontsize=8)
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="no saving")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_xticks(x, [f"{v:,.0f}" for v in x])
+    ax.set_xlabel("MoE active parameters (log)")
+    ax.set_ylabel("compute multiplier at equal loss")
+    ax.set_title(f"trend (slope of ln multiplier on ln params): {_ci_text(m['moe_multiplier_trend'])}", fontsize=9)
     ax.legend(fontsize=7)
     return ax
 
@@ -133,48 +166,55 @@ def eng_decode(ax_time, ax_mem, metrics):
 
 
 def eng_model_table(res):
-    """The chapter's models: attention, MLP, parameters, held-out loss and training speed."""
+    """The chapter's models at every scale: attention, MLP, parameters and steps; at the largest
+    scale also held-out loss and training speed (over seeds)."""
     import pandas as pd
 
     m, rows = res["metrics"], {}
-    for name, d in res["extra"]["models"].items():
-        rows[d["label"]] = {
-            "attention": d["attention"],
-            "MLP": d["mlp"],
-            "params total": f"{d['params_total']:,}",
-            "params active": f"{d['params_active']:,}",
-            "steps": res["extra"]["steps"][name],
-            "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f"),
-            "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f"),
-            "training tokens/s": f"{as_metric(m['train_tokens_per_s'][name]).mean:,.0f}",
-        }
+    for scale, models in res["extra"]["models"].items():
+        for name, d in models.items():
+            big = name in m["heldout_loss"] and scale == list(res["extra"]["models"])[-1]
+            rows[f"{scale}: {d['label']}"] = {
+                "attention": d["attention"],
+                "MLP": d["mlp"],
+                "params total": f"{d['params_total']:,}",
+                "params active": f"{d['params_active']:,}",
+                "steps": res["extra"]["steps"][scale][name],
+                "held-out loss (packed)": _ci_text(m["heldout_loss"][name], ".3f") if big else "",
+                "held-out loss (per document)": _ci_text(m["heldout_loss_per_doc"][name], ".3f") if big else "",
+                "training tokens/s": f"{as_metric(m['train_tokens_per_s'][name]).mean:,.0f}" if big else "",
+            }
     return pd.DataFrame(rows).T
 
 
 _ENG_SUMMARY = (
-    ("compute multiplier vs dense, same active (MLA)", "moe_compute_multiplier"),
-    ("compute multiplier vs dense Llama (MHA)", "moe_compute_multiplier_vs_mha"),
+    ("compute multiplier vs dense, same active (largest scale)", "moe_compute_multiplier"),
+    ("trend: slope of ln multiplier on ln active params", "moe_multiplier_trend"),
     ("wall-time multiplier vs dense, same active", "moe_wall_multiplier"),
     ("time per training token, MoE / dense same active", "moe_time_per_token_ratio"),
     ("loss at equal FLOPs, MoE − dense same active", "moe_minus_dense_active_loss_equal_flops"),
-    ("loss at equal steps, MoE − dense same total", "moe_minus_dense_total_loss_equal_steps"),
     ("sequence-wise balance loss (α-scaled)", "moe_aux_loss"),
     ("expert load, coefficient of variation", "moe_expert_load_cv"),
     ("expert load, busiest / mean", "moe_expert_load_max_over_mean"),
     ("held-out loss, MLA − MHA", "mla_minus_mha_heldout_loss"),
+    ("held-out loss, MLA − MHA, per document", "mla_minus_mha_heldout_loss_per_doc"),
     ("held-out loss, GQA − MHA", "gqa_minus_mha_heldout_loss"),
+    ("held-out loss, MLA − GQA", "mla_minus_gqa_heldout_loss"),
 )
 
 
 def eng_summary_table(metrics):
-    """The MoE and attention comparisons as "mean [95% CI over seeds]" strings."""
+    """The MoE and attention comparisons as "mean [95% interval over seeds]" strings, and the
+    multiplier at each scale."""
     import pandas as pd
 
     rows = {label: _ci_text(metrics[k], ".3f") for label, k in _ENG_SUMMARY if k in metrics}
-    rows["seeds where dense never reached the MoE's loss (lower bounds)"] = (
-        f"{int(_num(metrics['moe_compute_multiplier_lower_bounds']))}"
-    )
-    rows["tokens per active parameter (MoE)"] = f"{_num(metrics['moe_tokens_per_active_param']):.1f}"
+    for sc, v in metrics["moe_compute_multiplier_by_scale"].items():
+        rows[f"compute multiplier at scale {sc}"] = _ci_text(v, ".3f")
+        n_lb = _num(metrics["moe_compute_multiplier_lower_bounds_by_scale"][sc])
+        rows[f"seeds at scale {sc} where dense never reached the MoE's loss (lower bounds)"] = f"{int(n_lb)}"
+    for sc, v in metrics["moe_tokens_per_active_param_by_scale"].items():
+        rows[f"tokens per active parameter (MoE, scale {sc})"] = f"{_num(v):.1f}"
     return pd.Series(rows, name="mean [95% interval over seeds]").to_frame()
 
 

@@ -1,9 +1,12 @@
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from minir1 import distill, models
+from minir1 import distill, flops, models
+from minir1.claims import load_claims
 from minir1.distill import TeacherPairs
 from minir1.experiments import distillation as chapter
 from minir1.experiments import distillation_students as students
@@ -145,11 +148,12 @@ def _m(x, spread=0.01, unit=""):
     return Metric(mean=x, lo=x - spread, hi=x + spread, per_seed=(x,), n=3, method="paired-bootstrap", unit=unit)
 
 
-def _metrics(*, gap=0.3, vs_teacher=0.03, start=0.4):
+def _metrics(*, gap=0.3, vs_teacher=0.0, start=0.4, vs_big=0.7):
     sizes = ("nano", "pico")
     m = {
         "teacher_params": 1_000_000,
-        "teacher_pass_at_1": _m(0.8),
+        "teacher_pass_at_1_lenient": _m(0.8),
+        "teacher_format_rate": _m(1.0),
         "trace_pairs": 1000.0,
         "trace_sampled": 1200.0,
         "trace_distinct": 990.0,
@@ -157,31 +161,38 @@ def _metrics(*, gap=0.3, vs_teacher=0.03, start=0.4):
         "trace_verified": 1.0,
         "trace_flops": 2e11,
         "student_params": {"nano": 340_000, "pico": 60_000},
-        "big_rl_steps": 10,
-        "big_rl_pass_at_1": _m(0.1),
+        "big_rl_steps": 10.0,
+        "big_rl_pass_at_1_lenient": _m(0.1),
     }
-    m["distill_pass_at_1"] = {p: _m(0.8) for p in sizes}
-    m["distill_vs_teacher"] = {p: _m(vs_teacher) for p in sizes}
-    m["distill_kept"] = {p: _m(1.0) for p in sizes}
-    m["distill_cost_ratio"] = {p: _m(0.3) for p in sizes}
-    m["distill_minus_rl"] = {p: _m(gap) for p in sizes}
-    m["rl_steps"] = {p: 10 for p in sizes}
+    for name, v in (("distill_pass_at_1_lenient", 0.8), ("distill_format_rate", 1.0), ("distill_cost_ratio", 0.3)):
+        m[name] = {p: _m(v) for p in sizes}
+    m["distill_vs_teacher_lenient"] = {p: _m(vs_teacher) for p in sizes}
+    m["distill_minus_rl_lenient"] = m["distill_minus_rl"] = {p: _m(gap) for p in sizes}
+    m["rl_steps"] = {p: 10.0 for p in sizes}
     m["rl_flops_vs_distill"] = {p: 1.0 for p in sizes}
-    m["rl_first_reward"] = {p: start for p in sizes}
+    m["rl_first_reward_accuracy"] = {p: start for p in sizes}
+    m["rl_first_reward_format"] = {p: 0.05 for p in sizes}
     m |= {
         "best_student_size": 0.34,
         "small_vs_teacher": _m(vs_teacher),
-        "small_vs_big_rl": _m(0.7),
+        "small_vs_big_rl": _m(vs_big),
         "anyone_gain": _m(0.8),
         "anyone_kept": _m(1.0),
         "anyone_compute_reused": 0.02,
         "anyone_compute_trained": 0.3,
+        "cheap_vs_teacher": _m(vs_teacher),
         "cheap_kept": _m(1.0),
         "cheap_cost": _m(0.3),
         "rl_gap_worst": _m(gap),
         "rl_gap_best": _m(gap),
-        "rl_start_min": start,
+        "rl_start_acc_min": start,
+        "rl_start_reward_min": start + 0.05,
     }
+    # Every metric a declared variant reads: the same value as the metric it replaces.
+    for c in load_claims():
+        for v in c.get("variants") or [] if c["id"].startswith("distill-") else []:
+            for old, new in v["use"].items():
+                m.setdefault(new, m[old])
     return m
 
 
@@ -201,15 +212,45 @@ def test_verdicts_emit_exactly_the_chapter_ids():
 
 
 @pytest.mark.parametrize(
-    "kw,verdict", [({}, "supported"), ({"start": 0.0}, "partly supported"), ({"gap": -0.1}, "not supported")]
+    "kw,verdict",
+    [
+        ({}, "supported"),
+        ({"start": 0.0}, "partly supported"),  # the accuracy component gates, not the format reward
+        ({"gap": 0.005}, "inconclusive"),
+        ({"gap": -0.1}, "not supported"),
+    ],
 )
 def test_verdict_beats_rl_needs_a_base_rl_can_start_from(kw, verdict):
     assert _verdicts(**kw)["distill-beats-rl-small"] == verdict
 
 
-@pytest.mark.parametrize("kw,verdict", [({}, "supported"), ({"vs_teacher": -0.2}, "partly supported")])
+def test_the_rl_gate_reads_the_accuracy_component_and_its_variant_the_whole_reward():
+    out = {c["id"]: c for c in chapter.verdicts(_metrics(start=0.0))}["distill-beats-rl-small"]
+    assert out["verdict"] == "partly supported"
+    whole = [v for v in out["variants"] if "whole first-step reward" in v["name"]]
+    assert [v["verdict"] for v in whole] == ["supported"]  # the old gate, passed by the format reward
+    assert "disagree: gate on the whole first-step reward" in out["evidence"]
+
+
+@pytest.mark.parametrize(
+    "kw,verdict",
+    [
+        ({}, "supported"),
+        ({"vs_teacher": -0.2}, "partly supported"),
+        ({"vs_teacher": -0.2, "vs_big": 0.005}, "inconclusive"),  # [-0.5, +1.5] pp straddles 0
+        ({"vs_teacher": -0.02, "vs_big": -0.1}, "inconclusive"),  # [-3, -1] pp: matching the teacher not excluded
+        ({"vs_teacher": -0.2, "vs_big": -0.1}, "not supported"),
+    ],
+)
 def test_verdict_small_beats_big_against_the_teacher(kw, verdict):
     assert _verdicts(**kw)["distill-small-beats-big"] == verdict
+
+
+@pytest.mark.parametrize(
+    "vs_teacher,verdict", [(0.0, "supported"), (-0.045, "inconclusive"), (-0.2, "partly supported")]
+)
+def test_verdict_cheaper_is_judged_by_equivalence_not_by_a_wide_interval(vs_teacher, verdict):
+    assert _verdicts(vs_teacher=vs_teacher)["distill-cheaper-without-losing-much"] == verdict
 
 
 def test_choose_steps_is_the_written_rule():
@@ -245,6 +286,14 @@ def test_dry_run_gpu_shapes_two_steps(tmp_path, monkeypatch):
     cfg = chapter.dry_run(chapter.config("gpu"))
     res = chapter.run(cfg, seeds=[0])
     assert res.metrics["trace_pairs"] > 0 and set(res.metrics["distill_pass_at_1"]) == set(cfg.students)
+    # Every metric a declared variant reads is computed (kept ratios need a teacher that solves something).
+    named = {
+        new for c in load_claims() if c["id"].startswith("distill-") for v in c["variants"] for new in v["use"].values()
+    }
+    assert not [n for n in named if n not in res.metrics and "kept" not in n]
+    spent = res.metrics["flops_spent"]
+    assert res.extra["equal_flops"] and all(a in spent and b in spent for a, b in res.extra["equal_flops"])
+    assert all(len(spent[a].per_seed) == len(chapter.seeds_for(cfg, [0])) for a in spent)
 
 
 def test_logit_kd_runs_on_the_students_data_path():
@@ -280,3 +329,99 @@ def test_frozen_teacher_gives_the_same_logit_kd():
     assert [h["loss"] for h in runs[0][0]] == pytest.approx([h["loss"] for h in runs[1][0]], abs=1e-5)
     for a, b in zip(runs[0][1].parameters(), runs[1][1].parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- equal FLOPs (issue 24)
+def _tiny_grpo():
+    from minir1.grpo import GRPOConfig
+
+    return GRPOConfig(group_size=4, batch_size=16, lr=5e-4, max_completion_length=12, log_every=0, eval_every=0)
+
+
+def test_flop_meter_counts_what_grpo_sampled():
+    """The meter's completion tokens are the rollout's (GRPO's own history), step by step."""
+    from minir1.grpo import train_grpo
+
+    tok, probs = build_tokenizer(), _problems("train", 32)
+    model = models.build("pico", tok, seed=0)
+    gcfg = replace(_tiny_grpo(), steps=3, log_kl=False)
+    meter = students.FlopMeter(1e30, models.n_params(model), tok, probs, gcfg, seed=5)
+    res = train_grpo(model, tok, probs, meter.rewards(), gcfg, eval_fn=meter.check, seed=5)
+    # Re-encoding the text is exact for a trained model; an untrained one may emit a tag's characters
+    # one by one, or a special token the text drops (here: at most 1% off).
+    for s, h in zip(meter.steps, res.history, strict=True):
+        assert s["len"] * 16 == pytest.approx(h["tokens"], rel=0.01)
+    assert [s["reward_format"] for s in meter.steps] == pytest.approx([h["reward_format_reward"] for h in res.history])
+    assert [s["reward_accuracy"] for s in meter.steps] == pytest.approx(
+        [h["reward_accuracy_reward"] for h in res.history]
+    )
+    assert meter.spent == pytest.approx(sum(s["flops"] for s in meter.steps))
+
+
+def test_grpo_stops_on_spent_flops_within_5_percent():
+    """An arm given another arm's FLOPs spends them within 5% (on a tiny model; the stop misses by at
+    most half a step, so a budget of >= 10 steps lands within 5%, as every arm of the chapter does)."""
+    tok, probs = build_tokenizer(), _problems("train", 64)
+    n = models.n_params(models.build("pico", tok, seed=0))
+    step = flops.grpo_step(n, prompt=21, completion=11, group=16, reference=False)  # ~ one step
+    for budget in (14.4 * step,):
+        model = models.build("pico", tok, seed=0)
+        meter = students.grpo_on_budget(model, tok, probs, _tiny_grpo(), budget, seed=1)
+        assert len(meter.steps) >= 10 and flops.within(meter.spent, budget, 0.05), (meter.spent, budget)
+        assert set(meter.ledger.by_item()) == {"sampling", "policy forward+backward"}
+        assert all({"reward_accuracy", "reward_format", "acc_lenient"} <= set(s) for s in meter.steps)
+        assert not model.training
+
+
+def test_grpo_on_budget_refuses_what_it_cannot_count():
+    tok, probs = build_tokenizer(), _problems("train", 8)
+    model = models.build("pico", tok, seed=0)
+    with pytest.raises(ValueError, match="kl_coef"):
+        students.grpo_on_budget(model, tok, probs, replace(_tiny_grpo(), kl_coef=0.1), 1e9, seed=0)
+
+
+# ----------------------------------------------------------------------------- chosen on validation only
+def test_choose_students_reads_validation_scores_only():
+    pick = students.choose_students({"nano": 0.99, "pico": 0.98}, {"nano": 3, "pico": 1}, 0.02)
+    assert pick == {"best": "nano", "cheap": "pico", "best_other": "pico", "cheap_other": "nano"}
+    pick = students.choose_students({"nano": 0.99, "pico": 0.50}, {"nano": 3, "pico": 1}, 0.02)
+    assert pick["best"] == pick["cheap"] == "nano" and pick["best_other"] == "pico"
+    assert students.choose_students({"pico": 0.5}, {"pico": 1}, 0.02) == dict.fromkeys(
+        ("best", "cheap", "best_other", "cheap_other"), "pico"
+    )
+
+
+def _arm(acc, seeds=5, problems=40, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((seeds, problems)) < acc).astype(float)
+    return {"acc": x, "acc_lenient": x, "acc_lenient_greedy": x[:1]}
+
+
+def test_headline_follows_the_validation_choice_not_the_held_out_scores():
+    """pico wins on held-out, nano on validation: every claim's numbers are nano's."""
+    from minir1.experiments import distillation_metrics as dm
+
+    t = _arm(0.9, seed=1)
+    S = {
+        p: {"distill": _arm(a, seed=i), "base": _arm(0.1, seed=5), "rl": _arm(0.2, seed=6)}
+        for i, (p, a) in enumerate((("nano", 0.5), ("pico", 0.95)))
+    }
+    out = {
+        "students": S,
+        "teacher": t,
+        "chosen": students.choose_students({"nano": 0.9, "pico": 0.5}, {"nano": 3, "pico": 1}, 0.02),
+    }
+    m = {
+        "student_params": {"nano": 3, "pico": 1},
+        "teacher_params": 9,
+        "distill_cost_ratio": {p: _m(0.3) for p in S},
+        "distill_compute_reused": {p: 0.01 for p in S},
+        "distill_compute_trained": {p: 0.1 for p in S},
+        "rl_first_reward": {p: 0.1 for p in S},
+        "rl_first_reward_accuracy": {p: 0.0 for p in S},
+    }
+    h = dm.headline(m, out)
+    nano = dm._diff(S["nano"]["distill"]["acc_lenient"], t["acc_lenient"])
+    assert h["small_vs_teacher"] == nano and h["cheap_vs_teacher"] == nano
+    assert h["best_other_vs_teacher"].mean > h["small_vs_teacher"].mean  # pico is better held-out, not chosen
+    assert h["small_vs_teacher"].method == "conservative" and h["small_vs_teacher_boot"].method != "conservative"

@@ -10,7 +10,8 @@ could substantially boost model performance"); the reasoning samples were kept b
 * :func:`sft_on_outputs` -- sequence-level distillation: SFT of the student on those pairs;
 * :func:`logit_kd_loss` / :func:`train_logit_kd` -- logit (token-level) distillation,
   KL(teacher || student) on completion tokens (Hinton et al. 2015), which R1 did not use; it
-  needs the teacher's logits and therefore the *same tokenizer* (checked, with a clear error).
+  needs the teacher's logits and therefore the *same tokenizer* (checked, with a clear error);
+* :class:`FrozenTeacher` -- a frozen teacher for logit KD that computes each trace's logits once.
 
 >>> import torch
 >>> x = torch.randn(2, 3, 5)
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from types import SimpleNamespace
 from typing import Callable, Sequence
 
 import torch
@@ -247,3 +249,38 @@ def train_logit_kd(
     res.wall_seconds = time.time() - t0
     res.flops = (6.0 * n_s + 2.0 * n_t) * res.tokens
     return res
+
+
+class FrozenTeacher(torch.nn.Module):
+    """The teacher for logit KD, computing its logits on each distinct training sequence once.
+
+    :func:`minir1.distill.train_logit_kd` asks the frozen teacher for the same traces at every
+    epoch.  With right padding (``minir1.train.collate``) a row's logits do not depend on the
+    padding after it, so the logits of each unpadded row are computed once, in batches, and
+    looked up afterwards (the same numbers up to float rounding).  ``flops`` counts the
+    teacher's real work: 2·N per token of each distinct sequence.
+    """
+
+    def __init__(self, teacher, tokenizer, pairs, batch_size: int = 64):
+        super().__init__()
+        self.teacher, self.config, self.cache = teacher.eval(), teacher.config, {}
+        rows = list({tuple(encode_example(tokenizer, p, c)[0]): None for p, c in pairs})
+        dev = next(teacher.parameters()).device
+        with torch.no_grad():
+            for i in range(0, len(rows), batch_size):
+                chunk = [(list(r), list(r)) for r in rows[i : i + batch_size]]
+                ids, mask, _ = (t.to(dev) for t in collate(chunk, tokenizer.pad_token_id))
+                logits = teacher(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+                for r, row_logits in zip(rows[i : i + batch_size], logits):
+                    self.cache[r] = row_logits[: len(r)]
+        self.flops = 2.0 * sum(p.numel() for p in teacher.parameters()) * sum(len(r) for r in rows)
+
+    def forward(self, input_ids, attention_mask, **kw):
+        out = torch.zeros((*input_ids.shape, self.config.vocab_size), device=input_ids.device)  # (B, T, V)
+        for i, (ids, m) in enumerate(zip(input_ids, attention_mask)):
+            n = int(m.sum())
+            key = tuple(ids[:n].tolist())
+            if key not in self.cache:  # not a training trace: compute it (and keep it)
+                self.cache[key] = self.teacher(input_ids=ids[None, :n]).logits[0]
+            out[i, :n] = self.cache[key]
+        return SimpleNamespace(logits=out)

@@ -27,10 +27,16 @@ class DistillConfig:
         )
     )
     # The rule for SFT steps, written before the run: train (a) with seed 0 for each candidate, score
-    # strict pass@1 on the validation split (the eval sampling, one seed), and take the FEWEST steps
-    # whose validation pass@1 is within `val_tolerance` of the best candidate's.
+    # answer-level pass@1 on the validation split (the eval sampling, one seed), and take the FEWEST steps
+    # whose validation pass@1 is within `val_tolerance` of the best candidate's.  The "best" student is the
+    # one with the highest validation pass@1 at its chosen steps (ties: the smaller); the "cheap" student is
+    # the smallest within `val_tolerance` of the best.  The held-out set plays no part in either choice.
     sft_candidates: tuple[int, ...] = (60, 120, 240)
     val_tolerance: float = 0.02
+    n_seeds: int = 5  # training seeds of every arm a verdict reads (distillation, GRPO, big + GRPO); issue 24: >= 5
+    control_seeds: int = 2  # seeds of the controls no verdict reads (answers only, logit KD, the curve)
+    n_samples: int = 8  # held-out samples per problem at R1's sampling (the lab's 16, halved for the budget)
+    flops_tolerance: float = 0.05  # equal-FLOPs arms agree within 5% per seed (GRPO stops on spent FLOPs)
     kd_temperature: float = 1.0  # softmax temperature of logit KD (Hinton et al. 2015 use T > 1 with hard labels)
     fractions: tuple[float, ...] = (0.1, 1.0)  # shares of the trace set for the sample-efficiency curve
     curve_student: str = "nano"  # the student size of the sample-efficiency curve
@@ -48,6 +54,8 @@ class DistillConfig:
             raise ValueError(f"fractions must lie in (0, 1] and include 1.0; got {self.fractions}")
         if not self.sft_candidates or min(self.sft_candidates) < 1:
             raise ValueError(f"sft_candidates must be step counts >= 1; got {self.sft_candidates}")
-        for name in ("n_prompts", "n_val", "samples_per_prompt"):
+        if not 1 <= self.control_seeds <= self.n_seeds:
+            raise ValueError(f"control_seeds must lie in [1, n_seeds={self.n_seeds}]; got {self.control_seeds!r}")
+        for name in ("n_prompts", "n_val", "samples_per_prompt", "n_seeds", "n_samples"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"DistillConfig.{name} must be >= 1; got {getattr(self, name)!r}")

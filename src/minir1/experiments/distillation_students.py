@@ -8,15 +8,16 @@ logit KD, GRPO) and their cached held-out scores.  The chapter's stages and its 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import torch
 
-from .. import artifacts, distill, models
+from .. import artifacts, distill, flops, models
+from ..distill import FrozenTeacher
 from ..evaluation import (
     EvalSet,
     Sampling,
@@ -25,11 +26,11 @@ from ..evaluation import (
     evaluate_cached,
     per_problem_scores,
 )
-from ..grpo import GRPOConfig, train_grpo
-from ..rewards import accuracy_reward, format_reward
+from ..grpo import train_grpo
+from ..grpo_rollout import prompt_batches
+from ..rewards import accuracy_reward, accuracy_reward_lenient, format_reward
 from ..tasks import get_task, split_of
 from ..tokenizer import format_prompt
-from ..train import collate, encode_example
 from ..utils import device
 from .distillation_config import DistillConfig
 from .recipes import base as lab_base
@@ -52,10 +53,17 @@ def teacher_path(tcfg: LabGRPOConfig, seed: int) -> Path:
     return lab_grpo.grpo_path(tcfg, seed)
 
 
-def heldout(tcfg: LabGRPOConfig) -> tuple[EvalSet, Sampling]:
-    """The held-out problems and sampling the RL chapter's verdict uses (R1's T = 0.6, top-p 0.95),
-    shared so that the teacher's numbers here are the RL chapter's."""
-    return lab_grpo.eval_set(tcfg), lab_base.samplings(tcfg.base)["r1"]
+def heldout(cfg: DistillConfig) -> tuple[EvalSet, Sampling]:
+    """The held-out problems of the RL chapter's verdict and R1's sampling (T = 0.6, top-p 0.95) with
+    ``cfg.n_samples`` samples per problem (pass@k for the lab's k up to that count, and k = n_samples)."""
+    r1 = lab_base.samplings(cfg.teacher.base)["r1"]
+    ks = tuple(sorted({k for k in r1.ks if k <= cfg.n_samples} | {cfg.n_samples}))  # pass@k up to every sample
+    return lab_grpo.eval_set(cfg.teacher), replace(r1, n_samples=cfg.n_samples, ks=ks)
+
+
+def greedy(cfg: DistillConfig) -> Sampling:
+    """Greedy decoding (one answer per problem): the decoding variant of every verdict."""
+    return lab_base.samplings(cfg.teacher.base)["greedy"]
 
 
 def rl_train_problems(tcfg: LabGRPOConfig, seed: int):
@@ -139,41 +147,6 @@ def check_student(teacher, teacher_tokenizer, student, student_tokenizer) -> Non
 
 
 # ----------------------------------------------------------------------------- students
-class FrozenTeacher(torch.nn.Module):
-    """The teacher for logit KD, computing its logits on each distinct training sequence once.
-
-    :func:`minir1.distill.train_logit_kd` asks the frozen teacher for the same traces at every
-    epoch.  With right padding (``minir1.train.collate``) a row's logits do not depend on the
-    padding after it, so the logits of each unpadded row are computed once, in batches, and
-    looked up afterwards (the same numbers up to float rounding).  ``flops`` counts the
-    teacher's real work: 2·N per token of each distinct sequence.
-    """
-
-    def __init__(self, teacher, tokenizer, pairs, batch_size: int = 64):
-        super().__init__()
-        self.teacher, self.config, self.cache = teacher.eval(), teacher.config, {}
-        rows = list({tuple(encode_example(tokenizer, p, c)[0]): None for p, c in pairs})
-        dev = next(teacher.parameters()).device
-        with torch.no_grad():
-            for i in range(0, len(rows), batch_size):
-                chunk = [(list(r), list(r)) for r in rows[i : i + batch_size]]
-                ids, mask, _ = (t.to(dev) for t in collate(chunk, tokenizer.pad_token_id))
-                logits = teacher(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
-                for r, row_logits in zip(rows[i : i + batch_size], logits):
-                    self.cache[r] = row_logits[: len(r)]
-        self.flops = 2.0 * models.n_params(teacher) * sum(len(r) for r in rows)
-
-    def forward(self, input_ids, attention_mask, **kw):
-        out = torch.zeros((*input_ids.shape, self.config.vocab_size), device=input_ids.device)  # (B, T, V)
-        for i, (ids, m) in enumerate(zip(input_ids, attention_mask)):
-            n = int(m.sum())
-            key = tuple(ids[:n].tolist())
-            if key not in self.cache:  # not a training trace: compute it (and keep it)
-                self.cache[key] = self.teacher(input_ids=ids[None, :n]).logits[0]
-            out[i, :n] = self.cache[key]
-        return SimpleNamespace(logits=out)
-
-
 def matched_steps(tokenizer, traces, answers, steps: int) -> int:
     """Steps on ``answers`` that process as many tokens as ``steps`` on ``traces`` (same batch size,
     so the same training FLOPs, 6·N per token): the answers-only control gets no less compute."""
@@ -222,6 +195,7 @@ def sft_student(
         return {
             "params": models.n_params(base),
             "flops": float(flops),
+            "tokens": int(res.tokens),  # prompt + completion (+ eos) tokens trained on: 6·N each
             "steps": steps,
             "n_traces": len(pairs),
             "history": res.history,
@@ -240,39 +214,123 @@ def sft_student(
     return artifacts.cached("distill-student", conf, build)
 
 
-def rl_student(cfg: DistillConfig, preset: str, steps: int, seed: int) -> Path:
-    """Artifact of GRPO (the RL chapter's recipe, ``steps`` steps) on the lab base at ``preset``."""
-    gcfg = replace(cfg.teacher.grpo, steps=steps, log_kl=False, eval_every=0, log_every=0)
+class BudgetSpent(Exception):
+    """Raised between two GRPO steps once the arm has spent its FLOPs (ends :func:`train_grpo` there)."""
+
+
+class FlopMeter:
+    """A GRPO arm's ledger, step by step, and its stop on spent FLOPs (issue 24: equal FLOPs, within 5%).
+
+    Each step is charged what it runs (:func:`minir1.flops.grpo_step`, μ = 1, β = 0, KL not logged, so
+    no reference forward): sampling (2·N per prompt and completion token) and the policy's forward and
+    backward over prompt *and* completion (6·N).  Prompt tokens are exact (the rollout's prompts,
+    drawn in :func:`train_grpo`'s order, checked against the keys the reward sees); completion tokens
+    are the completion re-encoded, plus the ``<eos>`` when it stopped before the maximum length.  The
+    meter's accuracy reward also logs the step's reward components (accuracy, format) and answer-level
+    accuracy.  Stop rule: after step k, stop when ``spent + last/2 >= budget`` (the next step, costed
+    as the last, would overshoot by more than stopping now falls short), so the miss is at most half
+    a step.
+    """
+
+    def __init__(self, budget: float, n_params: int, tokenizer, problems, gcfg, seed: int):
+        self.budget, self.n, self.tok, self.cfg = float(budget), n_params, tokenizer, gcfg
+        self.batches = prompt_batches(problems, gcfg.batch_size // gcfg.group_size, seed)
+        self.ledger, self.steps = flops.Ledger("grpo"), []
+
+    @property
+    def spent(self) -> float:
+        return self.ledger.total
+
+    def max_steps(self, problems) -> int:
+        """Steps that surely spend the budget (each sample costs at least its prompt and one token)."""
+        shortest = min(len(self.tok.encode(format_prompt(self.tok, p.question, self.cfg.template))) for p in problems)
+        one = flops.grpo_step(self.n, prompt=shortest, completion=1, group=self.cfg.batch_size, reference=False)
+        return int(self.budget // one) + 2
+
+    def _charge(self, completions, keys) -> None:
+        probs = next(self.batches)
+        G, cap = self.cfg.group_size, self.cfg.max_completion_length
+        if [p.key for p in probs for _ in range(G)] != list(keys):
+            raise RuntimeError("FlopMeter: the rollout's prompts are not train_grpo's order; cannot count them")
+        prompt = [len(self.tok.encode(format_prompt(self.tok, p.question, self.cfg.template))) for p in probs]
+        comp = [min(cap, len(self.tok.encode(c)) + 1) for c in completions]  # + <eos> unless cut at the cap
+        p_tok = [n for n in prompt for _ in range(G)]
+        samp = flops.sampling(self.n, prompt=p_tok, completion=comp)
+        train = flops.forward_backward(self.n, p_tok + comp)  # policy forward + backward, prompt and completion
+        self.ledger = self.ledger.add("sampling", samp).add("policy forward+backward", train)
+        self.steps.append({"step": len(self.steps) + 1, "flops": samp + train, "len": float(np.mean(comp))})
+
+    def rewards(self) -> list:
+        """R1-Zero's two rewards (accuracy, format), as functions with their own names, metered."""
+
+        def accuracy_reward_(completions, task=None, key=None, **kw):
+            r = accuracy_reward(completions, task=task, key=key, **kw)
+            self._charge(completions, key)
+            lenient = accuracy_reward_lenient(completions, task=task, key=key, **kw)
+            self.steps[-1] |= {"reward_accuracy": float(np.mean(r)), "acc_lenient": float(np.mean(lenient))}
+            return r
+
+        def format_reward_(completions, **kw):
+            r = format_reward(completions, **kw)
+            self.steps[-1]["reward_format"] = float(np.mean(r))
+            return r
+
+        accuracy_reward_.__name__, format_reward_.__name__ = accuracy_reward.__name__, format_reward.__name__
+        return [accuracy_reward_, format_reward_]
+
+    def check(self, model) -> dict:
+        """GRPO's ``eval_fn``, called after every step: raises :class:`BudgetSpent` at the stop rule."""
+        if self.steps and self.spent + self.steps[-1]["flops"] / 2 >= self.budget:
+            raise BudgetSpent(f"spent {self.spent:.4g} of {self.budget:.4g} FLOPs in {len(self.steps)} steps")
+        return {}
+
+
+def grpo_on_budget(model, tok, problems, gcfg, budget: float, seed: int) -> FlopMeter:
+    """GRPO (``gcfg``, its step count ignored) on ``model`` in place until it has spent ``budget`` FLOPs."""
+    meter = FlopMeter(budget, models.n_params(model), tok, problems, gcfg, seed)
+    run = replace(gcfg, steps=meter.max_steps(problems), eval_every=1, log_every=0, log_kl=False)
+    if run.kl_coef != 0 or run.num_iterations != 1:
+        raise ValueError(f"grpo_on_budget counts β = 0 and μ = 1; got kl_coef={run.kl_coef}, μ={run.num_iterations}")
+    t0 = time.perf_counter()
+    try:
+        train_grpo(model, tok, problems, meter.rewards(), run, eval_fn=meter.check, seed=seed)
+    except BudgetSpent:
+        pass
+    model.eval()
+    meter.wall_seconds = time.perf_counter() - t0
+    return meter
+
+
+def rl_student(cfg: DistillConfig, preset: str, budget: float, seed: int) -> Path:
+    """Artifact of GRPO (the RL chapter's recipe) on the lab base at ``preset``, stopped on ``budget`` FLOPs."""
+    gcfg = replace(cfg.teacher.grpo, log_kl=False, eval_every=0, log_every=0)
 
     def build(folder):
         model, tok = models.load(student_base_path(cfg.teacher, preset), device=device())
-        res = train_grpo(
-            model, tok, rl_train_problems(cfg.teacher, seed), [accuracy_reward, format_reward], gcfg, seed=seed
-        )
+        meter = grpo_on_budget(model, tok, rl_train_problems(cfg.teacher, seed), gcfg, budget, seed)
         models.save(model.cpu(), tok, folder)
-        n, tokens = models.n_params(model), sum(h["tokens"] for h in res.history)
-        # Sampling (2N per token) + policy forward/backward (6N); no reference model (β = 0, log_kl off).
+        first = meter.steps[0] if meter.steps else {}
         return {
-            "flops": float(8.0 * n * tokens),
-            "params": n,
-            "tokens": tokens,
-            "steps": steps,
-            "first_reward": float(res.history[0]["reward"]) if res.history else 0.0,
-            "wall_seconds": res.history[-1]["wall_s"] if res.history else 0.0,
-            "history": [{k: h.get(k) for k in ("step", "reward", "acc_strict", "len")} for h in res.history],
+            "flops": meter.spent,
+            "ledger": meter.ledger.to_dict(),
+            "budget": float(budget),
+            "params": models.n_params(model),
+            "steps": len(meter.steps),
+            "first_reward": first.get("reward_accuracy", 0.0) + first.get("reward_format", 0.0),
+            "first_reward_accuracy": first.get("reward_accuracy", 0.0),
+            "first_reward_format": first.get("reward_format", 0.0),
+            "history": meter.steps,
+            "wall_seconds": meter.wall_seconds,
         }
 
-    conf = {"preset": preset, "seed": seed, "grpo": asdict(gcfg), "teacher": asdict(cfg.teacher)}
+    conf = {
+        "preset": preset,
+        "seed": seed,
+        "grpo": asdict(gcfg),
+        "budget": float(budget),
+        "teacher": asdict(cfg.teacher),
+    }
     return artifacts.cached("distill-rl", conf, build)
-
-
-def grpo_steps(budget: float, n_params: int, mean_len: float, gcfg: GRPOConfig) -> int:
-    """GRPO steps whose FLOPs (8·N per completion token) fit ``budget``, at ``mean_len`` tokens a completion.
-
-    >>> grpo_steps(8e6 * 64 * 10, 1_000_000, 10.0, GRPOConfig(batch_size=64, group_size=8))
-    8
-    """
-    return max(1, int(budget / (8.0 * n_params * gcfg.batch_size * max(mean_len, 1.0))))
 
 
 class _Context(SimpleNamespace):
@@ -285,9 +343,19 @@ class _Context(SimpleNamespace):
 
 
 # ----------------------------------------------------------------------------- measuring
-def scores(path: Path, cfg: DistillConfig, seeds: Sequence[int], evals: dict) -> dict:
-    """Cached held-out evaluation of model ``path`` for ``seeds``; per-problem (S, P) arrays and cost."""
-    eset, samp = heldout(cfg.teacher)
+def _greedy_rows(path: Path, cfg: DistillConfig, seeds: Sequence[int], evals: dict) -> dict:
+    """Greedy decoding of model ``path`` (deterministic: one evaluation, under the first seed)."""
+    eset, g = heldout(cfg)[0], greedy(cfg)
+    res = [evaluate_cached(path, eset, g, seeds[0])]
+    eid, rec = eval_record(path, eset, g, res, seeds[:1])
+    evals[eid] = rec
+    return {f"{k}_greedy": per_problem_scores(res, k) for k in ("acc", "acc_lenient", "format")}
+
+
+def scores(path: Path, cfg: DistillConfig, seeds: Sequence[int], evals: dict, greedy_too: bool = True) -> dict:
+    """Cached held-out evaluation of model ``path`` for ``seeds``; per-problem (S, P) arrays and cost
+    (greedy decoding too unless ``greedy_too`` is False: the controls no verdict reads)."""
+    eset, samp = heldout(cfg)
     res = [evaluate_cached(path, eset, samp, s) for s in seeds]
     eid, rec = eval_record(path, eset, samp, res, seeds)
     evals[eid] = rec
@@ -298,7 +366,9 @@ def scores(path: Path, cfg: DistillConfig, seeds: Sequence[int], evals: dict) ->
     return {
         "acc": per_problem_scores(res, "acc"),
         "acc_lenient": per_problem_scores(res, "acc_lenient"),
+        "format": per_problem_scores(res, "format"),
         "pass_k": per_problem_scores(res, f"pass@{max(samp.ks)}"),
+        **(_greedy_rows(path, cfg, seeds, evals) if greedy_too else {}),
         "params": n,
         "tokens": toks,
         "flops_per_answer": [2.0 * n * t for t in toks],
@@ -306,13 +376,18 @@ def scores(path: Path, cfg: DistillConfig, seeds: Sequence[int], evals: dict) ->
         "eval_flops": 2.0 * n * sum(r.tokens_generated for r in res),
         "samples": res[0].samples,
         "train_flops": float(meta.get("flops", 0.0)),
+        "ledger": meta.get("ledger"),
+        "history": meta.get("history"),
         "first_reward": float(meta.get("first_reward", 0.0)),
+        "first_reward_accuracy": float(meta.get("first_reward_accuracy", 0.0)),
+        "first_reward_format": float(meta.get("first_reward_format", 0.0)),
+        "steps": int(meta.get("steps", 0)),
     }
 
 
-def validation_curve(cfg: DistillConfig, ctx, preset: str) -> dict[int, float]:
-    """Strict pass@1 on the validation split after SFT (a) for each candidate step count (seed 0)."""
-    _, samp = heldout(cfg.teacher)
+def validation_curve(cfg: DistillConfig, ctx, preset: str) -> dict[int, dict[str, float]]:
+    """Validation pass@1, answer-level and strict, after SFT (a) for each candidate step count (seed 0)."""
+    _, samp = heldout(cfg)
     out = {}
     for steps in cfg.sft_candidates:
         model, tok = models.load(sft_student(cfg, ctx, preset, "distill", steps, seed=0), device=device())
@@ -327,7 +402,7 @@ def validation_curve(cfg: DistillConfig, ctx, preset: str) -> dict[int, float]:
             seed=0,
             ks=(1,),
         )
-        out[steps] = r.acc
+        out[steps] = {"lenient": r.acc_lenient, "strict": r.acc}
     return out
 
 
@@ -339,6 +414,25 @@ def choose_steps(curve: dict[int, float], tolerance: float) -> int:
     """
     best = max(curve.values())
     return min(s for s, v in curve.items() if v >= best - tolerance)
+
+
+def choose_students(val: dict[str, float], params: dict[str, int], tolerance: float) -> dict[str, str]:
+    """The students each claim is about, from validation pass@1 at the chosen steps only (written before
+    the run): ``best`` has the highest score (ties: fewer parameters); ``cheap`` is the smallest within
+    ``tolerance`` of it; ``best_other``/``cheap_other`` the next student by validation score (itself
+    when there is one student), for the "other student size" variants.
+
+    >>> choose_students({"nano": 0.99, "pico": 0.98}, {"nano": 3, "pico": 1}, 0.02)["cheap"]
+    'pico'
+    """
+    order = sorted(val, key=lambda p: (-val[p], params[p]))
+    best = order[0]
+    cheap = min((p for p in val if val[p] >= val[best] - tolerance), key=lambda p: params[p])
+
+    def other(p):
+        return next((q for q in order if q != p), p)
+
+    return {"best": best, "cheap": cheap, "best_other": other(best), "cheap_other": other(cheap)}
 
 
 def _traces_record(traces, tok, cfg: DistillConfig, seconds: float) -> dict:
@@ -353,19 +447,19 @@ def _traces_record(traces, tok, cfg: DistillConfig, seconds: float) -> dict:
     }
 
 
-def _per_seed(cfg, seeds, evals, path_of) -> dict:
+def _per_seed(cfg, seeds, evals, path_of, greedy_too: bool = True) -> dict:
     """One model per seed (trained with that seed), each evaluated with its own seed; rows stacked."""
-    recs = [scores(path_of(s), cfg, [s], evals) for s in seeds]
+    recs = [scores(path_of(s), cfg, [s], evals, greedy_too) for s in seeds]
+    rows = ("acc", "acc_lenient", "format", "pass_k")
+    rows += ("acc_greedy", "acc_lenient_greedy", "format_greedy") if greedy_too else ()
+    per = ("tokens", "flops_per_answer")
+    one = ("train_flops", "first_reward", "first_reward_accuracy", "first_reward_format", "steps", "ledger", "history")
     return {
-        "acc": np.vstack([r["acc"] for r in recs]),
-        "acc_lenient": np.vstack([r["acc_lenient"] for r in recs]),
-        "pass_k": np.vstack([r["pass_k"] for r in recs]),
+        **{k: np.vstack([r[k] for r in recs]) for k in rows},
+        **{k: [r[k][0] for r in recs] for k in per},
+        **{k: [r[k] for r in recs] for k in one},
         "params": recs[0]["params"],
         "k": recs[0]["k"],
-        "tokens": [r["tokens"][0] for r in recs],
-        "flops_per_answer": [r["flops_per_answer"][0] for r in recs],
-        "train_flops": [r["train_flops"] for r in recs],
         "eval_flops": sum(r["eval_flops"] for r in recs),
         "samples": recs[0]["samples"],
-        "first_reward": [r["first_reward"] for r in recs],
     }

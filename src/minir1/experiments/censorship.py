@@ -74,6 +74,7 @@ PROFILES: dict[str, Config] = {
         n_samples=1,
         max_new_tokens=40,
         real_max_new_tokens=16,
+        n_seeds=2,
         ablation_seeds=1,
     ),
     "cpu": Config(),

@@ -221,9 +221,7 @@ def test_no_experiment_module_imports_another_chapters_module():
 def test_every_chapter_has_its_own_modules_only():
     owners = {m: _owner(m) for m in GRAPH if _tier(m) == "experiments" and m.count(".") == 2}
     shared = sorted(m for m, o in owners.items() if o is None)
-    assert set(shared) <= {"minir1.experiments.recipes"}, (
-        shared
-    )
+    assert set(shared) <= {"minir1.experiments.recipes"}, shared
 
 
 # ----------------------------------------------------------------------------- size budget

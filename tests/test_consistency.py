@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from minir1.claims import load_claims
 from minir1 import rules
+from minir1.claims import load_claims
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "book" / "results").glob("*.json"))

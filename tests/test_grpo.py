@@ -310,7 +310,9 @@ def test_real_task_default_accuracy_and_eval():
         seed=0,
     )
     r = res.history[-1]
-    assert {"acc_strict", "acc_lenient", "reward_accuracy_reward", "reward_format_reward"} <= set(r)
+    assert {"acc_strict", "acc_lenient", "acc_format", "reward_accuracy_reward", "reward_format_reward"} <= set(r)
+    assert r["acc_format"] == pytest.approx(r["reward_format_reward"])  # the component, logged whatever is optimised
+    assert r["prompt_tokens"] > 0
     assert r["reward"] == pytest.approx(r["reward_accuracy_reward"] + 0.5 * r["reward_format_reward"])
     assert [e["step"] for e in res.evals] == [0, 2]
-    assert set(res.evals[0]) == {"step", "acc_strict", "acc_lenient", "len"}
+    assert set(res.evals[0]) == {"step", "acc_strict", "acc_lenient", "acc_format", "len"}

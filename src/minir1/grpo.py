@@ -266,6 +266,7 @@ def step_record(
         rec[k] = sum(u[k] for u in updates) / len(updates)
     rec["frac_zero_std"] = _mean(torch.isclose(spread, torch.zeros_like(spread)))
     rec["tokens"] = int(lens.sum())
+    rec["prompt_tokens"] = int(ro.prompt_mask.sum())  # real (unpadded) prompt tokens of the batch: FLOPs
     rec.update(tok_per_s=rec["tokens"] / max(step_s, 1e-9), sample_s=sample_s, step_s=step_s, wall_s=wall_s)
     return rec
 
@@ -281,10 +282,12 @@ def format_line(rec: dict) -> str:
 
 
 def default_accuracy_funcs() -> dict[str, RewardFunc]:
-    """Strict (answer inside ``<answer>``) and lenient accuracy from :mod:`minir1.rewards`."""
-    from minir1.rewards import accuracy_reward, accuracy_reward_lenient
+    """The reward components logged (not optimised) at every step, whichever reward is optimised
+    (issue 24): strict accuracy (the accuracy reward: answer inside ``<answer>``), lenient
+    (answer-level, tags not required) and the format reward (R1's tags), from :mod:`minir1.rewards`."""
+    from minir1.rewards import accuracy_reward, accuracy_reward_lenient, format_reward
 
-    return {"strict": accuracy_reward, "lenient": accuracy_reward_lenient}
+    return {"strict": accuracy_reward, "lenient": accuracy_reward_lenient, "format": format_reward}
 
 
 def greedy_eval(model, *, tokenizer, problems: Sequence, accuracy_funcs: dict, cfg: GRPOConfig) -> dict:
@@ -422,14 +425,15 @@ def train_grpo(
     or list ``(completions, task=[...], key=[...]) -> list[float]``, weighted by ``cfg.reward_weights``.
     ``ref_model``: the frozen KL reference (default: a copy of ``model`` at the start). ``eval_fn(model)
     -> dict`` runs at step 0, every ``cfg.eval_every`` steps and at the end; by default greedy accuracy
-    on ``eval_problems`` when given. ``accuracy_funcs`` (default strict and lenient from
-    :mod:`minir1.rewards`) are logged, not optimised. :func:`minir1.grpo_trl.train_grpo_trl` takes the
+    on ``eval_problems`` when given. ``accuracy_funcs`` (default: the reward components
+    strict and lenient accuracy and the format reward, :func:`default_accuracy_funcs`) are logged as
+    ``acc_<name>`` at every step, not optimised. :func:`minir1.grpo_trl.train_grpo_trl` takes the
     same arguments and runs ``trl.GRPOTrainer`` instead.
 
     History keys: step, loss, reward, reward_std, reward_<func>, acc_<name>, len, len_correct and
     len_incorrect (by the first accuracy function), kl, clip_frac, grad_norm, frac_zero_std (groups
-    whose rewards are all equal: no signal), tokens, tok_per_s (sampled tokens / step time),
-    sample_s, step_s, wall_s.
+    whose rewards are all equal: no signal), tokens (sampled), prompt_tokens (the batch's real prompt
+    tokens), tok_per_s (sampled tokens / step time), sample_s, step_s, wall_s.
     """
     cfg, funcs, eval_fn, accuracy_funcs = prepare(
         tokenizer,

@@ -135,6 +135,7 @@ def _record(
         rec[ours] = sum(vals) / len(vals) if vals else nan
     rec["frac_zero_std"] = first.get("frac_reward_zero_std", nan)
     rec["tokens"] = int(round(rec["len"] * B)) if rec["len"] == rec["len"] else 0
+    rec["prompt_tokens"] = first.get("prompt_tokens", nan)  # TRL logs no prompt count: the key is kept
     rec.update(tok_per_s=rec["tokens"] / max(step_s, 1e-9), sample_s=nan, step_s=step_s, wall_s=wall_s)
     return rec
 

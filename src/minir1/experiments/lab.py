@@ -19,6 +19,8 @@ from .. import artifacts, cost, gpu_estimate, models, stats
 from ..evaluation import eval_record, per_problem_scores, summarize
 from ..profiles import check_profile
 from ..results import ChapterResult
+from ..rules import judge
+from ..stats_hier import conservative
 from ..utils import device
 from .recipes import base as lab_base
 from .recipes import gpu_stages
@@ -31,8 +33,6 @@ from .recipes.base import (
     pretrained_path,
     samplings,
 )
-from ..rules import judge
-from ..stats_hier import conservative
 
 # The chapters whose results must be published before this one runs (read by the chapter runner).
 AFTER: tuple[str, ...] = ("cost",)  # reads the machine peak the cost chapter measured

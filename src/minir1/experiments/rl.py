@@ -10,8 +10,11 @@ Its task leaves no room to tell sharpening from learning (the base's lenient pas
 The *hard task* (:mod:`minir1.experiments.rl_hard_task`, scored by
 :mod:`minir1.experiments.rl_hard_task_scores`) carries the verdict: a base pretrained further in
 the chapter with room at both ends, reward controls (true / random / format / incorrect),
-``grpo`` vs ``dr_grpo``, a primed base, pass@k to 256 and baselines at equal FLOPs (RFT on the
-base's own verified samples, SFT on worked solutions).
+``grpo`` vs ``dr_grpo``, a primed base, pass@k and baselines stopped at equal spent FLOPs (RFT on
+the base's own verified samples, SFT on worked solutions).  The verdict is judged on answer-level
+pass@1 (the answer right, tags or not) over 3 hard bases x 2 seeds per deciding arm, with the
+book's interval rule (:func:`minir1.stats_hier.conservative`), and re-judged under the variants
+``data/claims.yml`` declares (strict metric, greedy, T = 1, bootstrap alone).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .. import artifacts, gpu_estimate, models, stats
 from ..evaluation import EvalResult, eval_record, per_problem_scores, summarize
 from ..profiles import check_profile
 from ..results import ChapterResult
+from ..rules import judge
 from ..train import TrainConfig
 from ..utils import device
 from . import rl_hard_task, rl_hard_task_scores
@@ -32,7 +36,7 @@ from .recipes import base as lab_base
 from .recipes import gpu_stages, lab_grpo
 from .recipes.lab_grpo import LabGRPOConfig
 from .rl_hard_task import HardTaskConfig
-from ..rules import judge
+from .rl_hard_task_decide import BASELINE_ORDER
 
 # The chapters whose results must be published before this one runs (read by the chapter runner).
 AFTER: tuple[str, ...] = ("lab",)  # scores the lab base with the lab's cached evaluations
@@ -68,6 +72,7 @@ CURVE_KEYS = (
     "reward_format_reward",
     "acc_strict",
     "acc_lenient",
+    "acc_format",  # the format reward component, logged whatever is optimised
     "len",
     "len_correct",
     "len_incorrect",
@@ -192,7 +197,11 @@ def run(cfg: RLConfig, seeds: Sequence[int] = (0, 1, 2)) -> ChapterResult:
         metrics=metrics,
         config=cfg,
         evals={**rl_evals(cfg.easy, easy), **rl_hard_task_scores.controls_evals(cfg.hard, hard)},
-        extra={**rl_extra(easy), "hard": rl_hard_task_scores.controls_extra(hard)},
+        extra={
+            **rl_extra(easy),
+            "hard": rl_hard_task_scores.controls_extra(hard),
+            "equal_flops": rl_hard_task_scores.equal_flops(hard),  # metrics["flops_spent"] pairs, 5% per cell
+        },
         flops=total_flops(easy) + rl_hard_task_scores.total_flops(hard),
         claims=verdicts(metrics, cfg),
         wall_seconds=time.time() - t0,
@@ -209,18 +218,22 @@ def _easy_stages(e: LabGRPOConfig, n_seeds: int) -> list:
 
 
 def _hard_stages(h: HardTaskConfig, n_seeds: int) -> list:
-    """The hard task: two continued bases, the lr rule, every condition and baseline, pass@k."""
+    """The hard task: 2 x n_bases continued bases, the lr rule, every condition and baseline, pass@k."""
     preset, g, n = h.base.preset, h.grpo, h.grpo.max_completion_length
-    n_grpo = len(rl_hard_task.CONDITIONS) * n_seeds + len(h.lr_candidates)
-    n_scored = len(rl_hard_task.VERDICT_MODELS) * n_seeds
+    seeds = range(n_seeds)
+    runs = {c.name: len(rl_hard_task.cells(h, c.name, seeds)) for c in rl_hard_task.CONDITIONS}
+    n_grpo = sum(runs.values()) + len(h.lr_candidates)
+    n_cells = len(rl_hard_task.deciding_cells(h, seeds))
+    n_scored = sum(len(rl_hard_task.cells(h, m, seeds)) for m in rl_hard_task.VERDICT_MODELS)
+    per_setting = len(rl_hard_task.DECIDING_MODELS) * n_cells * h.n_heldout * (1 + h.t1_samples)
     return [
-        gpu_stages.pretrain("hard bases", preset, replace(h.base.train, steps=2 * h.base.train.steps)),
+        gpu_stages.pretrain("hard bases", preset, replace(h.base.train, steps=2 * h.n_bases * h.base.train.steps)),
         *gpu_stages.grpo_run("hard GRPO", preset, g, h.n_curve * h.curve_samples, runs=n_grpo),
         gpu_stages.sample("hard validation", preset, h.n_valid * (h.valid_samples + h.lr_valid_samples * 2), n),
-        gpu_stages.sample("hard RFT samples", preset, n_seeds * h.n_train * h.rft_samples, n),
-        gpu_stages.pretrain("hard SFT baselines", preset, replace(_g_train(g), steps=2 * n_seeds * g.steps)),
-        gpu_stages.sample("hard scoring", preset, n_scored * h.n_heldout * (1 + 2 * h.base.n_samples), n),
-        gpu_stages.sample("hard pass@k", preset, (1 + n_seeds) * h.n_passk * h.passk_samples, n),
+        gpu_stages.sample("hard RFT samples", preset, n_cells * h.rft_problems * h.rft_samples, n),
+        gpu_stages.pretrain("hard SFT baselines", preset, replace(_g_train(g), steps=2 * n_cells * g.steps)),
+        gpu_stages.sample("hard scoring", preset, n_scored * h.n_heldout * h.heldout_samples + per_setting, n),
+        gpu_stages.sample("hard pass@k", preset, 2 * h.n_bases * h.n_passk * h.passk_samples, n),
     ]
 
 
@@ -258,15 +271,31 @@ def _clip_verdict(m: dict) -> str:
     return "The clip makes no difference we can measure here."
 
 
+def _passk_sentence(m: dict) -> str:
+    """The sharpen-or-expand finding: pass@1 and pass@n of RL against the base, crossover, coverage."""
+    f, n, k = stats.fmt, int(m["passk_n"]), int(m["passk_crossover_k"])
+    return (
+        f"Answer-level pass@k over {int(m['passk_bases'])} bases (each with its seed-0 GRPO run). "
+        f"pass@1: RL − base {f(m['passk_rl_vs_base_at_1'])}; "
+        f"pass@{n}: RL − base {f(m[f'passk_rl_vs_base_at_{n}'])}; "
+        + (
+            "RL does not start above the base. "
+            if stats.as_metric(m["passk_rl_vs_base_at_1"]).mean <= 0
+            else (f"the base's curve reaches RL's at k = {k}. " if k else f"the base stays below RL up to k = {n}. ")
+        )
+        + f"Problems RL solved in {n} samples that the base never did: {f(m['coverage_rl_only'])}; "
+        f"solved by the base but lost by RL: {f(m['coverage_base_only'])}."
+    )
+
+
 def findings(m: dict) -> dict[str, str]:
     """One sentence per experiment of the hard task, with its numbers (for the chapter's text)."""
-    f, n = stats.fmt, int(m["passk_n"])
-    k = int(m["passk_crossover_k"])
-    ends = {name: f(m["pass_at_1_r1"][name]) for name in ("true", "random")}
-    fmt_end = {name: f(v) for name, v in m["final_format_rate_curve"].items()}
+    f = stats.fmt
+    L, S, F = m["pass_at_1_lenient_r1"], m["pass_at_1_r1"], m["format_rate_r1"]
+    comp = m["reward_component_format_last"]
     return {
         "room": (
-            f"On the validation split the plain base's strict pass@1 at R1's sampling is "
+            f"On the validation split plain base 0's strict pass@1 at R1's sampling is "
             f"{f(m['valid_pass_at_1_r1']['plain'])} and its pass@{int(m['valid_kmax'])} is "
             f"{f(m['valid_pass_at_kmax_r1']['plain'])}: "
             + ("room at both ends." if _room(m) else "NOT the room the test needs (2-30% and below 95%).")
@@ -275,38 +304,29 @@ def findings(m: dict) -> dict[str, str]:
             + f"; chosen {stats.as_metric(m['grpo_lr']).mean:g}."
         ),
         "rewards": (
-            f"Held-out strict pass@1 after GRPO: true reward {ends['true']}, random reward {ends['random']} "
-            f"(base {f(m['plain_base_pass_at_1_r1'])}); true − random {f(m['plain_true_vs_random_pass_at_1_r1'])}, "
-            f"random − base {f(m['reward_vs_base_pass_at_1_r1']['random'])}. Final R1-format rate on the curve "
-            f"problems: "
-            + ", ".join(f"{name} {v}" for name, v in fmt_end.items() if name in rl_hard_task.REWARDS)
+            f"Held-out answer-level pass@1 over {int(m['n_bases'])} bases x {int(m['seeds_per_base'])} seeds: base "
+            f"{f(L['base'])}, true reward {f(L['true'])}, random reward {f(L['random'])}; GRPO − base "
+            f"{f(m['plain_rl_vs_base_pass_at_1_lenient_r1'])}, true − random "
+            f"{f(m['plain_true_vs_random_pass_at_1_lenient_r1'])}. The tag rate moved far more: base {f(F['base'])}, "
+            f"true reward {f(F['true'])} (strict pass@1 {f(S['base'])} -> {f(S['true'])}, gain "
+            f"{f(m['plain_rl_vs_base_pass_at_1_r1'])}). Format component at the last step, by reward: "
+            + ", ".join(f"{name} {f(v)}" for name, v in comp.items() if name in rl_hard_task.REWARDS)
             + "."
         ),
         "clip": (
             f"With μ = {int(m['clip_mu'])} optimizer steps per batch the clip cut "
             f"{f(m['clip_frac']['random_mu'])} of the random-reward run's completion tokens (μ = 1: "
-            f"{f(m['clip_frac']['random'])}). Random reward minus base, held-out strict pass@1: clip on "
+            f"{f(m['clip_frac']['random'])}). Random reward minus base, held-out strict pass@1 on base 0: clip on "
             f"{f(m['clip_random_vs_base_pass_at_1_r1'])}, clip off {f(m['noclip_random_vs_base_pass_at_1_r1'])}; "
-            f"on − off {f(m['clip_vs_noclip_random_pass_at_1_r1'])}. " + _clip_verdict(m)
+            f"on − off {f(m['clip_vs_noclip_random_pass_at_1_r1'])} (answer-level: "
+            f"{f(m['clip_vs_noclip_random_pass_at_1_lenient_r1'])}). " + _clip_verdict(m)
         ),
-        "passk": (
-            f"pass@1: RL − base {f(m['passk_rl_vs_base_at_1'])}; pass@{n}: RL − base "
-            f"{f(m[f'passk_rl_vs_base_at_{n}'])}; "
-            + (
-                "RL does not start above the base. "
-                if stats.as_metric(m["passk_rl_vs_base_at_1"]).mean <= 0
-                else (
-                    f"the base's curve reaches RL's at k = {k}. " if k else f"the base stays below RL up to k = {n}. "
-                )
-            )
-            + f"Problems RL solved in {n} samples that the base never did: {f(m['coverage_rl_only'])}; "
-            f"solved by the base but lost by RL: {f(m['coverage_base_only'])}."
-        ),
+        "passk": _passk_sentence(m),
         "priming": (
-            f"GRPO on the primed base: {f(m['primed_base_pass_at_1_r1'])} -> {f(m['pass_at_1_r1']['primed_true'])} "
-            f"(gain {f(m['primed_rl_vs_base_pass_at_1_r1'])}); primed − plain after GRPO "
-            f"{f(m['primed_vs_plain_rl_pass_at_1_r1'])}. Verification in completions, start -> end of GRPO: plain "
-            f"{f(m['behaviour_verification_start']['true'])} -> {f(m['behaviour_verification_end']['true'])}, primed "
+            f"GRPO on the primed bases, answer-level: {f(L['primed_base'])} -> {f(L['primed_true'])} "
+            f"(gain {f(m['primed_rl_vs_base_pass_at_1_lenient_r1'])}). Verification in completions, start -> end of "
+            f"GRPO: plain {f(m['behaviour_verification_start']['true'])} -> "
+            f"{f(m['behaviour_verification_end']['true'])}, primed "
             f"{f(m['behaviour_verification_start']['primed_true'])} -> "
             f"{f(m['behaviour_verification_end']['primed_true'])}."
         ),
@@ -323,28 +343,42 @@ def verdicts(m: dict, cfg: RLConfig | None = None) -> list[dict]:
     """``rl-vanilla-to-reasoner`` by its rule in data/claims.yml; the evidence states the numbers."""
     f = stats.fmt
     c = cfg.hard if cfg is not None else HardTaskConfig()
-    best = rl_hard_task.BASELINES[int(m["best_baseline"])]
+    best = BASELINE_ORDER[int(m["best_baseline"])]
     best_name = {"sft_worked": "SFT on worked solutions", "rft": "rejection-sampling fine-tuning"}[best]
-    n = int(m["passk_n"])
+    n, L = int(m["passk_n"]), m["pass_at_1_lenient_r1"]
     ev = (
-        f"Hard task ({c.difficulty}-digit {c.task}, a {m['hard_base_params'] / 1e6:.2f}M-parameter base "
-        f"pretrained in the chapter; validation strict pass@1 {f(m['valid_pass_at_1_r1']['plain'])}, "
-        f"pass@{int(m['valid_kmax'])} {f(m['valid_pass_at_kmax_r1']['plain'])}). At R1's sampling held-out strict "
-        f"pass@1 went from {f(m['plain_base_pass_at_1_r1'])} (base) to {f(m['pass_at_1_r1']['true'])} (GRPO, true "
-        f"reward, 3 seeds): paired gain {f(m['plain_rl_vs_base_pass_at_1_r1'])}. Random reward: "
-        f"{f(m['pass_at_1_r1']['random'])}; true − random {f(m['plain_true_vs_random_pass_at_1_r1'])}. "
-        f"Best equal-FLOPs baseline ({best_name}, {f(m['pass_at_1_r1'][best])}): RL − baseline "
-        f"{f(m['plain_rl_vs_best_baseline_pass_at_1_r1'])}. Primed base: {f(m['primed_base_pass_at_1_r1'])} -> "
-        f"{f(m['pass_at_1_r1']['primed_true'])}, gain {f(m['primed_rl_vs_base_pass_at_1_r1'])}. "
-        f"pass@{n}: RL − base {f(m[f'passk_rl_vs_base_at_{n}'])}. Easy case (lab base, 3-digit addition): "
+        f"Hard task ({c.difficulty}-digit {c.task}, {int(m['n_bases'])} bases of "
+        f"{m['hard_base_params'] / 1e6:.2f}M parameters continued from the lab base, {int(m['seeds_per_base'])} seeds "
+        f"each; base 0's validation strict pass@1 {f(m['valid_pass_at_1_r1']['plain'])}, "
+        f"pass@{int(m['valid_kmax'])} {f(m['valid_pass_at_kmax_r1']['plain'])}). At R1's sampling held-out "
+        f"answer-level pass@1 went from {f(L['base'])} (base) to {f(L['true'])} (GRPO, true reward): gain "
+        f"{f(m['plain_rl_vs_base_pass_at_1_lenient_r1'])}, while the tag rate went {f(m['format_rate_r1']['base'])} -> "
+        f"{f(m['format_rate_r1']['true'])} (strict gain {f(m['plain_rl_vs_base_pass_at_1_r1'])}). Random reward: "
+        f"{f(L['random'])}; true − random {f(m['plain_true_vs_random_pass_at_1_lenient_r1'])}. "
+        f"Best baseline at equal spent FLOPs ({best_name}, {f(L[best])}): RL − baseline "
+        f"{f(m['plain_rl_vs_best_baseline_pass_at_1_lenient_r1'])}. Primed bases: {f(L['primed_base'])} -> "
+        f"{f(L['primed_true'])}, gain {f(m['primed_rl_vs_base_pass_at_1_lenient_r1'])}. "
+        f"Answer-level pass@{n}: RL − base {f(m[f'passk_rl_vs_base_at_{n}'])}. Easy case (lab base, 3-digit addition): "
         f"{f(m['base_pass_at_1_r1'])} -> {f(m['rl_pass_at_1_r1'])}, but the base's lenient accuracy was already "
         f"{f(m['base_pass_at_1_lenient_r1'])}: the corpus planted the behaviour. Tiny models on arithmetic, not AIME."
     )
     return [judge("rl-vanilla-to-reasoner", m, ev)]
 
 
+def variants_sentence(res: dict) -> str:
+    """The verdict and each declared variant under which it flips, in words (from the results file)."""
+    c = next(x for x in res["claims"] if x["id"] == "rl-vanilla-to-reasoner")
+    off = [v for v in c.get("variants", []) if v["verdict"] != c["verdict"]]
+    n = len(c.get("variants", []))
+    if not off:
+        return f"Verdict: **{c['verdict']}**, and the same under all {n} variants."
+    flips = "; ".join(f"{v['name']}: {v['verdict']}" for v in off)
+    return f"Verdict: **{c['verdict']}**; it flips under {len(off)} of {n} variants ({flips})."
+
+
 __all__ = [
     "AFTER",
+    "variants_sentence",
     "RLConfig",
     "PROFILES",
     "config",

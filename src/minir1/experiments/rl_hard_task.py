@@ -14,8 +14,17 @@ three seeds per condition:
 * the loss (Liu et al. 2025, Dr. GRPO): ``grpo`` against ``dr_grpo``, length split by correctness;
 * priming (Gandhi et al. 2025): the true reward on the primed base, behaviour rates over steps;
 * sharpen or expand (Yue et al. 2025): pass@k for k = 1..256 on held-out problems;
-* baselines at the training FLOPs of one GRPO run: rejection-sampling fine-tuning on the base's own
-  verified samples (RFT / STaR) and SFT on correct worked solutions from the task generator.
+* baselines stopped at the FLOPs one GRPO run spent (within 5%): rejection-sampling fine-tuning on
+  the base's own verified samples (RFT / STaR) and SFT on correct worked solutions
+  (:mod:`minir1.experiments.rl_hard_task_baselines`).
+
+Seeds and bases (issue 24): the arms that decide the verdict (true and random reward, RFT, SFT,
+the primed base's true reward, and the bases) run on ``n_bases`` hard-task bases x
+``seeds_per_base`` seeds: base 0 is the continued pretraining the second edition used, bases 1..
+continue the *same* lab base on a corpus drawn with another seed and batches in another order (the
+lab base itself is shared: pretraining three costs 3 x 8 CPU minutes).  The other controls (format,
+incorrect, dr_grpo, the clip control) stay on base 0.  Every GRPO run logs its reward components
+(accuracy, format) per step and its spent FLOPs (:mod:`minir1.flops`).
 
 Deviations from the papers, besides scale: each condition optimises one reward function (the true
 reward is the strict accuracy reward, which already requires R1's tags, so it pays for format too);
@@ -32,20 +41,15 @@ conditions and trains them; :mod:`minir1.experiments.rl_hard_task_scores` evalua
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-
-from .. import artifacts, behaviours, distill, models
+from .. import artifacts, behaviours, flops, models
 from ..evaluation import EvalSet, Sampling, evaluate
 from ..grpo import GRPOConfig, train_grpo
 from ..rewards import accuracy_reward, format_reward, incorrect_reward, make_random_reward
-from ..tasks import completion, final_answer, get_task
-from ..tokenizer import format_prompt
-from ..train import TrainConfig, train
+from ..tasks import get_task
 from ..utils import seed_everything
 from .recipes import base as lab_base
 from .recipes import hard_task
@@ -89,9 +93,17 @@ class HardTaskConfig:
     n_valid: int = 48  # validation problems that check the base has room (train split, own seed)
     valid_samples: int = 256  # samples per validation problem (pass@256)
     n_heldout: int = 200  # held-out test problems for the verdict
-    n_passk: int = 200  # held-out test problems for pass@k (Yue et al. use benchmarks of 30-500 problems)
-    passk_samples: int = 256  # samples per pass@k problem (base and true-reward RL); Yue et al.: 256
+    heldout_samples: int = 4  # samples per held-out problem at R1's sampling (pass@1 estimate)
+    t1_samples: int = 2  # samples per held-out problem at T = 1 (a variant of the verdict)
+    n_passk: int = 100  # held-out test problems for pass@k (Yue et al. use benchmarks of 30-500 problems)
+    passk_samples: int = 128  # samples per pass@k problem (each base and its seed-0 true-reward RL)
     rft_samples: int = 8  # RFT: samples per train problem, kept when verified correct (STaR)
+    rft_problems: int = 500  # RFT: train problems sampled (its sampling is charged to its FLOPs budget)
+    baseline_batch: int = 32  # the baselines' batch (finer steps: they stop closer to GRPO's FLOPs)
+    n_bases: int = 3  # hard-task bases for the deciding arms (base 0 and continued-pretraining variants)
+    seeds_per_base: int = 2  # GRPO / baseline seeds per base for the deciding arms
+    control_seeds: int = 3  # seeds of the non-deciding controls (format, incorrect, dr_grpo), base 0
+    clip_seeds: int = 2  # seeds of the clip control (random reward, μ > 1, clip on / off), base 0
     sft_lr_mult: float = 10.0  # SFT baselines' lr as a multiple of GRPO's
     # GRPO's learning rate is chosen by a rule written before the runs (choose_lr): seed 0, true reward,
     # plain base, at each candidate; the best strict pass@1 at R1's sampling on the *validation* split
@@ -108,13 +120,17 @@ class HardTaskConfig:
             raise ValueError(f"lr_candidates must be positive learning rates; got {self.lr_candidates!r}")
         if self.lr_valid_samples < 1:
             raise ValueError(f"lr_valid_samples must be >= 1; got {self.lr_valid_samples!r}")
+        for name in ("n_bases", "seeds_per_base", "control_seeds", "clip_seeds", "heldout_samples", "t1_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
         if not isinstance(self.clip_mu, int) or self.clip_mu < 2:
             raise ValueError(f"clip_mu must be an int >= 2 (with μ = 1 the clip cannot bind); got {self.clip_mu!r}")
 
 
 def dry_run(cfg: HardTaskConfig) -> HardTaskConfig:
     """``cfg``'s model shapes, two GRPO steps, tiny evaluations (tests)."""
-    g = replace(cfg.grpo, steps=2, group_size=2, batch_size=4, eval_every=1, max_completion_length=8)
+    # batch 8: the baselines (one worked solution ~ 7% of this run) can stop within 5% of its FLOPs
+    g = replace(cfg.grpo, steps=2, group_size=2, batch_size=8, eval_every=1, max_completion_length=12)
     return replace(
         cfg,
         base=lab_base.dry_run(cfg.base),
@@ -126,19 +142,29 @@ def dry_run(cfg: HardTaskConfig) -> HardTaskConfig:
         n_valid=2,
         valid_samples=4,
         n_heldout=3,
+        heldout_samples=2,
+        t1_samples=2,
         n_passk=3,
         passk_samples=4,
         rft_samples=2,
+        rft_problems=4,
+        baseline_batch=2,
+        n_bases=2,
         lr_candidates=cfg.lr_candidates[:1],
         lr_valid_samples=2,
         dry_run=True,
     )
 
 
+def _smoke_base(bc: LabConfig) -> LabConfig:
+    """The smoke profile's bases: 4 continued-pretraining steps of 16 windows (the notebook's CI budget)."""
+    return replace(bc, train=replace(bc.train, steps=4, batch_size=16))
+
+
 PROFILES: dict[str, HardTaskConfig] = {
     "smoke": HardTaskConfig(
         start=lab_base.PROFILES["smoke"],
-        base=hard_base_config("nano", "multiplication", 3, 10, 600),
+        base=_smoke_base(hard_base_config("nano", "multiplication", 3, 10, 600)),
         grpo=replace(
             HardTaskConfig().grpo, group_size=4, batch_size=16, steps=2, lr=1e-4, max_completion_length=32, eval_every=1
         ),
@@ -148,9 +174,17 @@ PROFILES: dict[str, HardTaskConfig] = {
         n_valid=8,
         valid_samples=16,
         n_heldout=8,
+        heldout_samples=2,
+        t1_samples=2,
         n_passk=8,
         passk_samples=16,
         rft_samples=2,
+        rft_problems=16,
+        baseline_batch=8,
+        n_bases=2,  # the fewest the hierarchical interval takes (smoke: every code path, not the numbers)
+        seeds_per_base=1,
+        control_seeds=1,
+        clip_seeds=1,
         lr_candidates=(1e-4,),
         lr_valid_samples=2,
     ),
@@ -165,27 +199,33 @@ PROFILES: dict[str, HardTaskConfig] = {
         n_valid=200,
         difficulty=4,
         n_heldout=500,
+        heldout_samples=8,
+        t1_samples=8,
         n_passk=200,
         passk_samples=256,
+        baseline_batch=64,
+        rft_problems=5000,
+        control_seeds=3,
+        clip_seeds=3,
     ),
 }
 
 
 # ----------------------------------------------------------------------------- bases and problem sets
-def base_cfg(cfg: HardTaskConfig, kind: str) -> LabConfig:
-    """The LabConfig of the ``plain`` or ``primed`` base (same corpus size and steps)."""
-    return hard_task.kind_config(cfg.base, kind, cfg.primed_behaviour_rate)
+def base_cfg(cfg: HardTaskConfig, kind: str, index: int = 0) -> LabConfig:
+    """The LabConfig of hard base ``index``, ``plain`` or ``primed`` (same corpus size and steps)."""
+    return hard_task.kind_config(hard_task.indexed(cfg.base, index), kind, cfg.primed_behaviour_rate)
 
 
-def hard_base_path(cfg: HardTaskConfig, kind: str) -> Path:
-    """The ``plain`` or ``primed`` base: ``cfg.start`` (the lab's base) pretrained further on
-    ``cfg.base``'s corpus (the recipe :func:`minir1.experiments.recipes.hard_task.continued_path`)."""
-    return hard_task.continued_path(cfg.start, base_cfg(cfg, kind))
+def hard_base_path(cfg: HardTaskConfig, kind: str, index: int = 0) -> Path:
+    """Hard base ``index`` (``plain`` or ``primed``): ``cfg.start`` (the lab's base) pretrained further
+    on ``cfg.base``'s corpus (:func:`minir1.experiments.recipes.hard_task.continued_path`)."""
+    return hard_task.continued_path(cfg.start, base_cfg(cfg, kind, index))
 
 
-def hard_base_model(cfg: HardTaskConfig, kind: str):
-    """``(model, tokenizer, meta)`` of the ``plain`` or ``primed`` base (trained if missing)."""
-    return hard_task.continued_model(cfg.start, base_cfg(cfg, kind))
+def hard_base_model(cfg: HardTaskConfig, kind: str, index: int = 0):
+    """``(model, tokenizer, meta)`` of hard base ``index`` (trained if missing)."""
+    return hard_task.continued_model(cfg.start, base_cfg(cfg, kind, index))
 
 
 def valid_set(cfg: HardTaskConfig) -> EvalSet:
@@ -211,8 +251,12 @@ def r1_many(cfg: HardTaskConfig, n: int) -> Sampling:
 
 
 def samplings(cfg: HardTaskConfig) -> dict[str, Sampling]:
-    """Greedy, R1's (T = 0.6, top-p 0.95) and T = 1 with the base config's sample count."""
-    return lab_base.samplings(replace(cfg.base, max_new_tokens=cfg.grpo.max_completion_length))
+    """Greedy, R1's (T = 0.6, top-p 0.95, ``heldout_samples``) and T = 1 (``t1_samples``)."""
+    smp = lab_base.samplings(replace(cfg.base, max_new_tokens=cfg.grpo.max_completion_length))
+    n = {"r1": cfg.heldout_samples, "t1": cfg.t1_samples}
+    return {
+        k: replace(v, n_samples=n[k], ks=tuple(x for x in v.ks if x <= n[k])) if k in n else v for k, v in smp.items()
+    }
 
 
 def train_problems(cfg: HardTaskConfig, seed: int):
@@ -263,9 +307,29 @@ def curve_eval(cfg: HardTaskConfig, tok, seed: int):
     return fn
 
 
-def _build_grpo(cfg: HardTaskConfig, base: str, reward: str, gcfg: GRPOConfig, seed: int):
+def grpo_ledger(history: list[dict], params: int, gcfg: GRPOConfig) -> flops.Ledger:
+    """What a GRPO run spent, step by step (:func:`minir1.flops.grpo_step` on the batch's totals):
+    sampling with the prompts' prefill, μ forward+backward passes over prompt + completion, the
+    reference's forward when a KL term is computed or logged, the old policy's when μ > 1."""
+    led = flops.Ledger("grpo")
+    for h in history:
+        led = led.add(
+            "step",
+            flops.grpo_step(
+                params,
+                prompt=h["prompt_tokens"],
+                completion=h["tokens"],
+                group=1,  # totals over the batch's rows
+                reference=gcfg.kl_coef > 0 or gcfg.log_kl,
+                passes=gcfg.num_iterations,
+            ),
+        )
+    return led
+
+
+def _build_grpo(cfg: HardTaskConfig, base: str, reward: str, gcfg: GRPOConfig, seed: int, index: int = 0):
     def build(folder):
-        model, tok, meta = hard_base_model(cfg, base)
+        model, tok, meta = hard_base_model(cfg, base, index)
         seed_everything(seed)
         res = train_grpo(
             model,
@@ -278,9 +342,8 @@ def _build_grpo(cfg: HardTaskConfig, base: str, reward: str, gcfg: GRPOConfig, s
         )
         models.save(model.cpu(), tok, folder)
         n = models.n_params(model)
-        tokens = sum(h["tokens"] for h in res.history)
-        flops = tokens * n * (2 + 6 + (2 if gcfg.kl_coef > 0 or gcfg.log_kl else 0))  # sample + fwd/bwd (+ ref)
-        return {"history": res.history, "evals": res.evals, "flops": float(flops), "params": n}
+        led = grpo_ledger(res.history, n, gcfg)
+        return {"history": res.history, "evals": res.evals, "flops": led.total, "ledger": led.to_dict(), "params": n}
 
     return build
 
@@ -297,8 +360,9 @@ def grpo_path(
     loss_type: str = "grpo",
     mu: int | None = None,
     clip: bool = True,
+    index: int = 0,
 ):
-    """The artifact folder of one GRPO run (trained the first time).
+    """The artifact folder of one GRPO run on hard base ``index`` (trained the first time).
 
     ``mu`` overrides ``cfg.grpo.num_iterations`` (optimizer steps per rollout batch); ``clip=False``
     sets the ratio clip's ε to :data:`NO_CLIP` (the clip control)."""
@@ -316,108 +380,10 @@ def grpo_path(
         "n_train": cfg.n_train,
         "curve": [cfg.n_curve, cfg.curve_samples],
         "seed": seed,
-        "base": artifacts.load_meta(hard_base_path(cfg, base))["key"],
+        "base": artifacts.load_meta(hard_base_path(cfg, base, index))["key"],
+        "ledger": "prompt+completion",
     }
-    return artifacts.cached("rl-controls", conf, _build_grpo(cfg, base, reward, gcfg, seed))
-
-
-# ----------------------------------------------------------------------------- baselines at equal FLOPs
-BASELINES = ("sft_worked", "rft")
-
-
-def _sft(cfg: HardTaskConfig, pairs, tok, params: int, flops_budget: float, seed: int, desc: str):
-    tokens_per_example = float(np.mean([len(tok.encode(c)) + 1 for _, c in pairs[:200]]))  # completion + eos
-    batch = cfg.grpo.batch_size
-    steps = max(1, int(flops_budget / (6 * params * tokens_per_example * batch)))
-    tcfg = TrainConfig(
-        steps=steps,
-        batch_size=batch,
-        lr=cfg.grpo.lr * cfg.sft_lr_mult,
-        warmup_steps=min(10, steps),
-        seed=seed,
-        desc=desc,
-        progress=False,
-        log_every=max(1, steps // 5),
-    )
-    return steps, tcfg
-
-
-def _worked_pairs(cfg: HardTaskConfig, tok, seed: int) -> list[tuple[str, str]]:
-    task, rng = get_task(cfg.task, cfg.difficulty), random.Random(seed)
-    out = []
-    for p in train_problems(cfg, seed):
-        steps = task.worked_solution(p, rng, 0.0)
-        out.append((format_prompt(tok, p.question), " " + completion(steps, final_answer(steps))))
-    return out
-
-
-def _rft_pairs(cfg: HardTaskConfig, model, tok, seed: int) -> tuple[list[tuple[str, str]], int]:
-    """The base's own samples (T = 1) on train problems that the strict verifier accepts (STaR's
-    rationales, without hints); returns the pairs and the tokens sampled to find them."""
-    probs = train_problems(cfg, seed)[: max(1, cfg.n_train // 4)]
-    g = cfg.rft_samples
-    drawn = distill.teacher_outputs(
-        model,
-        tok,
-        [format_prompt(tok, p.question) for p in probs],
-        n_samples=g,
-        temperature=1.0,
-        max_new_tokens=cfg.grpo.max_completion_length,
-        seed=seed,
-    )
-    ok = accuracy_reward(
-        [c for _, c in drawn],
-        task=[p.task for p in probs for _ in range(g)],
-        key=[p.key for p in probs for _ in range(g)],
-    )
-    kept = [(prompt, " " + c.strip()) for (prompt, c), r in zip(drawn, ok) if r > 0]
-    return kept, drawn.generated_tokens
-
-
-def _build_baseline(cfg: HardTaskConfig, kind: str, seed: int, flops_budget: float):
-    def build(folder):
-        model, tok, meta = hard_base_model(cfg, "plain")
-        params, sampled = meta["params"], 0
-        if kind == "sft_worked":
-            pairs = _worked_pairs(cfg, tok, seed)
-        else:
-            pairs, sampled = _rft_pairs(cfg, model, tok, seed)
-        budget = flops_budget - 2.0 * params * sampled  # RFT pays for its own sampling
-        res, steps = None, 0
-        if pairs and budget > 0:
-            steps, tcfg = _sft(cfg, pairs, tok, params, budget, seed, kind)
-            res = train(model, tok, pairs, tcfg)
-        models.save(model.cpu(), tok, folder)
-        return {
-            "steps": steps,
-            "kept": len(pairs),
-            "sampled_tokens": sampled,
-            "params": params,
-            "flops": 2.0 * params * sampled + (6.0 * params * res.tokens if res else 0.0),
-            "flops_budget": flops_budget,
-        }
-
-    return build
-
-
-def baseline_path(cfg: HardTaskConfig, kind: str, seed: int, flops_budget: float) -> Path:
-    """A baseline (``kind`` in :data:`BASELINES`) trained for the FLOPs of one GRPO run, cached."""
-    if kind not in BASELINES:
-        raise ValueError(f"kind must be one of {BASELINES}; got {kind!r}")
-    conf = {
-        "kind": kind,
-        "task": cfg.task,
-        "difficulty": cfg.difficulty,
-        "n_train": cfg.n_train,
-        "batch": cfg.grpo.batch_size,
-        "lr": cfg.grpo.lr * cfg.sft_lr_mult,
-        "rft_samples": cfg.rft_samples,
-        "max_len": cfg.grpo.max_completion_length,
-        "seed": seed,
-        "flops_budget": float(f"{flops_budget:.6g}"),
-        "base": artifacts.load_meta(hard_base_path(cfg, "plain"))["key"],
-    }
-    return artifacts.cached("rl-baseline", conf, _build_baseline(cfg, kind, seed, float(conf["flops_budget"])))
+    return artifacts.cached("rl-controls", conf, _build_grpo(cfg, base, reward, gcfg, seed, index))
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -439,9 +405,11 @@ class Condition(NamedTuple):
             return self.loss
         return self.reward if self.base == "plain" else f"{self.base}_{self.reward}"
 
-    def path(self, cfg: HardTaskConfig, seed: int) -> Path:
+    def path(self, cfg: HardTaskConfig, seed: int, index: int = 0) -> Path:
         mu = cfg.clip_mu if self.clip_control else None
-        return grpo_path(cfg, seed, base=self.base, reward=self.reward, loss_type=self.loss, mu=mu, clip=self.clip)
+        return grpo_path(
+            cfg, seed, base=self.base, reward=self.reward, loss_type=self.loss, mu=mu, clip=self.clip, index=index
+        )
 
 
 # Every GRPO condition; the first (true reward, plain base, grpo loss) is shared by all the experiments.
@@ -457,6 +425,28 @@ CONDITIONS: tuple[Condition, ...] = (
 )
 CLIP_MODELS = ("random_mu", "random_mu_noclip")
 VERDICT_MODELS = ("base", "true", "random", "rft", "sft_worked", "primed_base", "primed_true", *CLIP_MODELS)
+DECIDING = ("true", "random", "primed_true")  # GRPO arms on every base (with the baselines and the bases)
+DECIDING_MODELS = ("base", "primed_base", *DECIDING, "rft", "sft_worked")  # scored in every setting
+
+
+def deciding_cells(cfg: HardTaskConfig, seeds) -> list[tuple[int, int]]:
+    """(base index, seed) of every deciding run: ``n_bases`` bases x the first ``seeds_per_base`` seeds."""
+    return [(b, s) for b in range(cfg.n_bases) for s in list(seeds)[: cfg.seeds_per_base]]
+
+
+def cells(cfg: HardTaskConfig, name: str, seeds) -> list[tuple[int, int]]:
+    """(base index, seed) of every run of condition or model ``name``: the deciding arms on every
+    base; the controls on base 0 (the true reward also there, as the controls' comparator)."""
+    seeds = list(seeds)
+    control = [(0, s) for s in seeds[: cfg.control_seeds]]
+    if name in CLIP_MODELS:
+        return [(0, s) for s in seeds[: cfg.clip_seeds]]
+    if name in ("true", "base"):
+        extra = control + ([(0, s) for s in seeds[: cfg.clip_seeds]] if name == "base" else [])
+        return list(dict.fromkeys(deciding_cells(cfg, seeds) + extra))
+    if name in DECIDING_MODELS:
+        return deciding_cells(cfg, seeds)
+    return control
 
 
 __all__ = [
@@ -464,8 +454,12 @@ __all__ = [
     "REWARDS",
     "LOSS_TYPES",
     "BASES",
-    "BASELINES",
     "CONDITIONS",
+    "DECIDING",
+    "DECIDING_MODELS",
+    "deciding_cells",
+    "cells",
+    "grpo_ledger",
     "Condition",
     "CLIP_MODELS",
     "VERDICT_MODELS",
@@ -481,5 +475,4 @@ __all__ = [
     "samplings",
     "reward_funcs",
     "grpo_path",
-    "baseline_path",
 ]

@@ -10,20 +10,23 @@ of every cached evaluation, :func:`total_flops` the compute.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .. import artifacts, behaviours, stats
 from ..evaluation import EvalResult, eval_record, evaluate_cached, per_problem_scores
+from . import rl_hard_task_decide as decide
 from .rl_hard_task import (
-    BASELINES,
     BASES,
     CLIP_MODELS,
     CONDITIONS,
+    DECIDING_MODELS,
     VERDICT_MODELS,
     HardTaskConfig,
-    baseline_path,
+    cells,
+    deciding_cells,
     grpo_path,
     hard_base_path,
     heldout_set,
@@ -32,25 +35,34 @@ from .rl_hard_task import (
     samplings,
     valid_set,
 )
+from .rl_hard_task_baselines import BASELINES, baseline_path
+
+Cell = tuple[int, int]  # (base index, seed)
 
 
 # ----------------------------------------------------------------------------- running the conditions
 @dataclass
 class HardTaskRuns:
-    """What :func:`run_experiment` trained and evaluated; the per-model dicts are keyed by model name
-    (``base``, ``primed_base``, a condition's name, a baseline's)."""
+    """What :func:`run_experiment` trained and evaluated; per-model dicts are keyed by model name
+    (``base``, ``primed_base``, a condition's name, a baseline's), then by cell (base index, seed)."""
 
     seeds: list[int]
     clip_mu: int
     lr: dict  # {"chosen": lr, "validation_pass_at_1": {lr: score}}
-    paths: dict[str, list] = field(default_factory=dict)  # model -> artifact folder per seed
-    runs: dict[str, list[dict]] = field(default_factory=dict)  # GRPO condition -> run meta per seed
-    r1: dict[str, list[EvalResult]] = field(default_factory=dict)  # model -> held-out evals at R1's sampling
-    settings: dict[str, dict] = field(default_factory=dict)  # base / true -> {greedy, t1: [EvalResult]}
-    baselines: dict[str, list[dict]] = field(default_factory=dict)  # baseline -> meta per seed
+    cells: dict[str, list[Cell]] = field(default_factory=dict)  # model -> its cells
+    deciding: list[Cell] = field(default_factory=list)  # the deciding arms' cells
+    paths: dict[str, dict[Cell, Path]] = field(default_factory=dict)  # model -> cell -> artifact folder
+    runs: dict[str, dict[Cell, dict]] = field(default_factory=dict)  # GRPO condition -> cell -> run meta
+    evals: dict[str, dict[str, dict[Cell, EvalResult]]] = field(default_factory=dict)  # setting -> model -> cell
+    baselines: dict[str, dict[Cell, dict]] = field(default_factory=dict)  # baseline -> cell -> meta
     valid: dict[str, EvalResult] = field(default_factory=dict)  # base kind -> validation eval (room check)
-    passk: dict[str, list[EvalResult]] = field(default_factory=dict)  # base / true -> many-sample evals
-    base_meta: dict = field(default_factory=dict)  # the plain base's artifact meta
+    passk: dict[str, dict[int, EvalResult]] = field(default_factory=dict)  # base / true -> base index -> eval
+    base_meta: dict = field(default_factory=dict)  # plain base 0's artifact meta
+    base_flops: float = 0.0  # continued pretraining of every hard base
+
+    @property
+    def r1(self) -> dict[str, dict[Cell, EvalResult]]:
+        return self.evals["r1"]
 
 
 def choose_lr(cfg: HardTaskConfig) -> tuple[HardTaskConfig, dict[float, float]]:
@@ -68,244 +80,251 @@ def choose_lr(cfg: HardTaskConfig) -> tuple[HardTaskConfig, dict[float, float]]:
     return replace(cfg, grpo=replace(cfg.grpo, lr=lr)), scores
 
 
+def _train_all(cfg: HardTaskConfig, out: HardTaskRuns) -> None:
+    """The bases, every GRPO condition and every baseline, one artifact per (base, seed) cell."""
+    seeds = out.seeds
+    for kind in BASES:
+        name = "base" if kind == "plain" else "primed_base"
+        out.cells[name] = cells(cfg, name, seeds)
+        out.paths[name] = {c: hard_base_path(cfg, kind, c[0]) for c in out.cells[name]}
+    built = {p for by in (out.paths["base"], out.paths["primed_base"]) for p in by.values()}
+    out.base_flops = float(sum(artifacts.load_meta(p)["flops"] for p in built))
+    for cond in CONDITIONS:
+        name = cond.name
+        out.cells[name] = cells(cfg, name, seeds)
+        out.paths[name] = {c: cond.path(cfg, c[1], c[0]) for c in out.cells[name]}
+        out.runs[name] = {c: artifacts.load_meta(p) for c, p in out.paths[name].items()}
+    for kind in BASELINES:  # stopped at the spent FLOPs of the same cell's true-reward GRPO run
+        out.cells[kind] = cells(cfg, kind, seeds)
+        budgets = {c: out.runs["true"][c]["flops"] for c in out.cells[kind]}
+        out.paths[kind] = {c: baseline_path(cfg, kind, c[1], budgets[c], c[0]) for c in out.cells[kind]}
+        out.baselines[kind] = {c: artifacts.load_meta(p) for c, p in out.paths[kind].items()}
+
+
+def _score_all(cfg: HardTaskConfig, out: HardTaskRuns) -> None:
+    """Held-out evaluations: R1's sampling for every model; greedy and T = 1 for the deciding ones;
+    the room check on the validation split; pass@k per base (the base and its seed-0 GRPO run)."""
+    held, smp = heldout_set(cfg), samplings(cfg)
+    room = r1_many(cfg, cfg.valid_samples)
+    out.valid["plain"] = evaluate_cached(out.paths["base"][(0, out.seeds[0])], valid_set(cfg), room, 0)
+    out.evals["r1"] = {
+        name: {c: evaluate_cached(out.paths[name][c], held, smp["r1"], c[1]) for c in out.cells[name]}
+        for name in VERDICT_MODELS
+    }
+    for k in ("greedy", "t1"):
+        out.evals[k] = {
+            name: {
+                c: evaluate_cached(out.paths[name][c], held, smp[k], 0 if k == "greedy" else c[1]) for c in out.deciding
+            }
+            for name in DECIDING_MODELS
+        }
+    many, pk, s0 = r1_many(cfg, cfg.passk_samples), passk_set(cfg), out.seeds[0]
+    bases = sorted({b for b, _ in out.deciding})
+    out.passk = {
+        "base": {b: evaluate_cached(out.paths["base"][(b, s0)], pk, many, 0) for b in bases},
+        "true": {b: evaluate_cached(out.paths["true"][(b, s0)], pk, many, s0) for b in bases},
+    }
+
+
 def run_experiment(cfg: HardTaskConfig, seeds: Sequence[int] = (0, 1, 2)) -> HardTaskRuns:
     """Train (or load) and score every condition for ``seeds``; raw evaluations and run metadata."""
     seeds = list(seeds)
     # 1. GRPO's learning rate, chosen on the validation split by the rule written before the runs.
     cfg, lr_scores = choose_lr(cfg)
-    held, smp = heldout_set(cfg), samplings(cfg)
     lr = {"chosen": cfg.grpo.lr, "validation_pass_at_1": {str(k): v for k, v in lr_scores.items()}}
-    out = HardTaskRuns(seeds=seeds, clip_mu=cfg.clip_mu, lr=lr)
-    # 2. The bases, and the validation check that the task has room at both ends.
-    for kind in BASES:
-        path = hard_base_path(cfg, kind)
-        name = "base" if kind == "plain" else "primed_base"
-        out.paths[name] = [path] * len(seeds)
-        if kind == "plain":  # the room check (the primed base's room shows in its held-out numbers)
-            out.valid[kind] = evaluate_cached(path, valid_set(cfg), r1_many(cfg, cfg.valid_samples), 0)
-        out.r1[name] = [evaluate_cached(path, held, smp["r1"], s) for s in seeds]
-    out.base_meta = artifacts.load_meta(out.paths["base"][0])
-    # 3. The plain base at greedy decoding and T = 1, beside R1's sampling.
-    out.settings["base"] = {
-        k: [evaluate_cached(out.paths["base"][0], held, smp[k], s) for s in ([0] if k == "greedy" else seeds)]
-        for k in ("greedy", "t1")
-    }
-    # 4. Every GRPO condition (reward controls, loss type, primed base, clip control), one model per seed.
-    for cond in CONDITIONS:
-        name = cond.name
-        paths = [cond.path(cfg, s) for s in seeds]
-        out.paths[name], out.runs[name] = paths, [artifacts.load_meta(p) for p in paths]
-        if name in VERDICT_MODELS:
-            out.r1[name] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
-    out.settings["true"] = {
-        k: [evaluate_cached(p, held, smp[k], s if k != "greedy" else 0) for p, s in zip(out.paths["true"], seeds)]
-        for k in ("greedy", "t1")
-    }
-    # 5. The baselines, each trained for the FLOPs of the same seed's true-reward GRPO run.
-    for kind in BASELINES:
-        budgets = [m["flops"] for m in out.runs["true"]]
-        paths = [baseline_path(cfg, kind, s, b) for s, b in zip(seeds, budgets)]
-        out.paths[kind], out.baselines[kind] = paths, [artifacts.load_meta(p) for p in paths]
-        out.r1[kind] = [evaluate_cached(p, held, smp["r1"], s) for p, s in zip(paths, seeds)]
-    # 6. Sharpen or expand: many samples per held-out problem, base (one model) and true-reward RL.
-    many = r1_many(cfg, cfg.passk_samples)
-    pk = passk_set(cfg)
-    out.passk = {"base": [evaluate_cached(out.paths["base"][0], pk, many, 0)]}
-    out.passk["true"] = [evaluate_cached(p, pk, many, s) for p, s in zip(out.paths["true"], seeds)]
+    out = HardTaskRuns(seeds=seeds, clip_mu=cfg.clip_mu, lr=lr, deciding=deciding_cells(cfg, seeds))
+    # 2. Bases, GRPO conditions and baselines (at the same cell's GRPO FLOPs), then every evaluation.
+    _train_all(cfg, out)
+    out.base_meta = artifacts.load_meta(out.paths["base"][(0, seeds[0])])
+    _score_all(cfg, out)
     return out
 
 
 # ----------------------------------------------------------------------------- scoring
-def _s(runs: Sequence[EvalResult], name: str = "pass@1") -> np.ndarray:
-    return per_problem_scores(runs, name)  # (S, P)
+def _row(by_cell: dict[Cell, EvalResult], cs: Sequence[Cell], name: str = "acc") -> np.ndarray:
+    return per_problem_scores([by_cell[c] for c in cs], name)  # (S, P)
 
 
-def _final(runs: list[dict], key: str) -> list[float]:
-    return [float(r["evals"][-1][key]) for r in runs]
+def _final(runs: dict[Cell, dict], key: str, cs: Sequence[Cell] | None = None) -> list[float]:
+    return [float(runs[c]["evals"][-1][key]) for c in (cs if cs is not None else runs)]
 
 
-def _counts(runs: Sequence[EvalResult]) -> np.ndarray:
-    return np.asarray([r.correct for r in runs])  # (S, P) correct samples per problem
+def _per_seed(values: dict[Cell, float], cs: Sequence[Cell], unit: str = "") -> stats.Metric:
+    return stats.over_seeds([float(values[c]) for c in cs], unit=unit)
 
 
 def controls_metrics(out: HardTaskRuns) -> dict:
-    """Results-file metrics of :func:`run_experiment`; every comparison a paired bootstrap."""
-    m: dict = {}
-    _heldout_metrics(out, m)  # room, the chosen lr, held-out R1-sampling comparisons, the clip control
-    _curve_metrics(out, m)  # other evaluation settings, curves over training, behaviours
-    m.update(_passk_metrics(out))  # sharpen or expand
+    """Results-file metrics of :func:`run_experiment`: the deciding comparisons over bases and
+    seeds, the base-0 controls (paired bootstrap), curves, reward components and FLOPs."""
+    ev = {k: {n: by[n] for n in DECIDING_MODELS} for k, by in out.evals.items()}
+    m: dict = decide.deciding_metrics(ev, out.deciding)
+    _room_metrics(out, m)  # room on the validation split, the chosen lr
+    _control_metrics(out, m)  # the clip control on base 0
+    _curve_metrics(out, m)  # curves over training, reward components, behaviours
+    m.update(decide.passk_metrics(out.passk))  # sharpen or expand, per base
+    _flops_metrics(out, m)
     m["clip_mu"] = out.clip_mu
-    m["grpo_flops_per_run"] = stats.over_seeds([r["flops"] for r in out.runs["true"]])
     m["hard_base_params"] = out.base_meta["params"]
-    m["baseline_steps"] = {k: stats.over_seeds([b["steps"] for b in out.baselines[k]]) for k in BASELINES}
-    m["rft_kept"] = stats.over_seeds([b["kept"] for b in out.baselines["rft"]])
+    m["n_bases"] = len({b for b, _ in out.deciding})
+    m["seeds_per_base"] = len(out.deciding) // m["n_bases"]
+    m["plain_base_pass_at_1_r1"] = m["pass_at_1_r1"]["base"]
+    m["primed_base_pass_at_1_r1"] = m["pass_at_1_r1"]["primed_base"]
+    m["plain_base_pass_at_1_lenient_r1"] = m["pass_at_1_lenient_r1"]["base"]
+    m["primed_base_pass_at_1_lenient_r1"] = m["pass_at_1_lenient_r1"]["primed_base"]
     return m
 
 
-def _heldout_metrics(out: HardTaskRuns, m: dict) -> None:
-    """Room on the validation split, the chosen lr, and the held-out comparisons at R1's sampling."""
-    r1 = out.r1
-    # Room at both ends, on the validation split (one model, one sampling seed).
+def _room_metrics(out: HardTaskRuns, m: dict) -> None:
+    """Room at both ends on the validation split (plain base 0), and GRPO's learning rate."""
     for kind, r in out.valid.items():
         kmax = max(r.pass_at_k)
-        m.setdefault("valid_pass_at_1_r1", {})[kind] = stats.rate(_s([r]), seeds="sampling")
-        m.setdefault("valid_pass_at_kmax_r1", {})[kind] = stats.rate(_s([r], f"pass@{kmax}"), seeds="sampling")
+        m.setdefault("valid_pass_at_1_r1", {})[kind] = stats.rate(per_problem_scores([r]), seeds="sampling")
+        m.setdefault("valid_pass_at_kmax_r1", {})[kind] = stats.rate(
+            per_problem_scores([r], f"pass@{kmax}"), seeds="sampling"
+        )
     m["valid_kmax"] = max(out.valid["plain"].pass_at_k)
-    # GRPO's learning rate, chosen on the validation split (choose_lr).
     m["grpo_lr"] = stats.exact(out.lr["chosen"])
     m["lr_valid_pass_at_1"] = {lr: stats.exact(v, unit="rate") for lr, v in out.lr["validation_pass_at_1"].items()}
-    # Held-out, R1's sampling: bases (sampling seeds of one model) and trained models (one per seed).
-    for prefix, base in (("plain", "base"), ("primed", "primed_base")):
-        m[f"{prefix}_base_pass_at_1_r1"] = stats.rate(_s(r1[base]), seeds="sampling")
-    for name in VERDICT_MODELS:
-        if "base" not in name:
-            m.setdefault("pass_at_1_r1", {})[name] = stats.rate(_s(r1[name]))
-    for name in ("true", "random"):
-        m.setdefault("reward_vs_base_pass_at_1_r1", {})[name] = stats.paired_diff(_s(r1[name]), _s(r1["base"]))
-    m["plain_rl_vs_base_pass_at_1_r1"] = m["reward_vs_base_pass_at_1_r1"]["true"]
-    m["plain_rl_vs_base_pass_at_1_lenient_r1"] = stats.paired_diff(
-        _s(r1["true"], "pass@1_lenient"), _s(r1["base"], "pass@1_lenient")
-    )
-    m["plain_true_vs_random_pass_at_1_r1"] = stats.paired_diff(_s(r1["true"]), _s(r1["random"]))
-    best = max(BASELINES, key=lambda k: m["pass_at_1_r1"][k].mean)
-    m["best_baseline"] = BASELINES.index(best)  # 0 = SFT on worked solutions, 1 = RFT
-    for kind in BASELINES:
-        m.setdefault("rl_vs_baseline_pass_at_1_r1", {})[kind] = stats.paired_diff(_s(r1["true"]), _s(r1[kind]))
-    m["plain_rl_vs_best_baseline_pass_at_1_r1"] = m["rl_vs_baseline_pass_at_1_r1"][best]
-    m["primed_rl_vs_base_pass_at_1_r1"] = stats.paired_diff(_s(r1["primed_true"]), _s(r1["primed_base"]))
-    m["primed_vs_plain_rl_pass_at_1_r1"] = stats.paired_diff(_s(r1["primed_true"]), _s(r1["true"]))
-    # Clip control (Shao et al.): the random reward with μ > 1, clip on and off; the clip's measured reach.
+
+
+def _control_metrics(out: HardTaskRuns, m: dict) -> None:
+    """Clip control (Shao et al.): the random reward with μ > 1, clip on and off, on base 0; the
+    clip's measured reach.  Answer-level (lenient) and strict pass@1 at R1's sampling."""
+    r1, cs = out.r1, out.cells[CLIP_MODELS[0]]
     clip, noclip = CLIP_MODELS
-    m["clip_random_vs_base_pass_at_1_r1"] = stats.paired_diff(_s(r1[clip]), _s(r1["base"]))
-    m["noclip_random_vs_base_pass_at_1_r1"] = stats.paired_diff(_s(r1[noclip]), _s(r1["base"]))
-    m["clip_vs_noclip_random_pass_at_1_r1"] = stats.paired_diff(_s(r1[clip]), _s(r1[noclip]))
-    m["clip_frac"] = {  # share of completion tokens whose ratio the clip cut, mean over steps and seeds
+    for score, suffix in (("acc", ""), ("acc_lenient", "_lenient")):
+        base = _row(r1["base"], cs, score)
+        m[f"clip_random_vs_base_pass_at_1{suffix}_r1"] = stats.paired_diff(_row(r1[clip], cs, score), base)
+        m[f"noclip_random_vs_base_pass_at_1{suffix}_r1"] = stats.paired_diff(_row(r1[noclip], cs, score), base)
+        m[f"clip_vs_noclip_random_pass_at_1{suffix}_r1"] = stats.paired_diff(
+            _row(r1[clip], cs, score), _row(r1[noclip], cs, score)
+        )
+    m["clip_frac"] = {  # share of completion tokens whose ratio the clip cut, mean over steps and runs
         name: stats.over_seeds(
-            [float(np.mean([h["clip_frac"] for h in r["history"]])) for r in out.runs[name]], unit="rate"
+            [float(np.mean([h["clip_frac"] for h in r["history"]])) for r in out.runs[name].values()], unit="rate"
         )
         for name in ("true", "random", clip)
     }
 
 
 def _curve_metrics(out: HardTaskRuns, m: dict) -> None:
-    """Greedy and T = 1 beside R1's sampling; the end of every training curve; behaviour rates."""
-    # Evaluation settings: greedy and T = 1 beside R1's (base and true-reward RL).
-    for k in ("greedy", "t1"):
-        b, t = out.settings["base"][k], out.settings["true"][k]
-        m[f"plain_base_pass_at_1_{k}"] = stats.rate(_s(b), seeds="sampling")
-        m[f"plain_rl_pass_at_1_{k}"] = stats.rate(_s(t))
-        bb = np.repeat(_s(b), len(t), axis=0) if len(b) == 1 else _s(b)  # greedy: one base row per RL seed
-        m[f"plain_rl_vs_base_pass_at_1_{k}"] = stats.paired_diff(_s(t), bb)
-    # Reward controls and loss types over training (curve problems, R1's sampling).
+    """The end of every training curve, the reward components per step, behaviour rates."""
     for name, runs in out.runs.items():
-        for key in ("pass_at_1", "format_rate", "mean_len"):
+        for key in ("pass_at_1", "pass_at_1_lenient", "format_rate", "mean_len"):
             m.setdefault(f"final_{key}_curve", {})[name] = stats.over_seeds(
                 _final(runs, key), unit="" if key == "mean_len" else "rate"
             )
+        # Reward components (issue 24): accuracy and format, logged at every step whatever is optimised.
+        for comp, key in (("accuracy", "acc_strict"), ("accuracy_lenient", "acc_lenient"), ("format", "acc_format")):
+            for when, i in (("first", 0), ("last", -1)):
+                m.setdefault(f"reward_component_{comp}_{when}", {})[name] = stats.over_seeds(
+                    [float(r["history"][i][key]) for r in runs.values()], unit="rate"
+                )
+    cs = [c for c in out.cells["dr_grpo"] if c in out.runs["true"]]
     m["dr_grpo_vs_grpo_mean_len_curve"] = stats.paired_seeds(
-        _final(out.runs["dr_grpo"], "mean_len"), _final(out.runs["true"], "mean_len")
+        _final(out.runs["dr_grpo"], "mean_len", cs), _final(out.runs["true"], "mean_len", cs)
     )
     for b in behaviours.BEHAVIOURS:
         for name in ("true", "primed_true"):
             runs = out.runs[name]
             m.setdefault(f"behaviour_{b}_start", {})[name] = stats.over_seeds(
-                [float(r["evals"][0][f"rate_{b}"]) for r in runs], unit="rate"
+                [float(r["evals"][0][f"rate_{b}"]) for r in runs.values()], unit="rate"
             )
             m.setdefault(f"behaviour_{b}_end", {})[name] = stats.over_seeds(_final(runs, f"rate_{b}"), unit="rate")
 
 
-def _passk_metrics(out: HardTaskRuns) -> dict:
-    """pass@k (k = 1..n) of base and true-reward RL, the crossover k, per-problem coverage."""
-    pb, pr = out.passk["base"], out.passk["true"]
-    n = pb[0].n_samples
-    ks = sorted(pb[0].pass_at_k)
-    cb, cr = _counts(pb), _counts(pr)
-    base_k = stats.pass_at_k(cb, n, ks, seeds="sampling")
-    rl_k = stats.pass_at_k(cr, n, ks)
-    m = {
-        "passk_base": {str(k): v for k, v in base_k.items()},
-        "passk_rl": {str(k): v for k, v in rl_k.items()},
-        "passk_n": n,
-        # The smallest k at which the base's pass@k reaches RL's (0 = never, up to n).
-        "passk_crossover_k": stats.crossover_k(rl_k, base_k) or 0,
-        f"passk_rl_vs_base_at_{n}": stats.paired_diff(
-            stats.pass_at_k_scores(cr, n, n), np.repeat(stats.pass_at_k_scores(cb, n, n), len(pr), axis=0)
-        ),
-        "passk_rl_vs_base_at_1": stats.paired_diff(
-            stats.pass_at_k_scores(cr, n, 1), np.repeat(stats.pass_at_k_scores(cb, n, 1), len(pr), axis=0)
-        ),
+def _flops_metrics(out: HardTaskRuns, m: dict) -> None:
+    """Spent FLOPs per arm (:mod:`minir1.flops`), aligned by deciding cell: the equal-FLOPs pairs."""
+    cs = out.deciding
+    spent = {"grpo": {c: out.runs["true"][c]["flops"] for c in cs}}
+    spent.update({kind: {c: out.baselines[kind][c]["flops"] for c in cs} for kind in BASELINES})
+    m["flops_spent"] = {arm: _per_seed(v, cs) for arm, v in spent.items()}
+    m["flops_ratio_to_grpo"] = {  # baseline / GRPO per cell (1.0 = equal)
+        kind: stats.over_seeds([spent[kind][c] / spent["grpo"][c] for c in cs]) for kind in BASELINES
     }
-    base_solved = cb > 0  # (1, P)
-    # Problems RL (seed s) solves in n samples that the base never solved, and the reverse.
-    m["coverage_rl_only"] = stats.rate(((cr > 0) & ~base_solved).astype(float))
-    m["coverage_base_only"] = stats.rate((base_solved & ~(cr > 0)).astype(float))
-    m["coverage_base_solved"] = stats.rate(base_solved.astype(float), seeds="sampling")
-    return m
+    m["grpo_flops_per_run"] = m["flops_spent"]["grpo"]
+    m["baseline_steps"] = {k: _per_seed({c: b["steps"] for c, b in out.baselines[k].items()}, cs) for k in BASELINES}
+    m["rft_kept"] = _per_seed({c: b["kept"] for c, b in out.baselines["rft"].items()}, cs)
 
 
-CURVE_KEYS = ("step", "reward", "acc_strict", "acc_lenient", "len", "len_correct", "len_incorrect", "clip_frac")
+def equal_flops(out: HardTaskRuns) -> list[list[str]]:
+    """``extra["equal_flops"]``: the pairs the chapter calls "equal FLOPs" (each within 5% per cell).
+    A baseline with nothing to train on in some cell (RFT keeping no verified sample) could not
+    spend its budget: it is left out of the list and reported as such (``unequal_flops``)."""
+    return [["grpo", k] for k in BASELINES if all(b["kept"] > 0 for b in out.baselines[k].values())]
+
+
+CURVE_KEYS = (
+    "step",
+    "reward",
+    "acc_strict",
+    "acc_lenient",
+    "acc_format",
+    "len",
+    "len_correct",
+    "len_incorrect",
+    "clip_frac",
+    "entropy",
+)
 
 
 def controls_extra(out: HardTaskRuns) -> dict:
-    """Curves (per condition, per seed) and sample completions for the figures."""
+    """Curves (per condition, per run), sample completions, the lr rule, the FLOPs ledgers."""
     return {
         "curves": {
             name: [
-                {"history": [{k: h.get(k) for k in CURVE_KEYS} for h in r["history"]], "evals": r["evals"]}
-                for r in runs
+                {"history": [{k: h.get(k) for k in CURVE_KEYS} for h in r["history"]], "evals": r["evals"], "cell": c}
+                for c, r in runs.items()
             ]
             for name, runs in out.runs.items()
         },
-        "samples": {name: runs[0].samples for name, runs in out.r1.items()},
+        "samples": {name: next(iter(runs.values())).samples for name, runs in out.r1.items()},
         "lr": out.lr,
+        "ledgers": {
+            "grpo": [out.runs["true"][c].get("ledger") for c in out.deciding],
+            **{k: [out.baselines[k][c].get("ledger") for c in out.deciding] for k in BASELINES},
+        },
+        "cells": [list(c) for c in out.deciding],
+        "unequal_flops": [k for k in BASELINES if ["grpo", k] not in equal_flops(out)],
     }
 
 
 def controls_evals(cfg: HardTaskConfig, out: HardTaskRuns) -> dict:
     """``evals`` records of every cached evaluation the metrics use."""
-    held, smp, seeds = heldout_set(cfg), samplings(cfg), out.seeds
+    held, smp = heldout_set(cfg), samplings(cfg)
     recs = {}
-    for kind, r in out.valid.items():
-        path = out.paths["base" if kind == "plain" else "primed_base"][0]
-        eid, rec = eval_record(path, valid_set(cfg), r1_many(cfg, cfg.valid_samples), [r], [0])
+
+    def add(path, eset, samp, runs, seeds):
+        eid, rec = eval_record(path, eset, samp, runs, seeds)
         recs[eid] = rec
-    for name, runs in out.r1.items():
-        if "base" in name:
-            eid, rec = eval_record(out.paths[name][0], held, smp["r1"], runs, seeds)
-            recs[eid] = rec
-        else:
-            for p, r, s in zip(out.paths[name], runs, seeds):
-                eid, rec = eval_record(p, held, smp["r1"], [r], [s])
-                recs[eid] = rec
-    for k in ("greedy", "t1"):
-        eid, rec = eval_record(out.paths["base"][0], held, smp[k], out.settings["base"][k], seeds)
-        recs[eid] = rec
-        for p, r, s in zip(out.paths["true"], out.settings["true"][k], seeds):
-            eid, rec = eval_record(p, held, smp[k], [r], [s])
-            recs[eid] = rec
-    many = r1_many(cfg, cfg.passk_samples)
-    pk = passk_set(cfg)
-    eid, rec = eval_record(out.paths["base"][0], pk, many, out.passk["base"], [0])
-    recs[eid] = rec
-    for p, r, s in zip(out.paths["true"], out.passk["true"], seeds):
-        eid, rec = eval_record(p, pk, many, [r], [s])
-        recs[eid] = rec
+
+    room = r1_many(cfg, cfg.valid_samples)
+    add(out.paths["base"][(0, out.seeds[0])], valid_set(cfg), room, [out.valid["plain"]], [0])
+    for setting, by_model in out.evals.items():
+        for name, by_cell in by_model.items():
+            for c, r in by_cell.items():
+                add(out.paths[name][c], held, smp[setting], [r], [0 if setting == "greedy" else c[1]])
+    many, pk, s0 = r1_many(cfg, cfg.passk_samples), passk_set(cfg), out.seeds[0]
+    for b, r in out.passk["base"].items():
+        add(out.paths["base"][(b, s0)], pk, many, [r], [0])
+    for b, r in out.passk["true"].items():
+        add(out.paths["true"][(b, s0)], pk, many, [r], [s0])
     return recs
 
 
 def total_flops(out: HardTaskRuns) -> float:
-    """Training FLOPs of every run and baseline, plus 2·N per sampled evaluation token."""
-    fl = sum(r["flops"] for runs in out.runs.values() for r in runs)
-    fl += sum(b["flops"] for runs in out.baselines.values() for b in runs)
-    evs = list(out.valid.values()) + [r for runs in out.r1.values() for r in runs]
-    evs += [r for by in out.settings.values() for runs in by.values() for r in runs]
-    evs += [r for runs in out.passk.values() for r in runs]
+    """Training FLOPs of every run and baseline, every base's continued pretraining, and 2·N per
+    sampled evaluation token."""
+    fl = sum(r["flops"] for runs in out.runs.values() for r in runs.values())
+    fl += sum(b["flops"] for by in out.baselines.values() for b in by.values())
+    evs = list(out.valid.values()) + [r for by in out.evals.values() for m in by.values() for r in m.values()]
+    evs += [r for by in out.passk.values() for r in by.values()]
     fl += 2.0 * out.base_meta["params"] * sum(r.tokens_generated for r in evs)
-    fl += 2 * out.base_meta["flops"]  # pretraining the two bases
-    return float(fl)
+    return float(fl + out.base_flops)
 
 
 __all__ = [
+    "HardTaskRuns",
     "choose_lr",
     "run_experiment",
     "controls_metrics",
@@ -313,4 +332,5 @@ __all__ = [
     "controls_evals",
     "total_flops",
     "CURVE_KEYS",
+    "equal_flops",
 ]

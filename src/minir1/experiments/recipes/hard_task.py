@@ -4,7 +4,9 @@ The lab's 3-digit addition is too easy to tell sharpening from learning, so the 
 task starts from a base that has room at both ends: the lab's base (``start``) pretrained further
 on a corpus of the hard task only (:func:`hard_base_config`).  Two bases differ only in
 ``CorpusConfig.behaviour_rate`` (the share of worked solutions that check a result or say "wait"
-and redo a step, same token budget): ``plain`` and ``primed`` (:func:`kind_config`).
+and redo a step, same token budget): ``plain`` and ``primed`` (:func:`kind_config`).  Several
+hard bases (:func:`indexed`) continue the *same* lab base on corpora drawn with different seeds and
+batches in different orders: independent continued pretraining, one shared starting point.
 :func:`continued_path` builds one the first time (once, under a lock) and reuses it afterwards.
 """
 
@@ -54,6 +56,16 @@ def kind_config(plain: LabConfig, kind: str, primed_behaviour_rate: float) -> La
     if kind == "plain":
         return plain
     return replace(plain, corpus=replace(plain.corpus, behaviour_rate=primed_behaviour_rate))
+
+
+def indexed(bc: LabConfig, index: int) -> LabConfig:
+    """Hard base ``index``: 0 is ``bc`` itself; another index draws the corpus with seed ``index``
+    and trains with batch order and initialisation seed ``index`` (same sizes and steps)."""
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"base index must be an int >= 0; got {index!r}")
+    if index == 0:
+        return bc
+    return replace(bc, seed=index, train=replace(bc.train, seed=index), corpus=replace(bc.corpus, seed=index))
 
 
 def _build_continued(start: LabConfig, bc: LabConfig):

@@ -73,7 +73,7 @@ REWARD_LABELS = {
 
 
 def rl_passk_hard(ax, metrics: dict):
-    """Hard task: held-out strict pass@k against k (log scale) for the base and GRPO, 95% bands."""
+    """Hard task: held-out answer-level pass@k against k (log scale), base and GRPO over bases, 95% intervals."""
     ks = sorted(metrics["passk_base"], key=int)
     x = [int(k) for k in ks]
     for key, label, colour in (("passk_base", "base", PALETTE[7]), ("passk_rl", "GRPO, true reward", PALETTE[1])):
@@ -81,18 +81,18 @@ def rl_passk_hard(ax, metrics: dict):
         ax.plot(x, [m["mean"] for m in ms], "-o", ms=3, color=colour, label=label)
         ax.fill_between(x, [m["lo"] for m in ms], [m["hi"] for m in ms], color=colour, alpha=0.15)
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="k (samples per problem, T = 0.6, top-p 0.95)", ylabel="held-out strict pass@k", ylim=(0, 1.02))
+    ax.set(xlabel="k (samples per problem, T = 0.6, top-p 0.95)", ylabel="held-out answer-level pass@k", ylim=(0, 1.02))
     ax.legend(fontsize=8)
     return ax
 
 
 def rl_reward_curves(axes, hard: dict, names=("true", "random", "format", "incorrect")):
-    """Hard task: held-out strict pass@1 and strict-format rate over GRPO steps, one line per reward."""
+    """Hard task: held-out answer-level pass@1 and R1-format rate over GRPO steps, one line per reward."""
     for name in names:
         runs = hard["curves"][name]
-        band(axes[0], *_rl_series(runs, "evals", "pass_at_1"), label=REWARD_LABELS[name])
+        band(axes[0], *_rl_series(runs, "evals", "pass_at_1_lenient"), label=REWARD_LABELS[name])
         band(axes[1], *_rl_series(runs, "evals", "format_rate"), label=REWARD_LABELS[name])
-    axes[0].set(xlabel="GRPO step", ylabel="held-out strict pass@1", ylim=(0, 1))
+    axes[0].set(xlabel="GRPO step", ylabel="held-out answer-level pass@1", ylim=(0, 1))
     axes[1].set(xlabel="GRPO step", ylabel="R1-format rate", ylim=(0, 1.02))
     axes[0].legend(fontsize=7)
     return axes
@@ -171,33 +171,38 @@ def rl_easy_table(metrics: dict):
         if f"rl_pass_at_1_{tag}" not in metrics:
             continue
         rows[label] = {
-            "base, strict": fmt(metrics[f"base_pass_at_1_{tag}"]),
-            "GRPO, strict": fmt(metrics[f"rl_pass_at_1_{tag}"]),
             "base, lenient": fmt(metrics[f"base_pass_at_1_lenient_{tag}"]),
             "GRPO, lenient": fmt(metrics[f"rl_pass_at_1_lenient_{tag}"]),
+            "base, strict": fmt(metrics[f"base_pass_at_1_{tag}"]),
+            "GRPO, strict": fmt(metrics[f"rl_pass_at_1_{tag}"]),
+            "base, format": fmt(metrics[f"base_format_rate_{tag}"]),
+            "GRPO, format": fmt(metrics[f"rl_format_rate_{tag}"]),
         }
     return pd.DataFrame(rows).T
 
 
-def rl_hard_table(metrics: dict):
-    """Hard task: held-out strict pass@1 at R1's sampling for every model, and GRPO (true reward) minus it."""
+def rl_hard_table(metrics: dict, setting: str = "r1"):
+    """Hard task: held-out answer-level (lenient) pass@1, strict pass@1 and the R1-format rate of every
+    deciding model over bases and seeds, and GRPO (true reward) minus each row, answer-level."""
     import pandas as pd
 
-    m = {k: as_metric(v) if isinstance(v, dict) and "mean" in v else v for k, v in metrics.items()}
-    rows = {
-        "base (plain)": (m["plain_base_pass_at_1_r1"], m["plain_rl_vs_base_pass_at_1_r1"]),
-        "base (primed)": (m["primed_base_pass_at_1_r1"], None),
+    L, S, F = (metrics[f"{k}_{setting}"] for k in ("pass_at_1_lenient", "pass_at_1", "format_rate"))
+    diffs = {
+        "base": metrics[f"plain_rl_vs_base_pass_at_1_lenient_{setting}"],
+        "random": metrics[f"plain_true_vs_random_pass_at_1_lenient_{setting}"],
+        **metrics[f"rl_vs_baseline_pass_at_1_lenient_{setting}"],
     }
-    diffs = {"random": m["plain_true_vs_random_pass_at_1_r1"], **metrics["rl_vs_baseline_pass_at_1_r1"]}
-    for name, rate in metrics["pass_at_1_r1"].items():
+    labels = {"base": "base (plain)", "primed_base": "base (primed)", **REWARD_LABELS}
+    rows = {}
+    for name in L:
         d = diffs.get(name)
-        rows[REWARD_LABELS[name]] = (as_metric(rate), as_metric(d) if d is not None else None)
-    return pd.DataFrame(
-        {
-            "strict pass@1, T = 0.6": {k: fmt(v[0]) for k, v in rows.items()},
-            "GRPO (true reward) minus this row": {k: fmt(v[1]) if v[1] is not None else "" for k, v in rows.items()},
+        rows[labels.get(name, name)] = {
+            "answer-level pass@1": fmt(as_metric(L[name])),
+            "strict pass@1": fmt(as_metric(S[name])),
+            "R1-format rate": fmt(as_metric(F[name])),
+            "GRPO (true) minus this row, answer-level": fmt(as_metric(d)) if d is not None else "",
         }
-    )
+    return pd.DataFrame(rows).T
 
 
 def rl_table(metrics: dict):
@@ -217,6 +222,7 @@ def rl_table(metrics: dict):
     ):
         row = {f"strict pass@1, {label}": get(f"{pre}_pass_at_1_{key}") for key, label in _SETTINGS}
         row["lenient pass@1, R1"] = get(f"{pre}_pass_at_1_lenient_r1")
+        row["format rate, R1"] = get(f"{pre}_format_rate_r1")
         row["RL − this, strict, R1 (paired)"] = (
             "—" if pre == "rl" else get("rl_vs_base_pass_at_1_r1" if pre == "base" else f"rl_vs_{pre}_pass_at_1_r1")
         )

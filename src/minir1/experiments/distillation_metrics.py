@@ -21,7 +21,12 @@ from .distillation_students import CONDITIONS
 def _hull(m: stats.Metric) -> stats.Metric:
     """The reporting rule (:func:`minir1.stats_hier.conservative`): the bootstrap interval hulled with
     the seed-level t interval; a single seed has no seed-level interval, so its bootstrap stands."""
-    return stats_hier.conservative(m) if len(m.per_seed) >= 2 else m
+    if len(m.per_seed) < 2:
+        return m
+    h = stats_hier.conservative(m)
+    low, high = {"rate": (0.0, 1.0), "diff": (-1.0, 1.0)}.get(h.unit, (-np.inf, np.inf))
+    # a t interval over a few seeds of a rate near 0 or 1 reaches past it: no rate does
+    return stats.Metric(h.mean, max(h.lo, low), min(h.hi, high), h.per_seed, h.n, h.method, h.unit)
 
 
 def _rate(x) -> stats.Metric:

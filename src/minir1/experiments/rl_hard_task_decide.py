@@ -38,16 +38,22 @@ def _units(g: list[list[np.ndarray]]) -> list[float] | None:
     return [float(np.mean([x.mean() for x in base])) for base in g] if len(g) > 1 else None
 
 
+def _within(m: stats.Metric, low: float, high: float) -> stats.Metric:
+    """``m`` with its interval cut to the range its quantity can take (a t interval over a few
+    seeds of a rate near 0 reaches below 0: no rate does)."""
+    return stats.Metric(m.mean, max(m.lo, low), min(m.hi, high), m.per_seed, m.n, m.method, m.unit)
+
+
 def rate(g: list[list[np.ndarray]]) -> stats.Metric:
-    """A model's rate over bases, seeds and problems, by the reporting rule."""
-    return conservative(hierarchical_bootstrap(g), _units(g))
+    """A model's rate over bases, seeds and problems, by the reporting rule, inside [0, 1]."""
+    return _within(conservative(hierarchical_bootstrap(g), _units(g)), 0.0, 1.0)
 
 
 def diff(ga: list[list[np.ndarray]], gb: list[list[np.ndarray]]) -> tuple[stats.Metric, stats.Metric]:
     """A − B paired on bases, seeds and problems: (the reporting rule's interval, the bootstrap's alone)."""
     boot = hierarchical_paired_diff(ga, gb)
     d = [[x - y for x, y in zip(ba, bb if len(bb) == len(ba) else bb * len(ba))] for ba, bb in zip(ga, gb)]
-    return conservative(boot, _units(d)), boot
+    return _within(conservative(boot, _units(d)), -1.0, 1.0), boot
 
 
 def deciding_metrics(evals: Mapping[str, Mapping[str, Mapping[Cell, EvalResult]]], cells: Sequence[Cell]) -> dict:

@@ -154,14 +154,26 @@ def rule_text(d: Deciding) -> str:
     return f"rule: {_WORDS[d.stat]} {_OPS.get(d.op, d.op)} {fmt(d.threshold, d.scale)}"
 
 
-def dashboard_rows(results_dir: str | os.PathLike | None = None) -> list[Row]:
-    """One :class:`Row` per registry claim, in registry order (verdicts from the results files)."""
+def dashboard_rows(
+    results_dir: str | os.PathLike | None = None, registry: str | os.PathLike | None = None
+) -> list[Row]:
+    """One :class:`Row` per registry claim, in registry order (verdicts from the results files).
+    ``registry``: another edition's ``data/claims.yml`` (its rules name its own deciding metrics)."""
     rdir = Path(results_dir) if results_dir is not None else repo_root() / "book" / "results"
-    table = claims_table(rdir)
+    claims = load_claims(registry)
+    if registry is None:
+        verdicts = list(claims_table(rdir)["verdict"])
+    else:
+        found = {
+            c["id"]: c["verdict"]
+            for r in map(lambda c: _read_results(rdir, c), {c["chapter"] for c in claims})
+            for c in (r or {}).get("claims", [])
+        }
+        verdicts = [found.get(c["id"], PENDING) for c in claims]
     docs = _chapter_docs()
     cache: dict[str, dict | None] = {}
     rows = []
-    for claim, verdict in zip(load_claims(), table["verdict"]):
+    for claim, verdict in zip(claims, verdicts):
         if claim["chapter"] not in cache:
             cache[claim["chapter"]] = _read_results(rdir, claim["chapter"])
         res = cache[claim["chapter"]]

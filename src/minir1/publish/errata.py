@@ -64,11 +64,14 @@ def current_edition(path: str | os.PathLike | None = None) -> dict:
     return load_editions(path)[0]
 
 
-def verdict_changes(old_dir: str | os.PathLike, new_dir: str | os.PathLike) -> list[dict]:
+def verdict_changes(
+    old_dir: str | os.PathLike, new_dir: str | os.PathLike, old_registry: str | os.PathLike | None = None
+) -> list[dict]:
     """Every claim whose verdict differs between two results folders, in registry order:
     ``{claim, old, new, number}`` with the deciding number before -> after (``why`` is left
-    for a person to write)."""
-    old = {r.id: r for r in dashboard_rows(old_dir)}
+    for a person to write).  ``old_registry``: the old edition's ``data/claims.yml``, whose rules
+    name the deciding metrics its results hold (default: today's)."""
+    old = {r.id: r for r in dashboard_rows(old_dir, old_registry)}
     out = []
     for r in dashboard_rows(new_dir):
         before = old[r.id]
@@ -149,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--old", help="the previous edition's results folder")
     ap.add_argument("--new", help="the new edition's results folder (default book/results)")
+    ap.add_argument("--old-claims", help="the previous edition's data/claims.yml (default: today's)")
     args = ap.parse_args(argv)
     if args.old:
-        changes = verdict_changes(args.old, args.new or repo_root() / "book" / "results")
+        changes = verdict_changes(args.old, args.new or repo_root() / "book" / "results", args.old_claims)
         for ch in changes:
             ch["why"] = "TODO: say why"
         print(yaml.safe_dump({"changes": changes}, sort_keys=False, allow_unicode=True, width=100), end="")
